@@ -1,0 +1,351 @@
+//! Audio input: opens WAV, FLAC or raw PCM from a file or a pipe, and
+//! streams it as mono f32 samples at the rate the model wants.
+//!
+//! The container is recognized by its magic bytes, so `-` (stdin) and files
+//! take the same path. Nothing is read whole: a one-hour pipe runs in the
+//! memory of one block. FLAC decoding is `claxon`'s; WAV is ours (see
+//! [`crate::wav`] for why); resampling is [`crate::resample`].
+
+use crate::error::{Error, Result};
+use crate::resample::StreamResampler;
+use crate::wav::{check_rate, SampleFormat, WavHeader, WavReader};
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// Name used for standard input in messages.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Layout of headerless PCM (only little-endian s16 is supported).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawFormat {
+    /// Frames per second.
+    pub rate_hz: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+}
+
+/// What the input turned out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioInfo {
+    /// `wav`, `flac` or `raw`.
+    pub container: &'static str,
+    /// Native rate of the input.
+    pub rate_hz: u32,
+    /// Native channel count.
+    pub channels: u16,
+    /// Total frames if the header says so (not for pipes with placeholder lengths).
+    pub frames: Option<u64>,
+}
+
+type Input = Box<dyn Read + Send>;
+
+enum Decoder {
+    Wav(WavReader<Input>),
+    Flac(FlacDecoder),
+}
+
+/// Streaming FLAC decoder over claxon.
+struct FlacDecoder {
+    reader: claxon::FlacReader<Input>,
+    scale: f32,
+    channels: u32,
+    buffer: Vec<i32>,
+    decoded: u64,
+    total: Option<u64>,
+    finished: bool,
+}
+
+impl FlacDecoder {
+    fn read_block(&mut self, name: &str, out: &mut Vec<f32>) -> Result<bool> {
+        out.clear();
+        if self.finished {
+            return Ok(false);
+        }
+        let buffer = std::mem::take(&mut self.buffer);
+        let at = self.decoded;
+        let fail = |what: String| {
+            Error::bad_audio(
+                name,
+                None,
+                format!("{what} in FLAC frame starting at sample {at}; {at} samples were decoded before it"),
+            )
+        };
+        match self.reader.blocks().read_next_or_eof(buffer) {
+            Ok(Some(block)) => {
+                let n = block.duration();
+                out.reserve(n as usize * self.channels as usize);
+                for i in 0..n {
+                    for ch in 0..self.channels {
+                        out.push(block.sample(ch, i) as f32 * self.scale);
+                    }
+                }
+                self.decoded += n as u64;
+                self.buffer = block.into_buffer();
+                Ok(true)
+            }
+            Ok(None) => {
+                self.finished = true;
+                match self.total {
+                    Some(t) if self.decoded < t => Err(fail(format!(
+                        "truncated FLAC: stream info declares {t} samples but the stream ended"
+                    ))),
+                    _ => Ok(false),
+                }
+            }
+            Err(claxon::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.finished = true;
+                Err(fail("truncated FLAC: stream ended".into()))
+            }
+            Err(claxon::Error::IoError(e)) => Err(Error::Io {
+                source_name: name.to_string(),
+                source: e,
+            }),
+            Err(claxon::Error::FormatError(m)) => {
+                self.finished = true;
+                Err(fail(format!("corrupt FLAC ({m})")))
+            }
+            Err(claxon::Error::Unsupported(m)) => {
+                self.finished = true;
+                Err(fail(format!("unsupported FLAC feature ({m})")))
+            }
+        }
+    }
+}
+
+/// A decoder for one input, yielding interleaved f32 samples at the native rate.
+pub struct AudioReader {
+    name: String,
+    info: AudioInfo,
+    decoder: Decoder,
+}
+
+impl AudioReader {
+    /// Opens a path, or standard input for `-`. `raw` selects headerless
+    /// s16le PCM; otherwise the container is sniffed from its magic bytes.
+    pub fn open(path: &Path, raw: Option<RawFormat>) -> Result<Self> {
+        if path.as_os_str() == "-" {
+            return Self::from_reader(Box::new(std::io::stdin()), STDIN_NAME, raw);
+        }
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Self::from_reader(
+            Box::new(BufReader::with_capacity(1 << 16, file)),
+            &path.display().to_string(),
+            raw,
+        )
+    }
+
+    /// Wraps any reader; `name` appears in error messages.
+    pub fn from_reader(mut inner: Input, name: &str, raw: Option<RawFormat>) -> Result<Self> {
+        if let Some(raw) = raw {
+            check_rate(raw.rate_hz).map_err(|m| Error::config("--raw-rate", m))?;
+            if raw.channels == 0 || raw.channels > 8 {
+                return Err(Error::config("--raw-channels", "must be 1..8"));
+            }
+            let header = WavHeader {
+                format: SampleFormat::I16,
+                channels: raw.channels,
+                rate_hz: raw.rate_hz,
+                data_bytes: None,
+                data_offset: 0,
+            };
+            return Ok(AudioReader {
+                name: name.to_string(),
+                info: AudioInfo {
+                    container: "raw",
+                    rate_hz: raw.rate_hz,
+                    channels: raw.channels,
+                    frames: None,
+                },
+                decoder: Decoder::Wav(WavReader::with_header(inner, name, header)),
+            });
+        }
+        let mut magic = [0u8; 4];
+        let n = crate::wav::read_full(&mut inner, &mut magic).map_err(|e| Error::Io {
+            source_name: name.to_string(),
+            source: e,
+        })?;
+        if n == 0 {
+            return Err(Error::bad_audio(name, Some(0), "empty input: no audio bytes at all"));
+        }
+        let inner: Input = Box::new(std::io::Cursor::new(magic[..n].to_vec()).chain(inner));
+        match &magic[..n] {
+            b"RIFF" | b"RF64" | b"RIFX" => {
+                let wav = WavReader::new(inner, name)?;
+                let h = wav.header().clone();
+                Ok(AudioReader {
+                    name: name.to_string(),
+                    info: AudioInfo {
+                        container: "wav",
+                        rate_hz: h.rate_hz,
+                        channels: h.channels,
+                        frames: h
+                            .data_bytes
+                            .map(|b| b / (h.format.bytes() as u64 * h.channels as u64)),
+                    },
+                    decoder: Decoder::Wav(wav),
+                })
+            }
+            b"fLaC" => Self::open_flac(inner, name),
+            other => Err(Error::bad_audio(
+                name,
+                Some(0),
+                format!(
+                    "not a WAV or FLAC stream (starts with bytes {}); for headerless s16le PCM pass --raw-rate",
+                    other.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+                ),
+            )),
+        }
+    }
+
+    fn open_flac(inner: Input, name: &str) -> Result<Self> {
+        let reader = claxon::FlacReader::new(inner).map_err(|e| {
+            Error::bad_audio(name, None, format!("cannot read FLAC header: {e}"))
+        })?;
+        let si = reader.streaminfo();
+        check_rate(si.sample_rate).map_err(|m| Error::bad_audio(name, None, m))?;
+        if si.channels > 8 {
+            return Err(Error::bad_audio(name, None, format!("{} channels is not supported", si.channels)));
+        }
+        if !(4..=32).contains(&si.bits_per_sample) {
+            return Err(Error::bad_audio(
+                name,
+                None,
+                format!("unsupported FLAC bit depth {}", si.bits_per_sample),
+            ));
+        }
+        let channels = si.channels;
+        Ok(AudioReader {
+            name: name.to_string(),
+            info: AudioInfo {
+                container: "flac",
+                rate_hz: si.sample_rate,
+                channels: channels as u16,
+                frames: si.samples,
+            },
+            decoder: Decoder::Flac(FlacDecoder {
+                reader,
+                scale: 1.0 / (1u64 << (si.bits_per_sample - 1)) as f32,
+                channels,
+                buffer: Vec::new(),
+                decoded: 0,
+                total: si.samples.filter(|&t| t > 0),
+                finished: false,
+            }),
+        })
+    }
+
+    /// What the input is.
+    pub fn info(&self) -> &AudioInfo {
+        &self.info
+    }
+
+    /// Name used in messages (path or `<stdin>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Decodes the next block of interleaved samples into `out` (cleared
+    /// first); `Ok(false)` at the end. After an error, every sample decoded
+    /// before the fault has already been returned.
+    pub fn read_block(&mut self, out: &mut Vec<f32>) -> Result<bool> {
+        match &mut self.decoder {
+            Decoder::Wav(w) => w.read_block(out),
+            Decoder::Flac(f) => f.read_block(&self.name, out),
+        }
+    }
+}
+
+/// Averages interleaved channels into mono, appending to `out`.
+pub fn downmix_into(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
+    if channels == 1 {
+        out.extend_from_slice(interleaved);
+        return;
+    }
+    let scale = 1.0 / channels as f32;
+    out.extend(
+        interleaved
+            .chunks_exact(channels)
+            .map(|f| f.iter().sum::<f32>() * scale),
+    );
+}
+
+/// An input decoded, downmixed and resampled to one target rate, streamed in blocks.
+pub struct MonoStream {
+    reader: AudioReader,
+    resampler: StreamResampler,
+    interleaved: Vec<f32>,
+    mono: Vec<f32>,
+    done: bool,
+    samples_in: u64,
+    /// An input fault to report once the audio before it has been returned.
+    pending_error: Option<Error>,
+}
+
+impl MonoStream {
+    /// Opens `path` (or `-`) and prepares conversion to `rate_hz` mono.
+    pub fn open(path: &Path, raw: Option<RawFormat>, rate_hz: u32) -> Result<Self> {
+        Self::new(AudioReader::open(path, raw)?, rate_hz)
+    }
+
+    /// Wraps an opened reader.
+    pub fn new(reader: AudioReader, rate_hz: u32) -> Result<Self> {
+        let resampler = StreamResampler::new(reader.info().rate_hz, rate_hz)?;
+        Ok(MonoStream {
+            reader,
+            resampler,
+            interleaved: Vec::new(),
+            mono: Vec::new(),
+            done: false,
+            samples_in: 0,
+            pending_error: None,
+        })
+    }
+
+    /// The underlying reader.
+    pub fn reader(&self) -> &AudioReader {
+        &self.reader
+    }
+
+    /// Input frames (at the native rate) decoded so far.
+    pub fn native_frames_read(&self) -> u64 {
+        self.samples_in
+    }
+
+    /// Appends the next block of mono samples at the target rate to `out`
+    /// (cleared first). Returns `Ok(false)` once the input and the
+    /// resampler's tail are exhausted.
+    pub fn read_block(&mut self, out: &mut Vec<f32>) -> Result<bool> {
+        out.clear();
+        while out.is_empty() && !self.done {
+            let more = match self.reader.read_block(&mut self.interleaved) {
+                Ok(m) => m,
+                Err(e) => {
+                    // Keep what arrived: flush the resampler's tail first.
+                    self.done = true;
+                    self.resampler.finish(out);
+                    if out.is_empty() {
+                        return Err(e);
+                    }
+                    self.pending_error = Some(e);
+                    return Ok(true);
+                }
+            };
+            if !more {
+                self.done = true;
+                self.resampler.finish(out);
+                break;
+            }
+            let ch = self.reader.info().channels as usize;
+            self.samples_in += (self.interleaved.len() / ch) as u64;
+            self.mono.clear();
+            downmix_into(&self.interleaved, ch, &mut self.mono);
+            self.resampler.accept_samples(&self.mono, out)?;
+        }
+        if out.is_empty() {
+            if let Some(e) = self.pending_error.take() {
+                return Err(e);
+            }
+        }
+        Ok(!out.is_empty())
+    }
+}

@@ -1,0 +1,215 @@
+//! Kaldi-style data directories (`wav.scp`, `text`, `utt2spk`, `spk2utt`):
+//! reading them and reporting every inconsistency in one pass.
+
+use crate::error::{Error, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// One utterance of a data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Utterance {
+    /// Utterance id.
+    pub id: String,
+    /// Audio file (resolved against the data dir's corpus root when relative).
+    pub audio: PathBuf,
+    /// Upper-case words as written in `text`.
+    pub words: Vec<String>,
+    /// Speaker id.
+    pub speaker: String,
+}
+
+/// A validated data directory, utterances sorted by id.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its utterances.
+    pub utterances: Vec<Utterance>,
+}
+
+/// Parsed `<id> <rest>` lines of one file, with problems noted.
+struct Table {
+    entries: BTreeMap<String, (usize, String)>,
+}
+
+fn read_table(dir: &Path, file: &str, problems: &mut Vec<String>) -> Option<Table> {
+    let path = dir.join(file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!("{file}: cannot read: {e}"));
+            return None;
+        }
+    };
+    let mut entries = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.trim_end();
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (id, rest) = match line.split_once(char::is_whitespace) {
+            Some((id, rest)) => (id, rest.trim()),
+            None => (line, ""),
+        };
+        if let Some((first, _)) = entries.get(id) {
+            problems.push(format!(
+                "{file}:{lineno}: duplicate id '{id}' (first on line {first})"
+            ));
+            continue;
+        }
+        entries.insert(id.to_string(), (lineno, rest.to_string()));
+    }
+    Some(Table { entries })
+}
+
+/// Resolves a `wav.scp` entry; relative paths are tried against the data
+/// dir and then its parent (the corpus root, as in `../shared/corpora`).
+fn resolve_audio(dir: &Path, entry: &str) -> std::result::Result<PathBuf, String> {
+    if entry.ends_with('|') || entry.contains(" | ") {
+        return Err(format!(
+            "piped command '{entry}' is not supported; convert the audio to WAV or FLAC files first"
+        ));
+    }
+    if entry.split_whitespace().count() > 1 {
+        return Err(format!(
+            "'{entry}' is not a single path (commands and extended filenames are not supported)"
+        ));
+    }
+    let p = Path::new(entry);
+    if p.is_absolute() {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("audio file {entry} does not exist"))
+        };
+    }
+    let candidates = [dir.join(p), dir.parent().map(|d| d.join(p)).unwrap_or_default()];
+    candidates
+        .iter()
+        .find(|c| c.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "audio file '{entry}' not found (looked in {} and its parent)",
+                dir.display()
+            )
+        })
+}
+
+impl DataDir {
+    /// Reads and cross-checks a data dir. Every problem (duplicate ids,
+    /// missing audio, empty transcripts, ids in one file but not another,
+    /// piped commands) is collected and returned together in one error.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut problems = Vec::new();
+        if !dir.is_dir() {
+            return Err(Error::DataDir {
+                dir: dir.to_path_buf(),
+                problems: vec!["not a directory".into()],
+            });
+        }
+        let wav = read_table(dir, "wav.scp", &mut problems);
+        let text = read_table(dir, "text", &mut problems);
+        let utt2spk = read_table(dir, "utt2spk", &mut problems);
+        let spk2utt = if dir.join("spk2utt").exists() {
+            read_table(dir, "spk2utt", &mut problems)
+        } else {
+            None
+        };
+        let (Some(wav), Some(text), Some(utt2spk)) = (wav, text, utt2spk) else {
+            return Err(Error::DataDir {
+                dir: dir.to_path_buf(),
+                problems,
+            });
+        };
+
+        let all_ids: BTreeSet<&String> = wav
+            .entries
+            .keys()
+            .chain(text.entries.keys())
+            .chain(utt2spk.entries.keys())
+            .collect();
+        let mut utterances = Vec::new();
+        for id in all_ids {
+            let w = wav.entries.get(id);
+            let t = text.entries.get(id);
+            let s = utt2spk.entries.get(id);
+            let missing: Vec<&str> = [("wav.scp", w), ("text", t), ("utt2spk", s)]
+                .iter()
+                .filter(|(_, e)| e.is_none())
+                .map(|(f, _)| *f)
+                .collect();
+            if !missing.is_empty() {
+                let present: Vec<String> = [("wav.scp", w), ("text", t), ("utt2spk", s)]
+                    .iter()
+                    .filter_map(|(f, e)| e.map(|(l, _)| format!("{f}:{l}")))
+                    .collect();
+                problems.push(format!(
+                    "utterance '{id}' is in {} but missing from {}",
+                    present.join(", "),
+                    missing.join(", ")
+                ));
+                continue;
+            }
+            let ((wl, wpath), (tl, words), (sl, spk)) = (w.unwrap(), t.unwrap(), s.unwrap());
+            let audio = match resolve_audio(dir, wpath) {
+                Ok(p) => Some(p),
+                Err(m) => {
+                    problems.push(format!("wav.scp:{wl}: {m}"));
+                    None
+                }
+            };
+            if words.is_empty() {
+                problems.push(format!("text:{tl}: utterance '{id}' has an empty transcript"));
+            }
+            if spk.is_empty() || spk.split_whitespace().count() != 1 {
+                problems.push(format!("utt2spk:{sl}: utterance '{id}' needs exactly one speaker id"));
+            }
+            if let Some(audio) = audio {
+                utterances.push(Utterance {
+                    id: id.clone(),
+                    audio,
+                    words: words.split_whitespace().map(str::to_string).collect(),
+                    speaker: spk.clone(),
+                });
+            }
+        }
+        if let Some(spk2utt) = spk2utt {
+            let mut listed: BTreeMap<&str, &str> = BTreeMap::new();
+            for (spk, (line, utts)) in &spk2utt.entries {
+                for u in utts.split_whitespace() {
+                    if let Some(prev) = listed.insert(u, spk) {
+                        problems.push(format!(
+                            "spk2utt:{line}: utterance '{u}' listed under speakers '{prev}' and '{spk}'"
+                        ));
+                    }
+                    match utt2spk.entries.get(u) {
+                        None => problems.push(format!(
+                            "spk2utt:{line}: utterance '{u}' is not in utt2spk"
+                        )),
+                        Some((_, s)) if s != spk => problems.push(format!(
+                            "spk2utt:{line}: utterance '{u}' is under '{spk}' but utt2spk says '{s}'"
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            for (u, (line, _)) in &utt2spk.entries {
+                if !listed.contains_key(u.as_str()) {
+                    problems.push(format!("utt2spk:{line}: utterance '{u}' is missing from spk2utt"));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::DataDir {
+                dir: dir.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(DataDir {
+            dir: dir.to_path_buf(),
+            utterances,
+        })
+    }
+}

@@ -1,0 +1,15 @@
+//! sparsa: a streaming speech recognizer with a deep rectifier DNN-HMM
+//! acoustic model (Maas, Hannun & Ng 2013).
+//!
+//! This crate is the library behind the `sparsa` recognizer and the
+//! `sparsa-train` trainer. See the README's `## Architecture` for the code map.
+
+pub mod audio;
+pub mod datadir;
+pub mod error;
+pub mod features;
+pub mod frontend;
+pub mod resample;
+pub mod wav;
+
+pub use error::{Error, Result};
