@@ -1,0 +1,233 @@
+//! End-to-end tests of the `sparsa` binary: files and pipes give the same
+//! features, bad input exits 2 with one line, and a long stream runs in
+//! bounded memory.
+
+mod common;
+
+use common::{wav_bytes, Enc};
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+
+fn sparsa() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sparsa"))
+}
+
+fn run_with_stdin(args: &[&str], stdin: Vec<u8>) -> Output {
+    let mut child = sparsa()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // The child may exit early on bad input; a broken pipe is fine here.
+        let _ = input.write_all(&stdin);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn features_of_file(path: &str) -> String {
+    let out = sparsa().args(["features", path]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn clip() -> String {
+    common::data("so762_000490017.flac").display().to_string()
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = sparsa().arg("--help").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(text.contains("features"), "{text}");
+    let out = sparsa().args(["features", "--help"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("--raw-rate") && text.contains("stdin"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_sparsa-train")).arg("--help").output().unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn sox_pipe_gives_the_same_matrix_as_the_file() {
+    let sox = Command::new("sox")
+        .args([&clip(), "-t", "wav", "-"])
+        .output()
+        .expect("sox is needed for this test (.ci/run installs it)");
+    assert!(sox.status.success());
+    let piped = run_with_stdin(&["features", "-"], sox.stdout);
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    let file = features_of_file(&clip());
+    assert_eq!(file.lines().count(), 469);
+    assert!(String::from_utf8(piped.stdout).unwrap() == file);
+}
+
+#[test]
+fn arecord_style_header_and_raw_pcm_give_the_same_matrix() {
+    let (x, _) = common::read_all(&common::data("so762_000490017.flac"));
+    let file = features_of_file(&clip());
+    // arecord writes a maximal data length it never fixes.
+    let wav = wav_bytes(Enc::I16, 1, 16_000, &x, Some(0x7fff_ffff), false);
+    let out = run_with_stdin(&["features", "-"], wav);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap() == file);
+    let raw: Vec<u8> = x
+        .iter()
+        .flat_map(|v| ((v * 32768.0).round() as i16).to_le_bytes())
+        .collect();
+    let out = run_with_stdin(&["features", "--raw-rate", "16000", "-"], raw);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap() == file);
+}
+
+/// Runs bad input through the CLI: exit 2, one stderr line naming the
+/// problem, and the frames of the audio that arrived on stdout.
+fn check_bad_stdin(stdin: Vec<u8>, extra: &[&str], needle: &str, frames: usize) {
+    let mut args = vec!["features"];
+    args.extend_from_slice(extra);
+    args.push("-");
+    let out = run_with_stdin(&args, stdin);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("sparsa: error: <stdin>") || err.starts_with("sparsa: error: invalid"), "{err}");
+    assert!(err.contains(needle), "'{needle}' not in {err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), frames, "{err}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_keeps_what_arrived() {
+    let (x, _) = common::read_all(&common::data("so762_000490017.flac"));
+    let good = wav_bytes(Enc::I16, 1, 16_000, &x, None, false);
+    // A stream that breaks after 2 s of audio still yields those frames.
+    let cut = good.len() - (x.len() - 32_000) * 2;
+    check_bad_stdin(good[..cut].to_vec(), &[], "truncated WAV", 1 + (32_000 - 400) / 160);
+    check_bad_stdin(b"{\"not\": \"audio\"}".to_vec(), &[], "not a WAV or FLAC stream", 0);
+    check_bad_stdin(Vec::new(), &[], "empty input", 0);
+    check_bad_stdin(wav_bytes(Enc::I16, 1, 96_000, &x[..100], None, false), &[], "96000 Hz", 0);
+    check_bad_stdin(wav_bytes(Enc::I16, 1, 16_000, &x[..100], None, false), &[], "audio too short", 0);
+    check_bad_stdin(wav_bytes(Enc::I16, 1, 16_000, &[], None, false), &[], "audio too short", 0);
+    check_bad_stdin(vec![0; 100], &["--raw-rate", "100"], "raw-rate", 0);
+    let mut flac = std::fs::read(clip()).unwrap();
+    flac.truncate(flac.len() / 2);
+    let out = run_with_stdin(&["features", "-"], flac);
+    assert_eq!(out.status.code(), Some(2));
+    let kept = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(kept > 150, "frames before the FLAC break: {kept}");
+}
+
+#[test]
+fn missing_file_and_bad_config_exit_2() {
+    let out = sparsa().args(["features", "/nonexistent/x.wav"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.wav"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("fe.ron");
+    std::fs::write(&cfg, "(sample_rate_hz: 16000, mel_bins: 40)").unwrap();
+    let out = sparsa()
+        .args(["features", "--config", cfg.to_str().unwrap(), &clip()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("mel_bins"), "{err}");
+}
+
+#[test]
+fn npy_output_has_the_right_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f.npy");
+    let out = sparsa()
+        .args(["features", &clip(), "--format", "npy", "-o", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY"));
+    let header = String::from_utf8_lossy(&bytes[10..128]);
+    assert!(header.contains("'shape': (469, 40)"), "{header}");
+    assert_eq!(bytes.len(), 128 + 469 * 40 * 4);
+}
+
+#[test]
+fn closed_stdout_is_a_clean_exit() {
+    let mut child = sparsa()
+        .args(["features", &clip()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn one_hour_stream_runs_in_bounded_memory() {
+    // One hour of real speech (the clip looped) as an arecord-style WAV on stdin.
+    let (x, _) = common::read_all(&common::data("so762_000490017.flac"));
+    let pcm: Vec<u8> = x
+        .iter()
+        .flat_map(|v| ((v * 32768.0).round() as i16).to_le_bytes())
+        .collect();
+    let header = wav_bytes(Enc::I16, 1, 16_000, &[], Some(0x7fff_ffff), false);
+    let total_samples: usize = 3_600 * 16_000;
+    let mut child = sparsa()
+        .args(["features", "-", "--cmn"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&header).unwrap();
+        let mut left = total_samples * 2;
+        while left > 0 {
+            let n = left.min(pcm.len());
+            stdin.write_all(&pcm[..n]).unwrap();
+            left -= n;
+        }
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut lines = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut peak = 0;
+    let mut reads = 0u64;
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        reads += 1;
+        if reads % 64 == 0 {
+            peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        }
+    }
+    writer.join().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(lines, 1 + (total_samples - 400) / 160);
+    assert!(peak > 0, "RSS was sampled");
+    assert!(peak < 32 * 1024, "peak RSS {peak} KiB for a one-hour stream");
+}

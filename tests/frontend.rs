@@ -1,0 +1,183 @@
+//! Front-end tests: known answers from an independent implementation, and
+//! streaming equals batch bit for bit whatever the chunking.
+
+mod common;
+
+use proptest::prelude::*;
+use sparsa::frontend::{CmnConfig, DitherConfig, Frontend, FrontendConfig, WindowKind};
+use std::sync::Arc;
+
+fn raw_config(rate: u32, bins: usize) -> FrontendConfig {
+    FrontendConfig {
+        sample_rate_hz: rate,
+        num_mel_bins: bins,
+        cmn: None,
+        ..FrontendConfig::default()
+    }
+}
+
+/// Compares our fbank with kaldi-native-fbank's (see tests/make_fbank_reference.py).
+fn check_known_answer(clip: &str, reference: &str, rate: u32, bins: usize) {
+    let (samples, native) = common::read_all(&common::data(clip));
+    assert_eq!(native, rate);
+    let params = raw_config(rate, bins).validate().unwrap();
+    let ours = Frontend::compute_all(&params, &samples);
+    let theirs = common::read_reference(reference);
+    assert_eq!(ours.len(), theirs.len(), "frame count");
+    let mut worst = 0.0f32;
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            worst = worst.max((x - y).abs());
+        }
+    }
+    // Reference values are printed with 6 decimals; float32 FFT rounding in
+    // the nearly empty lowest bins accounts for the rest (measured ~8e-4 worst).
+    assert!(worst < 2e-3, "max |ours - kaldi-native-fbank| = {worst}");
+}
+
+#[test]
+fn fbank_matches_kaldi_native_fbank_16k() {
+    check_known_answer("so762_000490017.flac", "so762_000490017.fbank40.txt", 16_000, 40);
+}
+
+#[test]
+fn fbank_matches_kaldi_native_fbank_8k() {
+    check_known_answer("fsdd_theo_00_0.flac", "fsdd_theo_00_0.fbank23.txt", 8_000, 23);
+}
+
+fn full_config() -> FrontendConfig {
+    FrontendConfig {
+        dither: Some(DitherConfig {
+            amplitude: 1.0,
+            seed: 7,
+        }),
+        cmn: Some(CmnConfig {
+            window_frames: 50,
+            prior_frames: 20,
+            prior_mean: Some(vec![12.0; 40]),
+        }),
+        ..FrontendConfig::default()
+    }
+}
+
+fn clip() -> &'static [f32] {
+    static CLIP: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| common::read_all(&common::data("so762_000490017.flac")).0)
+}
+
+fn stream_in_chunks(params: &Arc<sparsa::frontend::FrontendParams>, sizes: &[usize]) -> Vec<u32> {
+    let samples = clip();
+    let mut fe = Frontend::new(params.clone());
+    let mut frame = vec![0.0; params.dim()];
+    let mut bits = Vec::new();
+    let mut pos = 0;
+    let mut i = 0;
+    while pos < samples.len() {
+        let n = sizes[i % sizes.len()].min(samples.len() - pos);
+        fe.accept_samples(&samples[pos..pos + n]);
+        pos += n;
+        i += 1;
+        while fe.pop_frame(&mut frame) {
+            bits.extend(frame.iter().map(|v| v.to_bits()));
+        }
+    }
+    bits
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Chunks from 1 sample to 1 s give exactly the one-shot frames, with dither and CMN on.
+    #[test]
+    fn streaming_equals_batch(sizes in prop::collection::vec(1usize..=16_000, 1..20)) {
+        let params = full_config().validate().unwrap();
+        let batch = stream_in_chunks(&params, &[usize::MAX]);
+        let streamed = stream_in_chunks(&params, &sizes);
+        prop_assert_eq!(batch.len(), 469 * 40);
+        prop_assert!(batch == streamed);
+    }
+}
+
+#[test]
+fn single_sample_chunks_equal_batch() {
+    let params = full_config().validate().unwrap();
+    assert_eq!(stream_in_chunks(&params, &[usize::MAX]), stream_in_chunks(&params, &[1]));
+}
+
+#[test]
+fn dither_is_seeded() {
+    let a = full_config().validate().unwrap();
+    let mut other = full_config();
+    other.dither.as_mut().unwrap().seed = 8;
+    let b = other.validate().unwrap();
+    let x = stream_in_chunks(&a, &[usize::MAX]);
+    assert_eq!(x, stream_in_chunks(&a, &[usize::MAX]), "same seed, same features");
+    assert_ne!(x, stream_in_chunks(&b, &[usize::MAX]), "another seed, other noise");
+}
+
+#[test]
+fn cmn_without_prior_zeroes_first_frame_and_centres_window() {
+    let mut cfg = raw_config(16_000, 40);
+    cfg.cmn = Some(CmnConfig {
+        window_frames: 1000,
+        prior_frames: 0,
+        prior_mean: None,
+    });
+    let frames = Frontend::compute_all(&cfg.validate().unwrap(), clip());
+    assert!(frames[0].iter().all(|v| *v == 0.0));
+    // With a window longer than the clip, the last frame's normalized value is
+    // x_T - mean(x_0..x_T): check against raw features.
+    let raw = Frontend::compute_all(&raw_config(16_000, 40).validate().unwrap(), clip());
+    let t = raw.len() - 1;
+    for d in 0..40 {
+        let mean: f64 = raw.iter().map(|f| f[d] as f64).sum::<f64>() / raw.len() as f64;
+        let want = raw[t][d] as f64 - mean;
+        assert!((frames[t][d] as f64 - want).abs() < 1e-3, "bin {d}");
+    }
+}
+
+#[test]
+fn cmn_prior_makes_first_frames_sensible() {
+    // With the clip's own mean as prior, frame 0 is already centred like the
+    // long-run output, instead of being forced to exactly zero.
+    let raw = Frontend::compute_all(&raw_config(16_000, 40).validate().unwrap(), clip());
+    let mean: Vec<f32> = (0..40)
+        .map(|d| raw.iter().map(|f| f[d]).sum::<f32>() / raw.len() as f32)
+        .collect();
+    let mut cfg = raw_config(16_000, 40);
+    cfg.cmn = Some(CmnConfig {
+        window_frames: 600,
+        prior_frames: 100,
+        prior_mean: Some(mean.clone()),
+    });
+    let frames = Frontend::compute_all(&cfg.validate().unwrap(), clip());
+    for d in 0..40 {
+        let want = raw[0][d] - (99.0 * mean[d] + raw[0][d]) / 100.0;
+        assert!((frames[0][d] - want).abs() < 1e-3, "bin {d}");
+    }
+}
+
+#[test]
+fn config_validation_reports_every_problem() {
+    let cfg = FrontendConfig {
+        sample_rate_hz: 4_000,
+        preemphasis: 1.5,
+        num_mel_bins: 0,
+        window: WindowKind::Hamming,
+        ..FrontendConfig::default()
+    };
+    let msg = cfg.validate().unwrap_err().to_string();
+    for needle in ["sample_rate_hz", "preemphasis", "num_mel_bins"] {
+        assert!(msg.contains(needle), "{needle} missing from: {msg}");
+    }
+}
+
+#[test]
+fn config_round_trips_through_ron_and_rejects_unknown_fields() {
+    let cfg = full_config();
+    let text = ron::ser::to_string_pretty(&cfg, Default::default()).unwrap();
+    let back: FrontendConfig = ron::from_str(&text).unwrap();
+    assert_eq!(cfg, back);
+    let err = ron::from_str::<FrontendConfig>("(sample_rate_hz: 16000, mel_bins: 40)").unwrap_err();
+    assert!(err.to_string().contains("mel_bins"), "{err}");
+}
