@@ -165,7 +165,11 @@ impl AudioReader {
             source: e,
         })?;
         if n == 0 {
-            return Err(Error::bad_audio(name, Some(0), "empty input: no audio bytes at all"));
+            return Err(Error::bad_audio(
+                name,
+                Some(0),
+                "empty input: no audio bytes at all",
+            ));
         }
         let inner: Input = Box::new(std::io::Cursor::new(magic[..n].to_vec()).chain(inner));
         match &magic[..n] {
@@ -198,13 +202,16 @@ impl AudioReader {
     }
 
     fn open_flac(inner: Input, name: &str) -> Result<Self> {
-        let reader = claxon::FlacReader::new(inner).map_err(|e| {
-            Error::bad_audio(name, None, format!("cannot read FLAC header: {e}"))
-        })?;
+        let reader = claxon::FlacReader::new(inner)
+            .map_err(|e| Error::bad_audio(name, None, format!("cannot read FLAC header: {e}")))?;
         let si = reader.streaminfo();
         check_rate(si.sample_rate).map_err(|m| Error::bad_audio(name, None, m))?;
         if si.channels > 8 {
-            return Err(Error::bad_audio(name, None, format!("{} channels is not supported", si.channels)));
+            return Err(Error::bad_audio(
+                name,
+                None,
+                format!("{} channels is not supported", si.channels),
+            ));
         }
         if !(4..=32).contains(&si.bits_per_sample) {
             return Err(Error::bad_audio(

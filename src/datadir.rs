@@ -84,7 +84,10 @@ fn resolve_audio(dir: &Path, entry: &str) -> std::result::Result<PathBuf, String
             Err(format!("audio file {entry} does not exist"))
         };
     }
-    let candidates = [dir.join(p), dir.parent().map(|d| d.join(p)).unwrap_or_default()];
+    let candidates = [
+        dir.join(p),
+        dir.parent().map(|d| d.join(p)).unwrap_or_default(),
+    ];
     candidates
         .iter()
         .find(|c| c.is_file())
@@ -135,15 +138,16 @@ impl DataDir {
             let w = wav.entries.get(id);
             let t = text.entries.get(id);
             let s = utt2spk.entries.get(id);
-            let missing: Vec<&str> = [("wav.scp", w), ("text", t), ("utt2spk", s)]
-                .iter()
-                .filter(|(_, e)| e.is_none())
-                .map(|(f, _)| *f)
-                .collect();
-            if !missing.is_empty() {
-                let present: Vec<String> = [("wav.scp", w), ("text", t), ("utt2spk", s)]
+            let (Some((wl, wpath)), Some((tl, words)), Some((sl, spk))) = (w, t, s) else {
+                let files = [("wav.scp", w), ("text", t), ("utt2spk", s)];
+                let present: Vec<String> = files
                     .iter()
                     .filter_map(|(f, e)| e.map(|(l, _)| format!("{f}:{l}")))
+                    .collect();
+                let missing: Vec<&str> = files
+                    .iter()
+                    .filter(|(_, e)| e.is_none())
+                    .map(|(f, _)| *f)
                     .collect();
                 problems.push(format!(
                     "utterance '{id}' is in {} but missing from {}",
@@ -151,8 +155,7 @@ impl DataDir {
                     missing.join(", ")
                 ));
                 continue;
-            }
-            let ((wl, wpath), (tl, words), (sl, spk)) = (w.unwrap(), t.unwrap(), s.unwrap());
+            };
             let audio = match resolve_audio(dir, wpath) {
                 Ok(p) => Some(p),
                 Err(m) => {
@@ -161,10 +164,14 @@ impl DataDir {
                 }
             };
             if words.is_empty() {
-                problems.push(format!("text:{tl}: utterance '{id}' has an empty transcript"));
+                problems.push(format!(
+                    "text:{tl}: utterance '{id}' has an empty transcript"
+                ));
             }
             if spk.is_empty() || spk.split_whitespace().count() != 1 {
-                problems.push(format!("utt2spk:{sl}: utterance '{id}' needs exactly one speaker id"));
+                problems.push(format!(
+                    "utt2spk:{sl}: utterance '{id}' needs exactly one speaker id"
+                ));
             }
             if let Some(audio) = audio {
                 utterances.push(Utterance {
@@ -197,7 +204,9 @@ impl DataDir {
             }
             for (u, (line, _)) in &utt2spk.entries {
                 if !listed.contains_key(u.as_str()) {
-                    problems.push(format!("utt2spk:{line}: utterance '{u}' is missing from spk2utt"));
+                    problems.push(format!(
+                        "utt2spk:{line}: utterance '{u}' is missing from spk2utt"
+                    ));
                 }
             }
         }

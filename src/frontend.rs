@@ -171,7 +171,10 @@ impl FrontendConfig {
         let window_samples = (rate * c.frame_length_ms / 1000.0).round() as usize;
         let shift_samples = (rate * c.frame_shift_ms / 1000.0).round() as usize;
         if !(c.frame_length_ms.is_finite() && (5.0..=100.0).contains(&c.frame_length_ms)) {
-            problems.push(format!("frame_length_ms {} outside 5..100", c.frame_length_ms));
+            problems.push(format!(
+                "frame_length_ms {} outside 5..100",
+                c.frame_length_ms
+            ));
         }
         if !(c.frame_shift_ms.is_finite()
             && c.frame_shift_ms >= 1.0
@@ -394,7 +397,8 @@ impl Fbank {
         let x = &mut frame[..n];
         if let Some(d) = &p.config.dither {
             if d.amplitude > 0.0 {
-                let mut rng = SplitMix(d.seed ^ self.next_frame.wrapping_mul(0xd134_2543_de82_ef95));
+                let mut rng =
+                    SplitMix(d.seed ^ self.next_frame.wrapping_mul(0xd134_2543_de82_ef95));
                 for v in x.iter_mut() {
                     *v += d.amplitude * rng.gauss();
                 }

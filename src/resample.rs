@@ -38,7 +38,12 @@ impl StreamResampler {
                 1,
                 FixedSync::Input,
             )
-            .map_err(|e| Error::config("sample rate", format!("cannot resample {rate_in} -> {rate_out} Hz: {e}")))?;
+            .map_err(|e| {
+                Error::config(
+                    "sample rate",
+                    format!("cannot resample {rate_in} -> {rate_out} Hz: {e}"),
+                )
+            })?;
             Some(Box::new(fft))
         };
         let (delay_left, out_max) = match &inner {
@@ -87,8 +92,9 @@ impl StreamResampler {
         limit: Option<u64>,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        // INVARIANT: only called when `inner` is Some.
-        let r = self.inner.as_mut().expect("resampler present");
+        let Some(r) = self.inner.as_mut() else {
+            return Ok(()); // pass-through streams never buffer input
+        };
         let mut padded;
         let chunk: &[f32] = if len < CHUNK_FRAMES {
             padded = vec![0.0; CHUNK_FRAMES];
@@ -127,8 +133,7 @@ impl StreamResampler {
     /// for a new stream. The total output length is `ceil(n_in * rate_out / rate_in)`.
     pub fn finish(&mut self, out: &mut Vec<f32>) {
         if self.inner.is_some() {
-            let expected =
-                (self.total_in * self.rate_out as u64).div_ceil(self.rate_in as u64);
+            let expected = (self.total_in * self.rate_out as u64).div_ceil(self.rate_in as u64);
             let mut guard = 0;
             while self.total_out < expected && guard < 64 {
                 let len = self.input.len().min(CHUNK_FRAMES);

@@ -160,14 +160,21 @@ impl<R: Read> WavReader<R> {
                 let left = total - self.consumed - self.carry as u64;
                 want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
             }
-            let got = read_full(&mut self.inner, &mut self.bytes[self.carry..self.carry + want])
-                .map_err(|e| Error::Io {
-                    source_name: self.name.clone(),
-                    source: e,
-                })?;
+            let got = read_full(
+                &mut self.inner,
+                &mut self.bytes[self.carry..self.carry + want],
+            )
+            .map_err(|e| Error::Io {
+                source_name: self.name.clone(),
+                source: e,
+            })?;
             let avail = self.carry + got;
             let whole = avail / block * block;
-            out.extend(self.bytes[..whole].chunks_exact(fmt.bytes()).map(|b| fmt.decode(b)));
+            out.extend(
+                self.bytes[..whole]
+                    .chunks_exact(fmt.bytes())
+                    .map(|b| fmt.decode(b)),
+            );
             self.consumed += whole as u64;
             self.bytes.copy_within(whole..avail, 0);
             self.carry = avail - whole;
@@ -258,7 +265,11 @@ fn u32_at(b: &[u8], i: usize) -> u32 {
 
 /// Reads the RIFF header and chunks up to the start of the sample data.
 fn parse_header<R: Read + ?Sized>(inner: &mut R, name: &str) -> Result<WavHeader> {
-    let mut r = Counting { inner, pos: 0, name };
+    let mut r = Counting {
+        inner,
+        pos: 0,
+        name,
+    };
     let mut riff = [0u8; 12];
     r.exact(&mut riff, "the RIFF header")?;
     let rf64 = match &riff[0..4] {
@@ -282,7 +293,10 @@ fn parse_header<R: Read + ?Sized>(inner: &mut R, name: &str) -> Result<WavHeader
         match id {
             b"fmt " => {
                 if !(16..=1024).contains(&size) {
-                    return Err(r.bad(chunk_at + 4, format!("fmt chunk size {size} is not plausible (expected 16..40)")));
+                    return Err(r.bad(
+                        chunk_at + 4,
+                        format!("fmt chunk size {size} is not plausible (expected 16..40)"),
+                    ));
                 }
                 let mut f = vec![0u8; size as usize + (size as usize & 1)];
                 r.exact(&mut f, "the fmt chunk")?;
@@ -290,11 +304,15 @@ fn parse_header<R: Read + ?Sized>(inner: &mut R, name: &str) -> Result<WavHeader
             }
             b"ds64" if rf64 => {
                 if !(24..=1024).contains(&size) {
-                    return Err(r.bad(chunk_at + 4, format!("ds64 chunk size {size} is not plausible")));
+                    return Err(r.bad(
+                        chunk_at + 4,
+                        format!("ds64 chunk size {size} is not plausible"),
+                    ));
                 }
                 let mut f = vec![0u8; size as usize + (size as usize & 1)];
                 r.exact(&mut f, "the ds64 chunk")?;
-                ds64_data = Some(u64::from_le_bytes(f[8..16].try_into().expect("8 bytes")));
+                // ds64: RIFF size (8 bytes), then data size (8 bytes).
+                ds64_data = Some(u32_at(&f, 8) as u64 | (u32_at(&f, 12) as u64) << 32);
             }
             b"data" => {
                 let Some((format, channels, rate_hz)) = fmt else {
@@ -330,7 +348,11 @@ fn parse_header<R: Read + ?Sized>(inner: &mut R, name: &str) -> Result<WavHeader
 }
 
 /// Decodes a fmt chunk body found at byte `at`.
-fn parse_fmt<R: ?Sized + Read>(f: &[u8], at: u64, r: &Counting<'_, R>) -> Result<(SampleFormat, u16, u32)> {
+fn parse_fmt<R: ?Sized + Read>(
+    f: &[u8],
+    at: u64,
+    r: &Counting<'_, R>,
+) -> Result<(SampleFormat, u16, u32)> {
     let mut tag = u16_at(f, 0);
     let channels = u16_at(f, 2);
     let rate_hz = u32_at(f, 4);
@@ -348,8 +370,18 @@ fn parse_fmt<R: ?Sized + Read>(f: &[u8], at: u64, r: &Counting<'_, R>) -> Result
         (1, 24) => SampleFormat::I24,
         (1, 32) => SampleFormat::I32,
         (3, 32) => SampleFormat::F32,
-        (1, b) => return Err(r.bad(at + 14, format!("unsupported PCM bit depth {b} (use 8, 16, 24 or 32)"))),
-        (3, b) => return Err(r.bad(at + 14, format!("unsupported float bit depth {b} (use 32-bit float)"))),
+        (1, b) => {
+            return Err(r.bad(
+                at + 14,
+                format!("unsupported PCM bit depth {b} (use 8, 16, 24 or 32)"),
+            ))
+        }
+        (3, b) => {
+            return Err(r.bad(
+                at + 14,
+                format!("unsupported float bit depth {b} (use 32-bit float)"),
+            ))
+        }
         (t, _) => {
             let what = match t {
                 2 => "MS ADPCM",
@@ -363,7 +395,10 @@ fn parse_fmt<R: ?Sized + Read>(f: &[u8], at: u64, r: &Counting<'_, R>) -> Result
         }
     };
     if channels == 0 || channels > 8 {
-        return Err(r.bad(at + 2, format!("{channels} channels is not supported (1..8)")));
+        return Err(r.bad(
+            at + 2,
+            format!("{channels} channels is not supported (1..8)"),
+        ));
     }
     check_rate(rate_hz).map_err(|msg| r.bad(at + 4, msg))?;
     if block_align as usize != format.bytes() * channels as usize {

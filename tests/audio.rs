@@ -31,7 +31,10 @@ fn decode(bytes: Vec<u8>) -> (Vec<f32>, Option<sparsa::Error>) {
 }
 
 fn ramp(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).map(|v| v * 0.9).collect()
+    (0..n)
+        .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
+        .map(|v| v * 0.9)
+        .collect()
 }
 
 #[test]
@@ -48,8 +51,15 @@ fn every_encoding_decodes_to_the_same_samples() {
             let (y, err) = decode(wav_bytes(enc, 1, 16_000, &x, None, extensible));
             assert!(err.is_none(), "{enc:?}: {err:?}");
             assert_eq!(y.len(), x.len(), "{enc:?}");
-            let worst = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(worst <= tol, "{enc:?} extensible={extensible}: worst error {worst}");
+            let worst = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst <= tol,
+                "{enc:?} extensible={extensible}: worst error {worst}"
+            );
         }
     }
 }
@@ -93,7 +103,10 @@ fn check_bad(bytes: Vec<u8>, needle: &str, samples_kept: usize) {
     let err = err.unwrap_or_else(|| panic!("expected an error containing '{needle}'"));
     let msg = err.to_string();
     assert!(msg.contains(needle), "'{needle}' not in: {msg}");
-    assert!(msg.starts_with("test.wav"), "message names the source: {msg}");
+    assert!(
+        msg.starts_with("test.wav"),
+        "message names the source: {msg}"
+    );
     assert!(!msg.contains('\n'), "one line: {msg}");
     assert_eq!(err.exit_code(), 2, "{msg}");
     assert_eq!(y.len(), samples_kept, "{msg}");
@@ -112,7 +125,11 @@ fn bad_wav_input_fails_with_a_clear_message() {
     // Truncated inside the header.
     check_bad(good[..30].to_vec(), "stream ended inside the WAV header", 0);
     // Not RIFF at all.
-    check_bad(b"hello, this is not audio".to_vec(), "not a WAV or FLAC stream", 0);
+    check_bad(
+        b"hello, this is not audio".to_vec(),
+        "not a WAV or FLAC stream",
+        0,
+    );
     // Zero bytes.
     check_bad(Vec::new(), "empty input", 0);
     // RIFF but not WAVE.
@@ -132,8 +149,16 @@ fn bad_wav_input_fails_with_a_clear_message() {
     m[32..34].copy_from_slice(&7u16.to_le_bytes());
     check_bad(m, "mu-law", 0);
     // Rates outside 8..48 kHz.
-    check_bad(wav_bytes(Enc::I16, 1, 4_000, &x, None, false), "outside the supported", 0);
-    check_bad(wav_bytes(Enc::I16, 1, 96_000, &x, None, false), "outside the supported", 0);
+    check_bad(
+        wav_bytes(Enc::I16, 1, 4_000, &x, None, false),
+        "outside the supported",
+        0,
+    );
+    check_bad(
+        wav_bytes(Enc::I16, 1, 96_000, &x, None, false),
+        "outside the supported",
+        0,
+    );
     // 12-bit PCM.
     let mut b = good.clone();
     b[46..48].copy_from_slice(&12u16.to_le_bytes());
@@ -168,7 +193,10 @@ fn truncated_flac_keeps_decoded_audio() {
     };
     assert!(n > 20_000, "decoded {n} samples before the break");
     let msg = err.to_string();
-    assert!(msg.contains("truncated FLAC") && msg.contains("half.flac"), "{msg}");
+    assert!(
+        msg.contains("truncated FLAC") && msg.contains("half.flac"),
+        "{msg}"
+    );
     assert_eq!(err.exit_code(), 2);
 }
 
@@ -190,17 +218,27 @@ fn corrupt_flac_fails_cleanly() {
     };
     assert_eq!(err.exit_code(), 2, "{err}");
     // A FLAC header that is cut short.
-    let err = AudioReader::from_reader(Box::new(Cursor::new(flac_bytes()[..20].to_vec())), "h.flac", None)
-        .err()
-        .unwrap();
+    let err = AudioReader::from_reader(
+        Box::new(Cursor::new(flac_bytes()[..20].to_vec())),
+        "h.flac",
+        None,
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("FLAC"), "{err}");
 }
 
 #[test]
 fn raw_pcm_needs_and_uses_its_rate() {
     let x = ramp(3_200);
-    let bytes: Vec<u8> = x.iter().flat_map(|v| ((v * 32768.0) as i16).to_le_bytes()).collect();
-    let raw = Some(RawFormat { rate_hz: 16_000, channels: 1 });
+    let bytes: Vec<u8> = x
+        .iter()
+        .flat_map(|v| ((v * 32768.0) as i16).to_le_bytes())
+        .collect();
+    let raw = Some(RawFormat {
+        rate_hz: 16_000,
+        channels: 1,
+    });
     let mut r = AudioReader::from_reader(Box::new(Cursor::new(bytes)), "raw", raw).unwrap();
     let mut block = Vec::new();
     let mut n = 0;
@@ -211,7 +249,10 @@ fn raw_pcm_needs_and_uses_its_rate() {
     let bad = AudioReader::from_reader(
         Box::new(Cursor::new(vec![0u8; 10])),
         "raw",
-        Some(RawFormat { rate_hz: 100_000, channels: 1 }),
+        Some(RawFormat {
+            rate_hz: 100_000,
+            channels: 1,
+        }),
     );
     assert_eq!(bad.err().unwrap().exit_code(), 2);
 }
@@ -234,18 +275,30 @@ fn fit_sine(y: &[f32], rate: u32, hz: f64) -> (f64, f64) {
     }
     let n = (hi - lo) as f64 / 2.0;
     let (s, c) = (ss / n, sc / n);
-    ((s * s + c * c).sqrt(), c.atan2(s) / (2.0 * std::f64::consts::PI * hz))
+    (
+        (s * s + c * c).sqrt(),
+        c.atan2(s) / (2.0 * std::f64::consts::PI * hz),
+    )
 }
 
 #[test]
 fn resampling_keeps_length_and_removes_delay() {
-    for (from, to) in [(8_000, 16_000), (44_100, 16_000), (48_000, 16_000), (22_050, 8_000), (16_000, 48_000)] {
+    for (from, to) in [
+        (8_000, 16_000),
+        (44_100, 16_000),
+        (48_000, 16_000),
+        (22_050, 8_000),
+        (16_000, 48_000),
+    ] {
         let x = sine(from, 440.0, 1.0);
         let mut r = StreamResampler::new(from, to).unwrap();
         let mut y = Vec::new();
         r.accept_samples(&x, &mut y).unwrap();
         r.finish(&mut y);
-        assert_eq!(y.len() as u64, (x.len() as u64 * to as u64).div_ceil(from as u64));
+        assert_eq!(
+            y.len() as u64,
+            (x.len() as u64 * to as u64).div_ceil(from as u64)
+        );
         let (amp, offset_s) = fit_sine(&y, to, 440.0);
         assert!((amp - 0.5).abs() < 0.005, "{from}->{to}: amplitude {amp}");
         // The FFT resampler's delay is removed in whole output samples; what
@@ -296,9 +349,12 @@ fn stereo_48k_24bit_gives_the_features_of_the_16k_original() {
         back.extend_from_slice(&block);
     }
     assert_eq!(back.len(), x.len());
-    let params = sparsa::frontend::FrontendConfig { cmn: None, ..Default::default() }
-        .validate()
-        .unwrap();
+    let params = sparsa::frontend::FrontendConfig {
+        cmn: None,
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
     let a = sparsa::frontend::Frontend::compute_all(&params, &x);
     let b = sparsa::frontend::Frontend::compute_all(&params, &back);
     assert_eq!(a.len(), b.len());

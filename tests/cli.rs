@@ -32,7 +32,11 @@ fn run_with_stdin(args: &[&str], stdin: Vec<u8>) -> Output {
 
 fn features_of_file(path: &str) -> String {
     let out = sparsa().args(["features", path]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -48,8 +52,14 @@ fn help_lists_the_commands() {
     assert!(text.contains("features"), "{text}");
     let out = sparsa().args(["features", "--help"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("--raw-rate") && text.contains("stdin"), "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_sparsa-train")).arg("--help").output().unwrap();
+    assert!(
+        text.contains("--raw-rate") && text.contains("stdin"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sparsa-train"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
 }
 
@@ -61,7 +71,11 @@ fn sox_pipe_gives_the_same_matrix_as_the_file() {
         .expect("sox is needed for this test (.ci/run installs it)");
     assert!(sox.status.success());
     let piped = run_with_stdin(&["features", "-"], sox.stdout);
-    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
     let file = features_of_file(&clip());
     assert_eq!(file.lines().count(), 469);
     assert!(String::from_utf8(piped.stdout).unwrap() == file);
@@ -74,14 +88,22 @@ fn arecord_style_header_and_raw_pcm_give_the_same_matrix() {
     // arecord writes a maximal data length it never fixes.
     let wav = wav_bytes(Enc::I16, 1, 16_000, &x, Some(0x7fff_ffff), false);
     let out = run_with_stdin(&["features", "-"], wav);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8(out.stdout).unwrap() == file);
     let raw: Vec<u8> = x
         .iter()
         .flat_map(|v| ((v * 32768.0).round() as i16).to_le_bytes())
         .collect();
     let out = run_with_stdin(&["features", "--raw-rate", "16000", "-"], raw);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8(out.stdout).unwrap() == file);
 }
 
@@ -95,9 +117,16 @@ fn check_bad_stdin(stdin: Vec<u8>, extra: &[&str], needle: &str, frames: usize) 
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("sparsa: error: <stdin>") || err.starts_with("sparsa: error: invalid"), "{err}");
+    assert!(
+        err.starts_with("sparsa: error: <stdin>") || err.starts_with("sparsa: error: invalid"),
+        "{err}"
+    );
     assert!(err.contains(needle), "'{needle}' not in {err}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), frames, "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        frames,
+        "{err}"
+    );
 }
 
 #[test]
@@ -106,12 +135,37 @@ fn bad_input_exits_2_with_one_line_and_keeps_what_arrived() {
     let good = wav_bytes(Enc::I16, 1, 16_000, &x, None, false);
     // A stream that breaks after 2 s of audio still yields those frames.
     let cut = good.len() - (x.len() - 32_000) * 2;
-    check_bad_stdin(good[..cut].to_vec(), &[], "truncated WAV", 1 + (32_000 - 400) / 160);
-    check_bad_stdin(b"{\"not\": \"audio\"}".to_vec(), &[], "not a WAV or FLAC stream", 0);
+    check_bad_stdin(
+        good[..cut].to_vec(),
+        &[],
+        "truncated WAV",
+        1 + (32_000 - 400) / 160,
+    );
+    check_bad_stdin(
+        b"{\"not\": \"audio\"}".to_vec(),
+        &[],
+        "not a WAV or FLAC stream",
+        0,
+    );
     check_bad_stdin(Vec::new(), &[], "empty input", 0);
-    check_bad_stdin(wav_bytes(Enc::I16, 1, 96_000, &x[..100], None, false), &[], "96000 Hz", 0);
-    check_bad_stdin(wav_bytes(Enc::I16, 1, 16_000, &x[..100], None, false), &[], "audio too short", 0);
-    check_bad_stdin(wav_bytes(Enc::I16, 1, 16_000, &[], None, false), &[], "audio too short", 0);
+    check_bad_stdin(
+        wav_bytes(Enc::I16, 1, 96_000, &x[..100], None, false),
+        &[],
+        "96000 Hz",
+        0,
+    );
+    check_bad_stdin(
+        wav_bytes(Enc::I16, 1, 16_000, &x[..100], None, false),
+        &[],
+        "audio too short",
+        0,
+    );
+    check_bad_stdin(
+        wav_bytes(Enc::I16, 1, 16_000, &[], None, false),
+        &[],
+        "audio too short",
+        0,
+    );
     check_bad_stdin(vec![0; 100], &["--raw-rate", "100"], "raw-rate", 0);
     let mut flac = std::fs::read(clip()).unwrap();
     flac.truncate(flac.len() / 2);
@@ -123,7 +177,10 @@ fn bad_input_exits_2_with_one_line_and_keeps_what_arrived() {
 
 #[test]
 fn missing_file_and_bad_config_exit_2() {
-    let out = sparsa().args(["features", "/nonexistent/x.wav"]).output().unwrap();
+    let out = sparsa()
+        .args(["features", "/nonexistent/x.wav"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.wav"));
     let tmp = tempfile::tempdir().unwrap();
@@ -143,10 +200,21 @@ fn npy_output_has_the_right_shape() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("f.npy");
     let out = sparsa()
-        .args(["features", &clip(), "--format", "npy", "-o", path.to_str().unwrap()])
+        .args([
+            "features",
+            &clip(),
+            "--format",
+            "npy",
+            "-o",
+            path.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.starts_with(b"\x93NUMPY"));
     let header = String::from_utf8_lossy(&bytes[10..128]);
@@ -163,10 +231,20 @@ fn closed_stdout_is_a_clean_exit() {
         .spawn()
         .unwrap();
     let mut first = [0u8; 16];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -229,5 +307,8 @@ fn one_hour_stream_runs_in_bounded_memory() {
     assert!(status.success());
     assert_eq!(lines, 1 + (total_samples - 400) / 160);
     assert!(peak > 0, "RSS was sampled");
-    assert!(peak < 32 * 1024, "peak RSS {peak} KiB for a one-hour stream");
+    assert!(
+        peak < 32 * 1024,
+        "peak RSS {peak} KiB for a one-hour stream"
+    );
 }

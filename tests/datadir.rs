@@ -21,7 +21,10 @@ fn every_shared_corpus_split_opens_with_its_documented_size() {
     ] {
         let d = DataDir::open(&c.join(split)).unwrap_or_else(|e| panic!("{split}: {e}"));
         assert_eq!(d.utterances.len(), n, "{split}");
-        assert!(d.utterances.iter().all(|u| u.audio.is_file() && !u.words.is_empty()));
+        assert!(d
+            .utterances
+            .iter()
+            .all(|u| u.audio.is_file() && !u.words.is_empty()));
     }
     let d = DataDir::open(&c.join("speechocean762/test")).unwrap();
     let u = d.utterances.iter().find(|u| u.id == "000490017").unwrap();
@@ -47,12 +50,18 @@ fn all_problems_are_reported_in_one_pass() {
             clip = clip.display()
         ),
     );
-    write(&d, "text", "a HELLO\nb WORLD\nc THERE\nd PIPED\ne\nf ORPHAN\n");
+    write(
+        &d,
+        "text",
+        "a HELLO\nb WORLD\nc THERE\nd PIPED\ne\nf ORPHAN\n",
+    );
     write(&d, "utt2spk", "a s1\nb s1\nc s2\nd s2\ne s2\n");
     write(&d, "spk2utt", "s1 a b\ns2 c d e x\n");
     let err = DataDir::open(&d).unwrap_err();
     assert_eq!(err.exit_code(), 2);
-    let sparsa::Error::DataDir { problems, .. } = &err else { panic!("{err}") };
+    let sparsa::Error::DataDir { problems, .. } = &err else {
+        panic!("{err}")
+    };
     let all = problems.join("\n");
     for needle in [
         "wav.scp:3: duplicate id 'b' (first on line 2)",

@@ -38,12 +38,22 @@ fn check_known_answer(clip: &str, reference: &str, rate: u32, bins: usize) {
 
 #[test]
 fn fbank_matches_kaldi_native_fbank_16k() {
-    check_known_answer("so762_000490017.flac", "so762_000490017.fbank40.txt", 16_000, 40);
+    check_known_answer(
+        "so762_000490017.flac",
+        "so762_000490017.fbank40.txt",
+        16_000,
+        40,
+    );
 }
 
 #[test]
 fn fbank_matches_kaldi_native_fbank_8k() {
-    check_known_answer("fsdd_theo_00_0.flac", "fsdd_theo_00_0.fbank23.txt", 8_000, 23);
+    check_known_answer(
+        "fsdd_theo_00_0.flac",
+        "fsdd_theo_00_0.fbank23.txt",
+        8_000,
+        23,
+    );
 }
 
 fn full_config() -> FrontendConfig {
@@ -101,7 +111,10 @@ proptest! {
 #[test]
 fn single_sample_chunks_equal_batch() {
     let params = full_config().validate().unwrap();
-    assert_eq!(stream_in_chunks(&params, &[usize::MAX]), stream_in_chunks(&params, &[1]));
+    assert_eq!(
+        stream_in_chunks(&params, &[usize::MAX]),
+        stream_in_chunks(&params, &[1])
+    );
 }
 
 #[test]
@@ -111,8 +124,16 @@ fn dither_is_seeded() {
     other.dither.as_mut().unwrap().seed = 8;
     let b = other.validate().unwrap();
     let x = stream_in_chunks(&a, &[usize::MAX]);
-    assert_eq!(x, stream_in_chunks(&a, &[usize::MAX]), "same seed, same features");
-    assert_ne!(x, stream_in_chunks(&b, &[usize::MAX]), "another seed, other noise");
+    assert_eq!(
+        x,
+        stream_in_chunks(&a, &[usize::MAX]),
+        "same seed, same features"
+    );
+    assert_ne!(
+        x,
+        stream_in_chunks(&b, &[usize::MAX]),
+        "another seed, other noise"
+    );
 }
 
 #[test]

@@ -111,11 +111,9 @@ fn report(err: &anyhow::Error) -> i32 {
 fn features(args: FeaturesArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| sparsa::Error::io(path, e))?;
-            ron::from_str::<FrontendConfig>(&text).map_err(|e| {
-                sparsa::Error::config(&path.display().to_string(), e.to_string())
-            })?
+            let text = std::fs::read_to_string(path).map_err(|e| sparsa::Error::io(path, e))?;
+            ron::from_str::<FrontendConfig>(&text)
+                .map_err(|e| sparsa::Error::config(&path.display().to_string(), e.to_string()))?
         }
         None => FrontendConfig {
             sample_rate_hz: args.rate,
@@ -178,7 +176,9 @@ fn features(args: FeaturesArgs) -> anyhow::Result<()> {
                 args.format == FeatureFormat::Text,
                 "--format npy needs --output FILE (npy cannot be streamed to stdout)"
             );
-            Box::new(StdoutNoSeek(std::io::BufWriter::new(std::io::stdout().lock())))
+            Box::new(StdoutNoSeek(std::io::BufWriter::new(
+                std::io::stdout().lock(),
+            )))
         }
     };
     let mut writer = FeatureWriter::new(out, args.format, params.dim())?;

@@ -77,8 +77,9 @@ pub fn wav_bytes(
                 data.extend_from_slice(&v.to_le_bytes()[..3]);
             }
             Enc::I32 => data.extend_from_slice(
-                &((s as f64 * 2_147_483_648.0).round().clamp(-2_147_483_648.0, 2_147_483_647.0)
-                    as i32)
+                &((s as f64 * 2_147_483_648.0)
+                    .round()
+                    .clamp(-2_147_483_648.0, 2_147_483_647.0) as i32)
                     .to_le_bytes(),
             ),
             Enc::F32 => data.extend_from_slice(&s.to_le_bytes()),
