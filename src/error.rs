@@ -39,6 +39,14 @@ pub enum Error {
         /// What is wrong with it.
         msg: String,
     },
+    /// A model file that cannot be used: wrong format or version, bad shapes.
+    #[error("model {}: {msg}", path.display())]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// A Kaldi data directory with one or more problems, all reported at once.
     #[error("data dir {}: {} problem(s): {}", dir.display(), problems.len(), problems.join("; "))]
     DataDir {
@@ -67,7 +75,10 @@ impl Error {
                 | std::io::ErrorKind::UnexpectedEof => 2,
                 _ => 1,
             },
-            Error::BadAudio { .. } | Error::Config { .. } | Error::DataDir { .. } => 2,
+            Error::BadAudio { .. }
+            | Error::Config { .. }
+            | Error::Model { .. }
+            | Error::DataDir { .. } => 2,
         }
     }
 

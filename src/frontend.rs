@@ -14,6 +14,7 @@
 //! output does not depend on how the input was split into chunks.
 
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
@@ -317,28 +318,6 @@ impl FrontendParams {
     }
 }
 
-/// SplitMix64: a tiny, well-mixed generator; reseeded per frame for chunk-independent dither.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// A uniform value in (0, 1].
-    fn unit(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 + 1.0) / (1u64 << 24) as f32
-    }
-    /// A standard normal value (Box-Muller).
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.unit(), self.unit());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f32::consts::PI * v).cos()
-    }
-}
-
 /// Per-stream log-mel filterbank state (no normalization).
 pub struct Fbank {
     params: Arc<FrontendParams>,
@@ -398,7 +377,7 @@ impl Fbank {
         if let Some(d) = &p.config.dither {
             if d.amplitude > 0.0 {
                 let mut rng =
-                    SplitMix(d.seed ^ self.next_frame.wrapping_mul(0xd134_2543_de82_ef95));
+                    Rng::new(d.seed ^ self.next_frame.wrapping_mul(0xd134_2543_de82_ef95));
                 for v in x.iter_mut() {
                     *v += d.amplitude * rng.gauss();
                 }

@@ -4,12 +4,19 @@
 //! This crate is the library behind the `sparsa` recognizer and the
 //! `sparsa-train` trainer. See the README's `## Architecture` for the code map.
 
+pub mod align;
 pub mod audio;
 pub mod datadir;
 pub mod error;
 pub mod features;
 pub mod frontend;
+pub mod hmm;
+pub mod lexicon;
+pub mod model;
+pub mod nnet;
 pub mod resample;
+pub mod rng;
+pub mod sgd;
 pub mod wav;
 
 pub use error::{Error, Result};

@@ -1,0 +1,303 @@
+//! Forced alignment: an utterance's HMM state graph (optional silences,
+//! pronunciation variants), Viterbi over frame log-likelihoods, and the
+//! energy-based uniform flat start used before any model exists.
+
+use crate::hmm::{PdfId, Topology};
+use crate::lexicon::{Lexicon, PhoneId, PhoneSet};
+
+/// One HMM state in an utterance graph.
+#[derive(Clone, Debug)]
+struct Node {
+    pdf: PdfId,
+    phone: PhoneId,
+    next: Vec<u32>,
+}
+
+/// The HMM state graph of one transcript.
+#[derive(Clone, Debug)]
+pub struct UttGraph {
+    nodes: Vec<Node>,
+    starts: Vec<u32>,
+    finals: Vec<bool>,
+    /// Fewest frames any path needs.
+    min_frames: usize,
+}
+
+/// A word with no pronunciation in the lexicon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingWord(pub String);
+
+impl UttGraph {
+    /// Builds `[sil] w1 [sil] w2 ... wN [sil]` with every pronunciation of
+    /// every word as a parallel path.
+    pub fn build(
+        words: &[String],
+        lexicon: &Lexicon,
+        phones: &PhoneSet,
+        topo: &Topology,
+    ) -> Result<Self, MissingWord> {
+        let mut g = UttGraph {
+            nodes: Vec::new(),
+            starts: Vec::new(),
+            finals: Vec::new(),
+            min_frames: 0,
+        };
+        // `None` in the frontier stands for the graph's start.
+        let mut frontier: Vec<Option<u32>> = vec![None];
+        let sil = [phones.sil()];
+        g.add_unit(&mut frontier, &[&sil], topo, true);
+        for w in words {
+            let prons = lexicon.get(w).ok_or_else(|| MissingWord(w.clone()))?;
+            let alts: Vec<&[PhoneId]> = prons.iter().map(Vec::as_slice).collect();
+            g.add_unit(&mut frontier, &alts, topo, false);
+            g.min_frames += prons.iter().map(Vec::len).min().unwrap_or(0) * topo.states_per_phone;
+            g.add_unit(&mut frontier, &[&sil], topo, true);
+        }
+        g.finals = vec![false; g.nodes.len()];
+        for f in frontier.into_iter().flatten() {
+            g.finals[f as usize] = true;
+        }
+        Ok(g)
+    }
+
+    /// Appends alternatives (each a phone sequence) after the frontier;
+    /// `optional` keeps the old frontier too (the unit may be skipped).
+    fn add_unit(
+        &mut self,
+        frontier: &mut Vec<Option<u32>>,
+        alts: &[&[PhoneId]],
+        topo: &Topology,
+        optional: bool,
+    ) {
+        let mut new_frontier = if optional {
+            frontier.clone()
+        } else {
+            Vec::new()
+        };
+        for phones in alts {
+            let mut prev: Vec<Option<u32>> = frontier.clone();
+            for &ph in phones.iter() {
+                for s in 0..topo.states_per_phone {
+                    let id = self.nodes.len() as u32;
+                    self.nodes.push(Node {
+                        pdf: topo.pdf(ph, s),
+                        phone: ph,
+                        next: Vec::new(),
+                    });
+                    for p in &prev {
+                        match p {
+                            None => self.starts.push(id),
+                            Some(p) => self.nodes[*p as usize].next.push(id),
+                        }
+                    }
+                    prev = vec![Some(id)];
+                }
+            }
+            new_frontier.extend(prev);
+        }
+        new_frontier.sort_unstable();
+        new_frontier.dedup();
+        *frontier = new_frontier;
+    }
+
+    /// Number of states.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the graph has no states.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Fewest frames an alignment needs.
+    pub fn min_frames(&self) -> usize {
+        self.min_frames
+    }
+
+    /// Viterbi alignment. `loglik(t, pdf)` is the scaled acoustic
+    /// log-likelihood of frame `t`. Returns the pdf and phone of every
+    /// frame, or `None` when no path fits the frames.
+    pub fn viterbi(
+        &self,
+        frames: usize,
+        topo: &Topology,
+        loglik: impl Fn(usize, PdfId) -> f32,
+    ) -> Option<Alignment> {
+        let n = self.nodes.len();
+        if frames == 0 || n == 0 {
+            return None;
+        }
+        let neg = f32::NEG_INFINITY;
+        let mut score = vec![neg; n];
+        let mut next_score = vec![neg; n];
+        let mut back = vec![u32::MAX; frames * n];
+        for &s in &self.starts {
+            score[s as usize] = loglik(0, self.nodes[s as usize].pdf);
+        }
+        for t in 1..frames {
+            next_score.fill(neg);
+            let row = &mut back[t * n..(t + 1) * n];
+            for (i, node) in self.nodes.iter().enumerate() {
+                let s = score[i];
+                if s == neg {
+                    continue;
+                }
+                let stay = s + topo.self_loop_logprob[node.pdf as usize];
+                if stay > next_score[i] {
+                    next_score[i] = stay;
+                    row[i] = i as u32;
+                }
+                let go = s + topo.exit_logprob(node.pdf);
+                for &j in &node.next {
+                    if go > next_score[j as usize] {
+                        next_score[j as usize] = go;
+                        row[j as usize] = i as u32;
+                    }
+                }
+            }
+            for (j, v) in next_score.iter_mut().enumerate() {
+                if *v != neg {
+                    *v += loglik(t, self.nodes[j].pdf);
+                }
+            }
+            std::mem::swap(&mut score, &mut next_score);
+        }
+        let (best, best_score) = score
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.finals[*i])
+            .max_by(|a, b| a.1.total_cmp(b.1))?;
+        if *best_score == neg {
+            return None;
+        }
+        let mut state = best as u32;
+        let mut pdfs = vec![0; frames];
+        let mut phones = vec![0; frames];
+        for t in (0..frames).rev() {
+            let node = &self.nodes[state as usize];
+            pdfs[t] = node.pdf;
+            phones[t] = node.phone;
+            if t > 0 {
+                state = back[t * n + state as usize];
+            }
+        }
+        Some(Alignment {
+            pdfs,
+            phones,
+            score: *best_score,
+        })
+    }
+}
+
+/// A frame-level alignment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alignment {
+    /// The pdf of each frame.
+    pub pdfs: Vec<PdfId>,
+    /// The phone of each frame.
+    pub phones: Vec<PhoneId>,
+    /// Viterbi log score.
+    pub score: f32,
+}
+
+/// A maximal run of frames of one phone: `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// The phone.
+    pub phone: PhoneId,
+    /// First frame.
+    pub start: usize,
+    /// One past the last frame.
+    pub end: usize,
+}
+
+impl Alignment {
+    /// Phone segments in order (adjacent runs of the same phone merge).
+    pub fn segments(&self) -> Vec<Segment> {
+        let mut out: Vec<Segment> = Vec::new();
+        for (t, &ph) in self.phones.iter().enumerate() {
+            match out.last_mut() {
+                Some(s) if s.phone == ph && s.end == t => s.end = t + 1,
+                _ => out.push(Segment {
+                    phone: ph,
+                    start: t,
+                    end: t + 1,
+                }),
+            }
+        }
+        out
+    }
+}
+
+/// Flat start: silence where the frame energy is low at the ends, the
+/// words' first pronunciations spread uniformly over the speech between, and
+/// each phone's frames split evenly over its states. `energy[t]` is any
+/// per-frame loudness measure (the mean raw log-mel value works).
+pub fn flat_start(
+    words: &[String],
+    lexicon: &Lexicon,
+    phones: &PhoneSet,
+    topo: &Topology,
+    energy: &[f32],
+) -> Result<Option<Vec<PdfId>>, MissingWord> {
+    let mut seq: Vec<PhoneId> = Vec::new();
+    for w in words {
+        let prons = lexicon.get(w).ok_or_else(|| MissingWord(w.clone()))?;
+        seq.extend_from_slice(&prons[0]);
+    }
+    let frames = energy.len();
+    let need = seq.len() * topo.states_per_phone;
+    if frames < need {
+        return Ok(None);
+    }
+    let (lo, hi) = speech_span(energy, need);
+    let mut pdfs = vec![topo.pdf(phones.sil(), 0); frames];
+    let sil_states = |range: std::ops::Range<usize>, pdfs: &mut Vec<PdfId>| {
+        let len = range.len();
+        for (k, t) in range.enumerate() {
+            pdfs[t] = topo.pdf(phones.sil(), k * topo.states_per_phone / len.max(1));
+        }
+    };
+    sil_states(0..lo, &mut pdfs);
+    sil_states(hi..frames, &mut pdfs);
+    let span = hi - lo;
+    let total_states = need;
+    for t in lo..hi {
+        // State index proportional to position within the speech span.
+        let k = (t - lo) * total_states / span;
+        let (ph, s) = (seq[k / topo.states_per_phone], k % topo.states_per_phone);
+        pdfs[t] = topo.pdf(ph, s);
+    }
+    Ok(Some(pdfs))
+}
+
+/// The `[start, end)` frames of speech: from the first to the last frame whose
+/// smoothed energy exceeds 30% of the way from the quietest to the loudest
+/// frame, widened to at least `min_len` frames.
+fn speech_span(energy: &[f32], min_len: usize) -> (usize, usize) {
+    let n = energy.len();
+    let smooth: Vec<f32> = (0..n)
+        .map(|t| {
+            let (a, b) = (t.saturating_sub(2), (t + 3).min(n));
+            energy[a..b].iter().sum::<f32>() / (b - a) as f32
+        })
+        .collect();
+    let min = smooth.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = smooth.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let thr = min + 0.3 * (max - min);
+    let mut lo = smooth.iter().position(|&e| e > thr).unwrap_or(0);
+    let mut hi = smooth.iter().rposition(|&e| e > thr).map_or(n, |p| p + 1);
+    // A little margin: onsets and releases are quieter than the vowels.
+    lo = lo.saturating_sub(3);
+    hi = (hi + 3).min(n);
+    while hi - lo < min_len {
+        if lo > 0 {
+            lo -= 1;
+        }
+        if hi - lo < min_len && hi < n {
+            hi += 1;
+        }
+    }
+    (lo, hi)
+}
