@@ -263,11 +263,11 @@ pub fn flat_start(
     sil_states(hi..frames, &mut pdfs);
     let span = hi - lo;
     let total_states = need;
-    for t in lo..hi {
+    for (i, pdf) in pdfs[lo..hi].iter_mut().enumerate() {
         // State index proportional to position within the speech span.
-        let k = (t - lo) * total_states / span;
+        let k = i * total_states / span;
         let (ph, s) = (seq[k / topo.states_per_phone], k % topo.states_per_phone);
-        pdfs[t] = topo.pdf(ph, s);
+        *pdf = topo.pdf(ph, s);
     }
     Ok(Some(pdfs))
 }
@@ -292,9 +292,7 @@ fn speech_span(energy: &[f32], min_len: usize) -> (usize, usize) {
     lo = lo.saturating_sub(3);
     hi = (hi + 3).min(n);
     while hi - lo < min_len {
-        if lo > 0 {
-            lo -= 1;
-        }
+        lo = lo.saturating_sub(1);
         if hi - lo < min_len && hi < n {
             hi += 1;
         }

@@ -17,6 +17,7 @@ pub mod nnet;
 pub mod resample;
 pub mod rng;
 pub mod sgd;
+pub mod train;
 pub mod wav;
 
 pub use error::{Error, Result};

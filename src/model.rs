@@ -193,10 +193,12 @@ pub struct ModelFile {
     pub provenance: Provenance,
 }
 
-#[derive(Deserialize)]
+/// Just the fields checked before the rest is parsed.
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Header {
-    format: Option<String>,
-    version: Option<u32>,
+    format: String,
+    version: u32,
 }
 
 /// A loaded, validated acoustic model.
@@ -289,17 +291,16 @@ impl AcousticModel {
         };
         let header: Header = ron::from_str(text)
             .map_err(|e| bad(format!("not a sparsa model file (RON error at {e})")))?;
-        match (header.format.as_deref(), header.version) {
-            (Some(FORMAT), Some(VERSION)) => {}
-            (Some(FORMAT), Some(v)) => {
+        match (header.format.as_str(), header.version) {
+            (FORMAT, VERSION) => {}
+            (FORMAT, v) => {
                 return Err(bad(format!(
                     "schema version {v} is not supported by this sparsa (reads version {VERSION}); retrain or upgrade"
                 )))
             }
             (f, _) => {
                 return Err(bad(format!(
-                    "format is {:?}, expected \"{FORMAT}\" with a version",
-                    f.unwrap_or("missing")
+                    "format is {f:?}, expected \"{FORMAT}\" with a version"
                 )))
             }
         }

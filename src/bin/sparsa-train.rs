@@ -1,19 +1,170 @@
 //! `sparsa-train`: the offline trainer. Reads Kaldi data dirs and lexicons
-//! and writes the RON model files `sparsa` loads.
+//! and writes the model folders `sparsa` loads.
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sparsa::frontend::FrontendConfig;
+use sparsa::model::{AM_FILE, LEXICON_FILE};
+use sparsa::nnet::{Activation, Splice};
+use sparsa::train::{train, TrainConfig};
+use std::path::PathBuf;
 
-/// sparsa-train: train rectifier DNN-HMM acoustic models and n-gram LMs for sparsa.
-///
-/// Training is being built (issue #3: flat-start alignment, ReLU / leaky
-/// ReLU / tanh DNNs, RON model files). This release only has the front end
-/// the trainer will share with the recognizer: try `sparsa features`.
+/// sparsa-train: train rectifier DNN-HMM acoustic models for sparsa.
 #[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a DNN-HMM acoustic model from Kaldi data dirs (flat start, no GMM).
+    ///
+    /// Computes features with the recognizer's front end, aligns from a flat
+    /// start, trains the DNN with SGD and realigns for several rounds, then
+    /// writes OUT/am.ron (RON model) and OUT/lexicon.txt (training vocabulary).
+    ///
+    /// Example (the shipped default model):
+    ///   sparsa-train am --train ../shared/corpora/speechocean762/train \
+    ///     --dev ../shared/corpora/speechocean762/dev \
+    ///     --lexicon ../shared/lexicon/cmudict.dict \
+    ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt \
+    ///     --activation relu --out models/default
+    #[command(verbatim_doc_comment)]
+    Am(AmArgs),
+}
+
+#[derive(Args)]
+struct AmArgs {
+    /// Training data dir (repeatable).
+    #[arg(long, required = true, value_name = "DIR")]
+    train: Vec<PathBuf>,
+    /// Dev data dir: learning-rate schedule and reported metrics.
+    #[arg(long, value_name = "DIR")]
+    dev: PathBuf,
+    /// CMUdict-format lexicon (repeatable; merged).
+    #[arg(long = "lexicon", required = true, value_name = "FILE")]
+    lexicons: Vec<PathBuf>,
+    /// Output model folder (created).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Hidden nonlinearity.
+    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    activation: Activation,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    /// Units per hidden layer.
+    #[arg(long, default_value_t = 512)]
+    units: usize,
+    /// Frames of context on each side.
+    #[arg(long, default_value_t = 5)]
+    context: usize,
+    /// Alignment rounds (round 0 trains on the flat start).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Epoch cap for each round before the last.
+    #[arg(long, default_value_t = 2)]
+    align_epochs: usize,
+    /// Epoch cap for the last round (newbob usually stops earlier).
+    #[arg(long, default_value_t = 10)]
+    max_epochs: usize,
+    /// Initial learning rate.
+    #[arg(long, default_value_t = 0.08)]
+    learning_rate: f32,
+    /// Minibatch size in frames.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Seed for initialization and shuffling.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Use only a fixed random subset of N utterances of train and of dev (quick runs).
+    #[arg(long, value_name = "N")]
+    max_utts: Option<usize>,
+    /// Feature rate in Hz (audio is resampled to it).
+    #[arg(long, default_value_t = 16_000)]
+    rate: u32,
+    /// Mel filters.
+    #[arg(long, default_value_t = 40)]
+    mel_bins: usize,
+    /// Threads for features and alignment.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
 
 fn main() {
-    Cli::parse();
-    eprintln!("sparsa-train: no training commands yet (see `sparsa-train --help`)");
-    std::process::exit(2);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Am(a) => am(a),
+    };
+    if let Err(err) = result {
+        eprintln!("sparsa-train: error: {err:#}");
+        let code = err
+            .chain()
+            .find_map(|e| e.downcast_ref::<sparsa::Error>())
+            .map_or(1, sparsa::Error::exit_code);
+        std::process::exit(code);
+    }
+}
+
+fn am(a: AmArgs) -> anyhow::Result<()> {
+    let cfg = TrainConfig {
+        train: a.train,
+        dev: a.dev,
+        lexicons: a.lexicons,
+        frontend: FrontendConfig {
+            sample_rate_hz: a.rate,
+            num_mel_bins: a.mel_bins,
+            ..FrontendConfig::default()
+        },
+        activation: a.activation,
+        hidden_layers: a.layers,
+        hidden_units: a.units,
+        splice: Splice {
+            left: a.context,
+            right: a.context,
+        },
+        rounds: a.rounds,
+        align_epochs: a.align_epochs,
+        max_epochs: a.max_epochs,
+        learning_rate: a.learning_rate,
+        batch: a.batch,
+        seed: a.seed,
+        max_utts: a.max_utts,
+        threads: a.threads,
+        progress: !a.quiet,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let (model, lexicon) = train(&cfg)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    model.save(&a.out.join(AM_FILE))?;
+    let lex_path = a.out.join(LEXICON_FILE);
+    std::fs::write(&lex_path, lexicon.to_text(&model.phones))
+        .with_context(|| format!("writing {}", lex_path.display()))?;
+    let p = &model.provenance;
+    let last = p.epochs.last();
+    eprintln!(
+        "wrote {} ({} parameters): dev CE {:.3}, dev frame accuracy {:.2}% in {:.0} s",
+        a.out.display(),
+        model.network.num_params(),
+        last.map_or(f32::NAN, |e| e.dev_ce),
+        100.0
+            * p.dev_frame_acc_per_round
+                .last()
+                .copied()
+                .unwrap_or(f32::NAN),
+        p.train_seconds
+    );
+    Ok(())
 }

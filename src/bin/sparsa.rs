@@ -33,6 +33,13 @@ enum Command {
     ///   sparsa features --raw-rate 16000 audio.s16 -o feats.npy --format npy
     #[command(verbatim_doc_comment)]
     Features(FeaturesArgs),
+    /// Print what a model is and where it came from: shape, front end,
+    /// training data, recipe, and the per-epoch metrics of its training.
+    ModelInfo {
+        /// Model folder (containing am.ron) or model file.
+        #[arg(default_value = "models/default")]
+        model: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -77,6 +84,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Features(args) => features(args),
+        Command::ModelInfo { model } => model_info(&model),
     };
     if let Err(err) = result {
         std::process::exit(report(&err));
@@ -106,6 +114,112 @@ fn report(err: &anyhow::Error) -> i32 {
     err.chain()
         .find_map(|e| e.downcast_ref::<sparsa::Error>())
         .map_or(1, sparsa::Error::exit_code)
+}
+
+fn model_info(path: &std::path::Path) -> anyhow::Result<()> {
+    let m = sparsa::model::AcousticModel::load(path)?;
+    let n = &m.network;
+    let p = &m.provenance;
+    let fe = m.frontend.config();
+    let mut o = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(o, "model:        {}", path.display());
+    let _ = writeln!(
+        o,
+        "format:       {} v{}",
+        sparsa::model::FORMAT,
+        sparsa::model::VERSION
+    );
+    let _ = writeln!(
+        o,
+        "network:      {} x {} {} hidden, input {} ({} frames x {}), {} outputs, {} parameters",
+        n.hidden_layers(),
+        n.layers.first().map_or(0, |l| l.b.len()),
+        n.activation.name(),
+        n.input_dim(),
+        n.splice.width(),
+        n.feat_dim,
+        n.num_outputs(),
+        n.num_params()
+    );
+    let _ = writeln!(
+        o,
+        "front end:    {} Hz, {} mel bins, {} ms / {} ms, CMN window {}",
+        fe.sample_rate_hz,
+        fe.num_mel_bins,
+        fe.frame_length_ms,
+        fe.frame_shift_ms,
+        fe.cmn.as_ref().map_or("off".to_string(), |c| format!(
+            "{} frames, prior {}",
+            c.window_frames,
+            if c.prior_mean.is_some() {
+                "from training"
+            } else {
+                "none"
+            }
+        ))
+    );
+    let _ = writeln!(
+        o,
+        "phones:       {} ({} pdfs, {} states each)",
+        m.phones.len(),
+        m.topology.num_pdfs(),
+        m.topology.states_per_phone
+    );
+    let _ = writeln!(
+        o,
+        "trained on:   {} ({} utterances, {} frames), dev {}",
+        p.train_data.join(", "),
+        p.train_utterances,
+        p.train_frames,
+        p.dev_data
+    );
+    let _ = writeln!(o, "lexicons:     {}", p.lexicons.join(", "));
+    let _ = writeln!(
+        o,
+        "skipped:      {} utterances; {} training words missing from every lexicon{}",
+        p.skipped.len(),
+        p.missing_words.len(),
+        if p.missing_words.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", p.missing_words.join(" "))
+        }
+    );
+    let _ = writeln!(o, "seed:         {}", p.seed);
+    let _ = writeln!(
+        o,
+        "trained in:   {:.0} s by sparsa {}",
+        p.train_seconds, p.sparsa_version
+    );
+    let _ = writeln!(o, "recipe:       {}", p.recipe);
+    let _ = writeln!(o, "command:      {}", p.command);
+    let _ = writeln!(
+        o,
+        "dev frame accuracy per alignment round: {}",
+        p.dev_frame_acc_per_round
+            .iter()
+            .map(|a| format!("{:.2}%", 100.0 * a))
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    );
+    let _ = writeln!(o, "\n| round | epoch | lr | train CE | dev CE | dev acc | s | frames/s |\n|---|---|---|---|---|---|---|---|");
+    for e in &p.epochs {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.4} | {:.3} | {:.3} | {:.2}% | {:.0} | {:.0} |",
+            e.round,
+            e.epoch,
+            e.learning_rate,
+            e.train_ce,
+            e.dev_ce,
+            100.0 * e.dev_frame_acc,
+            e.seconds,
+            e.frames_per_s
+        );
+    }
+    std::io::stdout().write_all(o.as_bytes())?;
+    Ok(())
 }
 
 fn features(args: FeaturesArgs) -> anyhow::Result<()> {

@@ -1,0 +1,636 @@
+//! The training recipe behind `sparsa-train am`: Kaldi data dirs and
+//! lexicons in, a monophone DNN-HMM acoustic model out, with flat-start,
+//! GMM-free alignment (Senior et al. 2014) and a newbob schedule.
+//!
+//! Steps: features with the recognizer's own front end → CMN prior and
+//! global input normalization from train → flat-start labels (silence by
+//! energy at the ends, phones spread uniformly) → for each alignment round:
+//! train (minibatch SGD, momentum 0.5→0.9, newbob on dev cross-entropy),
+//! then realign train and dev by Viterbi with the network's scaled
+//! likelihoods → priors and transitions from the final alignment.
+
+use crate::align::{flat_start, UttGraph};
+use crate::audio::MonoStream;
+use crate::datadir::DataDir;
+use crate::error::{Error, Result};
+use crate::frontend::{CmnConfig, Fbank, FrontendConfig, OnlineCmn};
+use crate::hmm::{PdfId, Topology};
+use crate::lexicon::{Lexicon, PhoneSet};
+use crate::model::{AcousticModel, EpochMetrics, Provenance};
+use crate::nnet::{Activation, Network, Splice};
+use crate::rng::Rng;
+use crate::sgd::{init_network, score, BatchStats, Sgd};
+use ndarray::{Array1, Array2};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Everything a training run needs.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Training data dirs.
+    pub train: Vec<PathBuf>,
+    /// Dev data dir (schedule and metrics).
+    pub dev: PathBuf,
+    /// CMUdict-format lexicons, merged.
+    pub lexicons: Vec<PathBuf>,
+    /// Front end (its CMN prior is filled in from train).
+    pub frontend: FrontendConfig,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+    /// Hidden layers.
+    pub hidden_layers: usize,
+    /// Units per hidden layer.
+    pub hidden_units: usize,
+    /// Input context.
+    pub splice: Splice,
+    /// Alignment rounds (round 0 trains on the flat start).
+    pub rounds: usize,
+    /// Epoch cap for each round before the last.
+    pub align_epochs: usize,
+    /// Epoch cap for the last round.
+    pub max_epochs: usize,
+    /// Initial learning rate (gradient of the mean cross-entropy of a batch).
+    pub learning_rate: f32,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Seed for initialization and shuffling.
+    pub seed: u64,
+    /// Use only a fixed pseudo-random subset of N utterances of train and of dev (quick runs).
+    pub max_utts: Option<usize>,
+    /// Worker threads for features and alignment.
+    pub threads: usize,
+    /// Show progress bars.
+    pub progress: bool,
+    /// The command line, for provenance.
+    pub command: String,
+}
+
+/// Newbob: start halving once dev CE improves by less than this (relative)...
+const RAMP_GAIN: f32 = 0.01;
+/// ...and stop once it improves by less than this while halving.
+const STOP_GAIN: f32 = 0.002;
+
+/// One utterance with features and frame labels.
+struct Utt {
+    id: String,
+    words: Vec<String>,
+    frames: usize,
+    /// `frames × dim`, CMN applied.
+    feats: Vec<f32>,
+    labels: Vec<PdfId>,
+}
+
+/// Utterances with their per-frame energy, skip reasons, missing words.
+type LoadedSet = (Vec<(Utt, Vec<f32>)>, Vec<String>, Vec<String>);
+
+/// Raw fbank of one file (no CMN).
+fn raw_features(path: &std::path::Path, cfg: &FrontendConfig) -> Result<Vec<f32>> {
+    let params = FrontendConfig {
+        cmn: None,
+        ..cfg.clone()
+    }
+    .validate()?;
+    let mut stream = MonoStream::open(path, None, cfg.sample_rate_hz)?;
+    let mut fbank = Fbank::new(params.clone());
+    let mut frame = vec![0.0; params.dim()];
+    let mut out = Vec::new();
+    let mut block = Vec::new();
+    while stream.read_block(&mut block)? {
+        fbank.accept_samples(&block);
+        while fbank.pop_frame(&mut frame) {
+            out.extend_from_slice(&frame);
+        }
+    }
+    Ok(out)
+}
+
+/// Loads utterances whose words are all in the lexicon, computing raw
+/// features on `threads` threads. Returns them with skip reasons and the
+/// missing words.
+fn load_set(
+    dirs: &[PathBuf],
+    lexicon: &Lexicon,
+    cfg: &TrainConfig,
+    what: &str,
+) -> Result<LoadedSet> {
+    let mut items = Vec::new();
+    let mut missing = std::collections::BTreeSet::new();
+    let mut skipped = Vec::new();
+    for d in dirs {
+        let dd = DataDir::open(d)?;
+        for u in dd.utterances {
+            let unknown: Vec<&String> = u
+                .words
+                .iter()
+                .filter(|w| lexicon.get(w).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                skipped.push(format!("{}: words not in any lexicon: {:?}", u.id, unknown));
+                missing.extend(unknown.into_iter().cloned());
+                continue;
+            }
+            items.push(u);
+        }
+    }
+    if let Some(n) = cfg.max_utts {
+        // A fixed pseudo-random subset, so it still covers every speaker and word.
+        if n < items.len() {
+            let mut idx: Vec<usize> = (0..items.len()).collect();
+            Rng::new(0x5ab5e7).shuffle(&mut idx);
+            idx.truncate(n);
+            idx.sort_unstable();
+            items = idx.into_iter().map(|i| items[i].clone()).collect();
+        }
+    }
+    let bar = progress_bar(
+        cfg.progress,
+        items.len() as u64,
+        &format!("features {what}"),
+    );
+    let threads = cfg.threads.max(1);
+    let chunk = items.len().div_ceil(threads).max(1);
+    let results: Vec<Vec<(usize, Result<Vec<f32>>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                let bar = &bar;
+                let fe = &cfg.frontend;
+                s.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, u)| {
+                            let r = raw_features(&u.audio, fe);
+                            bar.inc(1);
+                            (c * chunk + i, r)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("feature thread panicked"))
+            .collect()
+    });
+    bar.finish_and_clear();
+    let dim = cfg.frontend.num_mel_bins;
+    let mut out = Vec::new();
+    for (i, r) in results.into_iter().flatten() {
+        let u = &items[i];
+        match r {
+            Ok(raw) if raw.len() / dim >= 10 => {
+                let energy: Vec<f32> = raw
+                    .chunks(dim)
+                    .map(|f| f.iter().sum::<f32>() / dim as f32)
+                    .collect();
+                out.push((
+                    Utt {
+                        id: u.id.clone(),
+                        words: u.words.clone(),
+                        frames: raw.len() / dim,
+                        feats: raw,
+                        labels: Vec::new(),
+                    },
+                    energy,
+                ));
+            }
+            Ok(_) => skipped.push(format!("{}: shorter than 10 frames", u.id)),
+            Err(e) => skipped.push(format!("{}: {e}", u.id)),
+        }
+    }
+    Ok((out, skipped, missing.into_iter().collect()))
+}
+
+fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>18} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(msg.to_string());
+    bar
+}
+
+/// Training state shared by the recipe's steps.
+struct Run<'a> {
+    cfg: &'a TrainConfig,
+    phones: PhoneSet,
+    /// Every lexicon merged: aligns train and dev.
+    lexicon: Lexicon,
+    topo: Topology,
+    train: Vec<Utt>,
+    dev: Vec<Utt>,
+    rng: Rng,
+    steps: usize,
+    metrics: Vec<EpochMetrics>,
+}
+
+impl Run<'_> {
+    /// Mean cross-entropy and accuracy of `net` on a set.
+    fn evaluate(&self, net: &Network, set: &[Utt]) -> BatchStats {
+        let mut total = BatchStats::default();
+        let mut acts = Vec::new();
+        for u in set {
+            let x = spliced(net, u);
+            net.forward(x.view(), &mut acts);
+            total.add(score(&acts[acts.len() - 1], &u.labels));
+        }
+        total
+    }
+
+    /// One epoch of SGD over shuffled train frames.
+    fn epoch(
+        &mut self,
+        net: &mut Network,
+        sgd: &mut Sgd,
+        lr: f32,
+        label: &str,
+    ) -> (BatchStats, f32) {
+        let mut index: Vec<(u32, u32)> = self
+            .train
+            .iter()
+            .enumerate()
+            .flat_map(|(u, utt)| (0..utt.frames as u32).map(move |t| (u as u32, t)))
+            .collect();
+        self.rng.shuffle(&mut index);
+        let b = self.cfg.batch;
+        let steps_per_epoch = index.len().div_ceil(b);
+        let bar = progress_bar(self.cfg.progress, index.len() as u64, label);
+        let dim = net.input_dim();
+        let mut x = Array2::<f32>::zeros((b, dim));
+        let mut labels = Vec::with_capacity(b);
+        let mut stats = BatchStats::default();
+        let start = Instant::now();
+        for chunk in index.chunks(b) {
+            if chunk.len() != x.nrows() {
+                x = Array2::zeros((chunk.len(), dim));
+            }
+            labels.clear();
+            for (row, &(u, t)) in x.outer_iter_mut().zip(chunk) {
+                let utt = &self.train[u as usize];
+                net.splice_into(
+                    &utt.feats,
+                    utt.frames,
+                    t as usize,
+                    row.into_slice().expect("row"),
+                );
+                labels.push(utt.labels[t as usize]);
+            }
+            // Momentum rises linearly from 0.5 to 0.9 over the first epoch.
+            let ramp = (self.steps as f32 / steps_per_epoch as f32).min(1.0);
+            let momentum = 0.5 + 0.4 * ramp;
+            stats.add(sgd.step(net, x.view(), &labels, lr, momentum));
+            self.steps += 1;
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        (stats, start.elapsed().as_secs_f32())
+    }
+
+    /// Trains one round with newbob; returns the best network by dev CE.
+    fn train_round(&mut self, mut net: Network, round: usize, max_epochs: usize) -> Network {
+        let mut sgd = Sgd::new(&net);
+        let mut lr = self.cfg.learning_rate;
+        // The first epoch of a round is always kept: the incoming network
+        // made these labels, so its dev CE on them is no fair bar.
+        let mut best = f32::INFINITY;
+        let mut best_net = net.clone();
+        let mut ramping = false;
+        for epoch in 0..max_epochs {
+            let label = format!("round {round} epoch {epoch}");
+            let (train_stats, secs) = self.epoch(&mut net, &mut sgd, lr, &label);
+            let dev = self.evaluate(&net, &self.dev);
+            let fps = train_stats.frames as f32 / secs;
+            let gflops = fps * 6.0 * net.num_params() as f32 / 1e9;
+            eprintln!(
+                "round {round} epoch {epoch}: lr {lr:.4} train CE {:.3} dev CE {:.3} dev acc {:.2}% ({:.0} s, {:.0} frames/s, {:.1} GFLOP/s)",
+                train_stats.ce(),
+                dev.ce(),
+                100.0 * dev.acc(),
+                secs,
+                fps,
+                gflops
+            );
+            self.metrics.push(EpochMetrics {
+                round,
+                epoch,
+                learning_rate: lr,
+                train_ce: train_stats.ce(),
+                dev_ce: dev.ce(),
+                dev_frame_acc: dev.acc(),
+                seconds: secs,
+                frames_per_s: fps,
+            });
+            let gain = if best.is_finite() {
+                (best - dev.ce()) / best
+            } else {
+                1.0
+            };
+            if dev.ce() < best {
+                best = dev.ce();
+                best_net = net.clone();
+            } else {
+                // Reject the epoch: back to the best weights, fresh momentum.
+                net = best_net.clone();
+                sgd = Sgd::new(&net);
+            }
+            if ramping && gain < STOP_GAIN {
+                break;
+            }
+            if ramping || gain < RAMP_GAIN {
+                ramping = true;
+                lr /= 2.0;
+            }
+        }
+        best_net
+    }
+
+    /// Log priors from label counts (add-one smoothed).
+    fn log_priors(&self) -> Vec<f32> {
+        let mut counts = vec![1.0f64; self.topo.num_pdfs()];
+        for u in &self.train {
+            for &p in &u.labels {
+                counts[p as usize] += 1.0;
+            }
+        }
+        let total: f64 = counts.iter().sum();
+        counts.iter().map(|c| (c / total).ln() as f32).collect()
+    }
+
+    /// Realigns a set with the network; returns how many utterances kept
+    /// their old labels because no path fit.
+    fn realign(&self, net: &Network, log_priors: &[f32], set: &mut [Utt], what: &str) -> usize {
+        let threads = self.cfg.threads.max(1);
+        let chunk = set.len().div_ceil(threads).max(1);
+        let bar = progress_bar(
+            self.cfg.progress,
+            set.len() as u64,
+            &format!("align {what}"),
+        );
+        let failed: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = set
+                .chunks_mut(chunk)
+                .map(|part| {
+                    let bar = &bar;
+                    s.spawn(move || {
+                        let mut acts = Vec::new();
+                        let mut failed = 0;
+                        for u in part {
+                            let x = spliced(net, u);
+                            net.forward(x.view(), &mut acts);
+                            let logp = &acts[acts.len() - 1];
+                            let graph =
+                                UttGraph::build(&u.words, &self.lexicon, &self.phones, &self.topo)
+                                    // INVARIANT: load_set kept only utterances whose words are all in it.
+                                    .expect("words were checked against the lexicon");
+                            match graph.viterbi(u.frames, &self.topo, |t, pdf| {
+                                logp[[t, pdf as usize]] - log_priors[pdf as usize]
+                            }) {
+                                Some(ali) => u.labels = ali.pdfs,
+                                None => failed += 1,
+                            }
+                            bar.inc(1);
+                        }
+                        failed
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("align thread panicked"))
+                .sum()
+        });
+        bar.finish_and_clear();
+        failed
+    }
+}
+
+/// All normalized, spliced input rows of an utterance.
+fn spliced(net: &Network, u: &Utt) -> Array2<f32> {
+    let mut x = Array2::zeros((u.frames, net.input_dim()));
+    for (t, row) in x.outer_iter_mut().enumerate() {
+        net.splice_into(&u.feats, u.frames, t, row.into_slice().expect("row"));
+    }
+    x
+}
+
+/// Applies online CMN with `cmn` to raw frames in place, exactly as the
+/// streaming front end does.
+fn apply_cmn(feats: &mut [f32], dim: usize, cmn: &CmnConfig) {
+    let mut c = OnlineCmn::new(cmn.clone(), dim);
+    for f in feats.chunks_mut(dim) {
+        c.process(f);
+    }
+}
+
+/// Runs the whole recipe and returns the trained model and its lexicon
+/// (the training vocabulary).
+pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
+    let started = Instant::now();
+    let phones = PhoneSet::arpabet();
+    let full_lexicon = Lexicon::load(&cfg.lexicons, &phones)?;
+    cfg.frontend.validate()?;
+    let dim = cfg.frontend.num_mel_bins;
+
+    let (train_raw, mut skipped, missing) = load_set(&cfg.train, &full_lexicon, cfg, "train")?;
+    let (dev_raw, dev_skipped, _) =
+        load_set(std::slice::from_ref(&cfg.dev), &full_lexicon, cfg, "dev")?;
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: {} training words are in no lexicon; their {} utterances are skipped: {}",
+            missing.len(),
+            skipped.len(),
+            missing.join(" ")
+        );
+    }
+    skipped.extend(dev_skipped.into_iter().map(|s| format!("dev {s}")));
+    if train_raw.is_empty() || dev_raw.is_empty() {
+        return Err(Error::config(
+            "train",
+            "no usable training or dev utterances",
+        ));
+    }
+
+    // CMN prior: the mean raw log-mel frame of train.
+    let mut prior = vec![0.0f64; dim];
+    let mut n = 0usize;
+    for (u, _) in &train_raw {
+        for f in u.feats.chunks(dim) {
+            for (p, v) in prior.iter_mut().zip(f) {
+                *p += *v as f64;
+            }
+            n += 1;
+        }
+    }
+    let mut frontend = cfg.frontend.clone();
+    let mut cmn = frontend.cmn.clone().unwrap_or_default();
+    cmn.prior_mean = Some(prior.iter().map(|p| (p / n as f64) as f32).collect());
+    frontend.cmn = Some(cmn.clone());
+    let frontend_params = frontend.validate()?;
+
+    let topo = Topology::monophone(&phones, 3);
+    let mut to_utts = |set: Vec<(Utt, Vec<f32>)>| -> Vec<Utt> {
+        set.into_iter()
+            .filter_map(|(mut u, energy)| {
+                apply_cmn(&mut u.feats, dim, &cmn);
+                match flat_start(&u.words, &full_lexicon, &phones, &topo, &energy) {
+                    Ok(Some(labels)) => {
+                        u.labels = labels;
+                        Some(u)
+                    }
+                    _ => {
+                        skipped.push(format!("{}: too few frames for its phones", u.id));
+                        None
+                    }
+                }
+            })
+            .collect()
+    };
+    let train_utts = to_utts(train_raw);
+    let dev_utts = to_utts(dev_raw);
+
+    // Global mean and variance of the normalized features, tiled over the splice.
+    let mut mean = vec![0.0f64; dim];
+    let mut sq = vec![0.0f64; dim];
+    let mut frames = 0usize;
+    for u in &train_utts {
+        for f in u.feats.chunks(dim) {
+            for i in 0..dim {
+                mean[i] += f[i] as f64;
+                sq[i] += (f[i] as f64).powi(2);
+            }
+        }
+        frames += u.frames;
+    }
+    let shift: Vec<f32> = mean.iter().map(|m| (m / frames as f64) as f32).collect();
+    let scale: Vec<f32> = (0..dim)
+        .map(|i| {
+            let m = mean[i] / frames as f64;
+            let var = (sq[i] / frames as f64 - m * m).max(1e-6);
+            (1.0 / var.sqrt()) as f32
+        })
+        .collect();
+    let width = cfg.splice.width();
+    let input_shift = Array1::from_iter(shift.iter().copied().cycle().take(dim * width));
+    let input_scale = Array1::from_iter(scale.iter().copied().cycle().take(dim * width));
+    eprintln!(
+        "training on {} utterances ({} frames, {:.2} h), dev {} utterances; {} skipped",
+        train_utts.len(),
+        frames,
+        frames as f64 / 360_000.0,
+        dev_utts.len(),
+        skipped.len()
+    );
+
+    let vocabulary = full_lexicon.restrict(
+        train_utts
+            .iter()
+            .flat_map(|u| u.words.iter().map(String::as_str)),
+    );
+    let mut run = Run {
+        cfg,
+        phones,
+        lexicon: full_lexicon,
+        topo,
+        train: train_utts,
+        dev: dev_utts,
+        rng: Rng::new(cfg.seed),
+        steps: 0,
+        metrics: Vec::new(),
+    };
+    let mut init_rng = Rng::new(cfg.seed ^ 0x5eed);
+    let mut net = init_network(
+        cfg.activation,
+        cfg.splice,
+        dim,
+        cfg.hidden_layers,
+        cfg.hidden_units,
+        run.topo.num_pdfs(),
+        input_shift,
+        input_scale,
+        &mut init_rng,
+    );
+    let mut per_round = Vec::new();
+    let rounds = cfg.rounds.max(1);
+    for round in 0..rounds {
+        let cap = if round + 1 == rounds {
+            cfg.max_epochs
+        } else {
+            cfg.align_epochs
+        };
+        net = run.train_round(net, round, cap.max(1));
+        let acc = run.evaluate(&net, &run.dev).acc();
+        per_round.push(acc);
+        eprintln!("round {round}: dev frame accuracy {:.2}%", 100.0 * acc);
+        // Realign train and dev with this network (after the last round too:
+        // the final alignment gives the priors and transitions).
+        let priors = run.log_priors();
+        let mut train_set = std::mem::take(&mut run.train);
+        let mut dev_set = std::mem::take(&mut run.dev);
+        let f1 = run.realign(&net, &priors, &mut train_set, "train");
+        let f2 = run.realign(&net, &priors, &mut dev_set, "dev");
+        run.train = train_set;
+        run.dev = dev_set;
+        if f1 + f2 > 0 {
+            eprintln!(
+                "round {round}: {} utterances kept their previous alignment (no path fit)",
+                f1 + f2
+            );
+        }
+        let alis: Vec<&[PdfId]> = run.train.iter().map(|u| u.labels.as_slice()).collect();
+        run.topo.estimate_transitions(alis);
+    }
+    let log_priors = run.log_priors();
+    let provenance = Provenance {
+        sparsa_version: env!("CARGO_PKG_VERSION").into(),
+        train_data: cfg.train.iter().map(|p| p.display().to_string()).collect(),
+        dev_data: cfg.dev.display().to_string(),
+        lexicons: cfg.lexicons.iter().map(|p| p.display().to_string()).collect(),
+        train_utterances: run.train.len(),
+        train_frames: run.train.iter().map(|u| u.frames).sum(),
+        skipped,
+        missing_words: missing,
+        seed: cfg.seed,
+        recipe: format!(
+            "monophone 3-state HMMs; flat start (energy-based end silences, uniform phones) then {rounds} Viterbi realignment round(s) with log posterior - log prior; \
+             {}x{} {} DNN, splice -{}..+{}, global mean/variance input normalization; init {}; \
+             minibatch {} SGD, lr {} (mean-CE gradient), momentum 0.5->0.9 over the first epoch, no regularization; \
+             newbob on dev CE (halve below {}% relative gain, stop below {}%), at most {} epochs per early round and {} in the last; frames shuffled globally each epoch",
+            cfg.hidden_layers,
+            cfg.hidden_units,
+            cfg.activation.name(),
+            cfg.splice.left,
+            cfg.splice.right,
+            match cfg.activation {
+                Activation::Tanh => "Glorot-uniform",
+                _ => "He-normal (hidden), Glorot-uniform (output)",
+            },
+            cfg.batch,
+            cfg.learning_rate,
+            RAMP_GAIN * 100.0,
+            STOP_GAIN * 100.0,
+            cfg.align_epochs,
+            cfg.max_epochs
+        ),
+        epochs: run.metrics.clone(),
+        dev_frame_acc_per_round: per_round,
+        train_seconds: started.elapsed().as_secs_f32(),
+        command: cfg.command.clone(),
+    };
+    let model = AcousticModel {
+        frontend: frontend_params,
+        phones: run.phones.clone(),
+        topology: run.topo.clone(),
+        network: net,
+        log_priors,
+        provenance,
+    };
+    Ok((model, vocabulary))
+}

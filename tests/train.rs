@@ -1,0 +1,185 @@
+//! Trainer tests on real speech (a slice of FSDD): a tiny end-to-end run
+//! learns, is reproducible, aligns real utterances sensibly, and its model
+//! file round-trips; broken model files fail with clear errors.
+
+mod common;
+
+use sparsa::align::UttGraph;
+use sparsa::frontend::{Frontend, FrontendConfig};
+use sparsa::lexicon::Lexicon;
+use sparsa::model::AcousticModel;
+use sparsa::nnet::{Activation, Splice};
+use sparsa::train::{train, TrainConfig};
+use std::path::Path;
+use std::sync::OnceLock;
+
+fn config(seed: u64) -> TrainConfig {
+    let c = common::corpora();
+    TrainConfig {
+        train: vec![c.join("fsdd/train")],
+        dev: c.join("fsdd/dev"),
+        lexicons: vec![c.join("../lexicon/cmudict.dict")],
+        frontend: FrontendConfig {
+            sample_rate_hz: 8_000,
+            num_mel_bins: 23,
+            ..FrontendConfig::default()
+        },
+        activation: Activation::Relu,
+        hidden_layers: 2,
+        hidden_units: 64,
+        splice: Splice { left: 3, right: 3 },
+        rounds: 3,
+        align_epochs: 3,
+        max_epochs: 4,
+        learning_rate: 0.03,
+        batch: 256,
+        seed,
+        max_utts: Some(250),
+        threads: 2,
+        progress: false,
+        command: "tests/train.rs".into(),
+    }
+}
+
+fn tiny() -> &'static (AcousticModel, Lexicon) {
+    static M: OnceLock<(AcousticModel, Lexicon)> = OnceLock::new();
+    M.get_or_init(|| train(&config(11)).expect("tiny training run"))
+}
+
+#[test]
+fn tiny_run_learns_and_reports_its_metrics() {
+    let (m, lex) = tiny();
+    let p = &m.provenance;
+    assert_eq!(p.train_utterances, 250);
+    assert!(p.missing_words.is_empty());
+    let first = &p.epochs[0];
+    let last = p.epochs.last().unwrap();
+    assert!(
+        last.train_ce < 0.8 * first.train_ce,
+        "train CE {} -> {}",
+        first.train_ce,
+        last.train_ce
+    );
+    // 120 pdfs: chance is 0.8%. The dev speaker is not in train.
+    let acc = *p.dev_frame_acc_per_round.last().unwrap();
+    assert!(acc > 0.3, "dev frame accuracy {acc}");
+    assert_eq!(p.dev_frame_acc_per_round.len(), 3);
+    assert!(
+        acc > 2.0 * p.dev_frame_acc_per_round[0],
+        "realignment helps: {:?}",
+        p.dev_frame_acc_per_round
+    );
+    assert_eq!(lex.len(), 10, "the ten digit words");
+}
+
+#[test]
+fn same_seed_same_model() {
+    let again = train(&config(11)).unwrap().0;
+    let mut a = tiny().0.to_file();
+    let mut b = again.to_file();
+    // Timing differs between runs; everything learned must not.
+    a.provenance.train_seconds = 0.0;
+    b.provenance.train_seconds = 0.0;
+    for e in a
+        .provenance
+        .epochs
+        .iter_mut()
+        .chain(b.provenance.epochs.iter_mut())
+    {
+        e.seconds = 0.0;
+        e.frames_per_s = 0.0;
+    }
+    assert!(a == b, "two runs with seed 11 differ");
+}
+
+#[test]
+fn alignment_of_a_real_utterance_is_ordered_and_complete() {
+    let (m, lex) = tiny();
+    let clip = common::data("fsdd_theo_00_0.flac");
+    let (samples, _) = common::read_all(&clip);
+    let feats = Frontend::compute_all(&m.frontend, &samples);
+    let flat: Vec<f32> = feats.concat();
+    let net = &m.network;
+    let mut x = ndarray::Array2::zeros((feats.len(), net.input_dim()));
+    for (t, row) in x.outer_iter_mut().enumerate() {
+        net.splice_into(&flat, feats.len(), t, row.into_slice().unwrap());
+    }
+    let mut acts = Vec::new();
+    net.forward(x.view(), &mut acts);
+    let logp = acts.last().unwrap();
+    let words = vec!["ZERO".to_string()];
+    let graph = UttGraph::build(&words, lex, &m.phones, &m.topology).unwrap();
+    let ali = graph
+        .viterbi(feats.len(), &m.topology, |t, p| {
+            logp[[t, p as usize]] - m.log_priors[p as usize]
+        })
+        .expect("an alignment");
+    let segs = ali.segments();
+    assert_eq!(segs[0].start, 0);
+    assert_eq!(segs.last().unwrap().end, feats.len());
+    for w in segs.windows(2) {
+        assert_eq!(w[0].end, w[1].start, "contiguous and in order");
+        assert!(w[0].start < w[0].end);
+    }
+    let spoken: Vec<&str> = segs
+        .iter()
+        .filter(|s| s.phone != m.phones.sil())
+        .map(|s| m.phones.name(s.phone))
+        .collect();
+    let prons: Vec<Vec<&str>> = lex
+        .get("ZERO")
+        .unwrap()
+        .iter()
+        .map(|p| p.iter().map(|&ph| m.phones.name(ph)).collect())
+        .collect();
+    assert!(
+        prons.contains(&spoken),
+        "{spoken:?} is not a pronunciation of ZERO: {prons:?}"
+    );
+    // Each phone lasts at least its three states.
+    assert!(segs.iter().all(|s| s.end - s.start >= 3), "{segs:?}");
+}
+
+#[test]
+fn model_file_round_trips_exactly() {
+    let (m, _) = tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("am.ron");
+    m.save(&path).unwrap();
+    let back = AcousticModel::load(dir.path()).unwrap();
+    assert!(back.to_file() == m.to_file());
+    let x = ndarray::Array2::from_shape_fn((7, m.network.input_dim()), |(i, j)| {
+        ((i * 31 + j) % 17) as f32 / 9.0
+    });
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    m.network.forward(x.view(), &mut a);
+    back.network.forward(x.view(), &mut b);
+    assert!(a.last().unwrap() == b.last().unwrap(), "identical outputs");
+}
+
+fn load_err(text: &str) -> String {
+    let e = AcousticModel::from_ron(text, Path::new("m.ron")).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let msg = e.to_string();
+    assert!(msg.starts_with("model m.ron: "), "{msg}");
+    msg
+}
+
+#[test]
+fn broken_model_files_fail_clearly() {
+    let (m, _) = tiny();
+    let text = ron::ser::to_string_pretty(&m.to_file(), Default::default()).unwrap();
+    assert!(load_err("this is not RON at all").contains("not a sparsa model file"));
+    assert!(load_err(&text[..text.len() / 2]).contains("RON error"));
+    let v2 = text.replacen("version: 1", "version: 2", 1);
+    assert!(load_err(&v2).contains("schema version 2 is not supported"));
+    let other = text.replacen("sparsa-acoustic-model", "something-else", 1);
+    assert!(load_err(&other).contains("expected \"sparsa-acoustic-model\""));
+    let mut f = m.to_file();
+    f.network.layers[1].w.shape[0] += 1;
+    let bad_shape = ron::ser::to_string(&f).unwrap();
+    assert!(load_err(&bad_shape).contains("network.layers[1].w"));
+    let mut f = m.to_file();
+    f.log_priors.f32le.truncate(8);
+    assert!(load_err(&ron::ser::to_string(&f).unwrap()).contains("log_priors"));
+}
