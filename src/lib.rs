@@ -12,6 +12,7 @@ pub mod features;
 pub mod frontend;
 pub mod hmm;
 pub mod lexicon;
+pub mod lm;
 pub mod model;
 pub mod nnet;
 pub mod resample;
@@ -19,5 +20,6 @@ pub mod rng;
 pub mod sgd;
 pub mod train;
 pub mod wav;
+pub mod wer;
 
 pub use error::{Error, Result};

@@ -2,6 +2,8 @@
 //! calls the library and maps errors to exit codes (0 ok, 1 runtime fault,
 //! 2 bad input).
 
+mod common;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sparsa::audio::{MonoStream, RawFormat};
@@ -74,46 +76,15 @@ struct FeaturesArgs {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    common::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Features(args) => features(args),
         Command::ModelInfo { model } => model_info(&model),
     };
     if let Err(err) = result {
-        std::process::exit(report(&err));
+        std::process::exit(common::report("sparsa", &err));
     }
-}
-
-/// Prints the error chain on one line and picks the exit code.
-fn report(err: &anyhow::Error) -> i32 {
-    if let Some(io) = err.downcast_ref::<std::io::Error>() {
-        if io.kind() == std::io::ErrorKind::BrokenPipe {
-            // The reader went away (e.g. `| head`): not our failure.
-            return 0;
-        }
-    }
-    // Library errors already print their source; skip causes seen in the text.
-    let mut msg = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !msg.contains(&text) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&text);
-        }
-    }
-    eprintln!("sparsa: error: {msg}");
-    err.chain()
-        .find_map(|e| e.downcast_ref::<sparsa::Error>())
-        .map_or(1, sparsa::Error::exit_code)
 }
 
 fn model_info(path: &std::path::Path) -> anyhow::Result<()> {

@@ -1,0 +1,38 @@
+//! What both binaries share: logging setup and turning an error into one
+//! stderr line and an exit code (0 ok or reader gone, 1 runtime, 2 bad input).
+
+/// Installs the stderr log subscriber (`RUST_LOG`, default `warn`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+}
+
+/// Prints the error chain on one line prefixed by `program` and returns the exit code.
+pub fn report(program: &str, err: &anyhow::Error) -> i32 {
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            // The reader went away (e.g. `| head`): not our failure.
+            return 0;
+        }
+    }
+    // Library errors already print their source; skip causes seen in the text.
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    eprintln!("{program}: error: {msg}");
+    err.chain()
+        .find_map(|e| e.downcast_ref::<sparsa::Error>())
+        .map_or(1, sparsa::Error::exit_code)
+}
