@@ -7,6 +7,7 @@
 pub mod align;
 pub mod audio;
 pub mod datadir;
+pub mod decoder;
 pub mod error;
 pub mod features;
 pub mod frontend;
@@ -15,8 +16,10 @@ pub mod lexicon;
 pub mod lm;
 pub mod model;
 pub mod nnet;
+pub mod recognizer;
 pub mod resample;
 pub mod rng;
+pub mod scorer;
 pub mod sgd;
 pub mod train;
 pub mod wav;

@@ -21,6 +21,9 @@ pub const UNK: &str = "<unk>";
 /// Word id in an [`NgramLm`] vocabulary.
 pub type WordId = u32;
 
+/// Per history: total count, and continuations seen once, twice, 3+ times.
+type HistStats = (f64, [f64; 3]);
+
 /// A backoff n-gram model in memory (log10 probabilities as in ARPA).
 #[derive(Clone, Debug, Default)]
 pub struct NgramLm {
@@ -177,7 +180,7 @@ impl NgramLm {
             }
         };
         // Per history: total count, and how many continuations have count 1, 2, 3+.
-        let mut hist: Vec<HashMap<Vec<WordId>, (f64, [f64; 3])>> = vec![HashMap::new(); order];
+        let mut hist: Vec<HashMap<Vec<WordId>, HistStats>> = vec![HashMap::new(); order];
         for n in 0..order {
             for (g, &c) in &counts[n] {
                 let e = hist[n].entry(g[..n].to_vec()).or_insert((0.0, [0.0; 3]));
@@ -188,13 +191,14 @@ impl NgramLm {
         let gamma = |n: usize, h: &[WordId]| -> f64 {
             match hist[n].get(h) {
                 Some((total, k)) => {
-                    (discounts[n][0] * k[0] + discounts[n][1] * k[1] + discounts[n][2] * k[2]) / total
+                    (discounts[n][0] * k[0] + discounts[n][1] * k[1] + discounts[n][2] * k[2])
+                        / total
                 }
                 None => 1.0,
             }
         };
         let vocab = lm.words.len() as f64 - 1.0; // <s> is never predicted
-        // Interpolated probabilities, lowest order first.
+                                                 // Interpolated probabilities, lowest order first.
         let mut probs: Vec<HashMap<Vec<WordId>, f64>> = vec![HashMap::new(); order];
         for n in 0..order {
             let mut p_n = HashMap::new();
@@ -213,15 +217,29 @@ impl NgramLm {
         }
         // <s> gets a unigram entry with no probability, as ARPA files do.
         lm.entries = vec![HashMap::new(); order];
-        for n in 0..order {
-            for (g, &p) in &probs[n] {
+        for (n, probs_n) in probs.iter().enumerate() {
+            for (g, &p) in probs_n {
                 let bo = if n + 1 < order { gamma(n + 1, g) } else { 1.0 };
-                let bo = if hist.get(n + 1).is_some_and(|h| h.contains_key(g)) { bo } else { 1.0 };
+                let bo = if hist.get(n + 1).is_some_and(|h| h.contains_key(g)) {
+                    bo
+                } else {
+                    1.0
+                };
                 lm.entries[n].insert(g.clone(), (p.log10() as f32, bo.log10() as f32));
             }
         }
         let bos_bo = gamma(1.min(order - 1), &[bos]);
-        lm.entries[0].insert(vec![bos], (-99.0, if order > 1 { bos_bo.log10() as f32 } else { 0.0 }));
+        lm.entries[0].insert(
+            vec![bos],
+            (
+                -99.0,
+                if order > 1 {
+                    bos_bo.log10() as f32
+                } else {
+                    0.0
+                },
+            ),
+        );
         Ok(lm)
     }
 
@@ -282,10 +300,19 @@ impl NgramLm {
                 let (n, c) = rest
                     .split_once('=')
                     .ok_or_else(|| bad(ln, format!("expected 'ngram N=COUNT', got '{line}'")))?;
-                let n: usize = n.trim().parse().map_err(|_| bad(ln, format!("bad order in '{line}'")))?;
-                let c: usize = c.trim().parse().map_err(|_| bad(ln, format!("bad count in '{line}'")))?;
+                let n: usize = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(ln, format!("bad order in '{line}'")))?;
+                let c: usize = c
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(ln, format!("bad count in '{line}'")))?;
                 if n != declared.len() + 1 {
-                    return Err(bad(ln, format!("ngram orders must count up from 1, got {n}")));
+                    return Err(bad(
+                        ln,
+                        format!("ngram orders must count up from 1, got {n}"),
+                    ));
                 }
                 declared.push(c);
                 continue;
@@ -295,7 +322,10 @@ impl NgramLm {
                     .parse()
                     .map_err(|_| bad(ln, format!("bad section header '{line}'")))?;
                 if n == 0 || n > declared.len() {
-                    return Err(bad(ln, format!("section {n}-grams not declared in \\data\\")));
+                    return Err(bad(
+                        ln,
+                        format!("section {n}-grams not declared in \\data\\"),
+                    ));
                 }
                 section = Some(n);
                 if lm.entries.len() < declared.len() {
@@ -304,19 +334,37 @@ impl NgramLm {
                 continue;
             }
             let Some(n) = section else {
-                return Err(bad(ln, format!("unexpected line before any n-gram section: '{line}'")));
+                return Err(bad(
+                    ln,
+                    format!("unexpected line before any n-gram section: '{line}'"),
+                ));
             };
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() != n + 1 && fields.len() != n + 2 {
-                return Err(bad(ln, format!("a {n}-gram line needs {} or {} fields, got {}", n + 1, n + 2, fields.len())));
+                return Err(bad(
+                    ln,
+                    format!(
+                        "a {n}-gram line needs {} or {} fields, got {}",
+                        n + 1,
+                        n + 2,
+                        fields.len()
+                    ),
+                ));
             }
-            let p: f32 = fields[0].parse().map_err(|_| bad(ln, format!("bad log10 probability '{}'", fields[0])))?;
+            let p: f32 = fields[0]
+                .parse()
+                .map_err(|_| bad(ln, format!("bad log10 probability '{}'", fields[0])))?;
             let bo: f32 = match fields.get(n + 1) {
-                Some(b) => b.parse().map_err(|_| bad(ln, format!("bad backoff weight '{b}'")))?,
+                Some(b) => b
+                    .parse()
+                    .map_err(|_| bad(ln, format!("bad backoff weight '{b}'")))?,
                 None => 0.0,
             };
             if !p.is_finite() || p > 0.0 || !bo.is_finite() {
-                return Err(bad(ln, format!("log10 probability must be <= 0 and finite, got {p} / {bo}")));
+                return Err(bad(
+                    ln,
+                    format!("log10 probability must be <= 0 and finite, got {p} / {bo}"),
+                ));
             }
             let key: Vec<WordId> = fields[1..=n].iter().map(|w| lm.intern(w)).collect();
             lm.entries[n - 1].insert(key, (p, bo));
@@ -325,7 +373,10 @@ impl NgramLm {
             return Err(bad(1, "no \\data\\ section: not an ARPA file".into()));
         }
         if !ended {
-            return Err(bad(text.lines().count(), "missing \\end\\ (truncated file?)".into()));
+            return Err(bad(
+                text.lines().count(),
+                "missing \\end\\ (truncated file?)".into(),
+            ));
         }
         lm.order = declared.len();
         lm.entries.resize(lm.order, HashMap::new());
@@ -333,7 +384,11 @@ impl NgramLm {
             if lm.entries[n].len() != c {
                 return Err(bad(
                     1,
-                    format!("\\data\\ declares {c} {}-grams but the file has {}", n + 1, lm.entries[n].len()),
+                    format!(
+                        "\\data\\ declares {c} {}-grams but the file has {}",
+                        n + 1,
+                        lm.entries[n].len()
+                    ),
                 ));
             }
         }

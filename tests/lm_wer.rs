@@ -14,7 +14,9 @@ fn sentences(text: &str) -> Vec<Vec<String>> {
 
 fn train_text() -> Vec<Vec<String>> {
     let t = std::fs::read_to_string(common::corpora().join("speechocean762/train/text")).unwrap();
-    t.lines().map(|l| l.split_whitespace().skip(1).map(str::to_string).collect()).collect()
+    t.lines()
+        .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
+        .collect()
 }
 
 /// Sum over the vocabulary (minus <s>) of p(w | h) must be 1.
@@ -26,7 +28,10 @@ fn check_normalized(lm: &NgramLm, history: &[&str]) {
         .filter(|w| *w != "<s>")
         .map(|w| 10f64.powf(lm.log10_prob(&h, lm.id(w).unwrap()) as f64))
         .sum();
-    assert!((total - 1.0).abs() < 1e-3, "history {history:?}: sum {total}");
+    assert!(
+        (total - 1.0).abs() < 1e-3,
+        "history {history:?}: sum {total}"
+    );
 }
 
 #[test]
@@ -69,7 +74,12 @@ fn arpa_round_trip_keeps_probabilities() {
     let text = lm.to_arpa();
     let back = NgramLm::from_arpa(&text, "lm.arpa").unwrap();
     assert_eq!(back.order(), 3);
-    for (h, w) in [(vec!["<s>"], "I"), (vec!["CAN", "SEE"], "THE"), (vec!["THE"], "ZZZ_NOT_A_WORD"), (vec![], "</s>")] {
+    for (h, w) in [
+        (vec!["<s>"], "I"),
+        (vec!["CAN", "SEE"], "THE"),
+        (vec!["THE"], "ZZZ_NOT_A_WORD"),
+        (vec![], "</s>"),
+    ] {
         let Some(wid) = lm.id(w) else { continue };
         let ids: Vec<u32> = h.iter().map(|x| lm.id(x).unwrap()).collect();
         let ids_back: Vec<u32> = h.iter().map(|x| back.id(x).unwrap()).collect();
@@ -81,18 +91,30 @@ fn arpa_round_trip_keeps_probabilities() {
 
 #[test]
 fn malformed_arpa_errors_name_the_line() {
-    let good = NgramLm::estimate(&sentences("A B\nB A\n"), 2).unwrap().to_arpa();
+    let good = NgramLm::estimate(&sentences("A B\nB A\n"), 2)
+        .unwrap()
+        .to_arpa();
     let check = |text: &str, line: usize, needle: &str| {
         let e = NgramLm::from_arpa(text, "x.arpa").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains(&format!("x.arpa:{line}")), "line {line} in: {msg}");
+        assert!(
+            msg.contains(&format!("x.arpa:{line}")),
+            "line {line} in: {msg}"
+        );
         assert!(msg.contains(needle), "'{needle}' in: {msg}");
         assert_eq!(e.exit_code(), 2);
     };
     check("hello\n", 1, "no \\data\\");
-    check(&good.replace("\\end\\", ""), good.lines().count(), "missing \\end\\");
+    check(
+        &good.replace("\\end\\", ""),
+        good.lines().count(),
+        "missing \\end\\",
+    );
     let lines: Vec<&str> = good.lines().collect();
-    let at = lines.iter().position(|l| l.contains("\tA\t") || l.ends_with("\tA")).unwrap();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\tA\t") || l.ends_with("\tA"))
+        .unwrap();
     let mut broken: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
     broken[at] = "-0.5 A B C D".into();
     check(&broken.join("\n"), at + 1, "needs");
@@ -118,7 +140,10 @@ fn wer_on_hand_made_cases() {
     assert_eq!(counts("", "A B"), (0, 0, 2));
     assert_eq!(counts("A B C D", "X A B C"), (0, 1, 1));
     assert_eq!(counts("A B", "B A"), (2, 0, 0));
-    let c = align(&["DORA", "CAN", "SEE", "THE", "SHEEP"], &["DORA", "CAN", "SEA", "SHEEP"]);
+    let c = align(
+        &["DORA", "CAN", "SEE", "THE", "SHEEP"],
+        &["DORA", "CAN", "SEA", "SHEEP"],
+    );
     assert_eq!((c.sub, c.del, c.ins, c.errors()), (1, 1, 0, 2));
     assert!((c.wer() - 40.0).abs() < 1e-9);
     assert_eq!(c.sentence_errors, 1);

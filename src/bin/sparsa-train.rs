@@ -35,6 +35,26 @@ enum Command {
     ///     --activation relu --out models/default
     #[command(verbatim_doc_comment)]
     Am(AmArgs),
+    /// Estimate an n-gram LM (interpolated modified Kneser-Ney) from the
+    /// `text` files of Kaldi data dirs and write it as ARPA.
+    ///
+    /// Use train transcripts only: the LM must not see dev or test text.
+    ///   sparsa-train lm --train ../shared/corpora/speechocean762/train --out models/default/lm.arpa
+    #[command(verbatim_doc_comment)]
+    Lm(LmArgs),
+}
+
+#[derive(Args)]
+struct LmArgs {
+    /// Data dir whose `text` file is read (repeatable).
+    #[arg(long, required = true, value_name = "DIR")]
+    train: Vec<PathBuf>,
+    /// N-gram order.
+    #[arg(long, default_value_t = 3)]
+    order: usize,
+    /// Output ARPA file.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -103,10 +123,39 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Am(a) => am(a),
+        Command::Lm(a) => lm(a),
     };
     if let Err(err) = result {
         std::process::exit(common::report("sparsa-train", &err));
     }
+}
+
+fn lm(a: LmArgs) -> anyhow::Result<()> {
+    let mut sentences = Vec::new();
+    for d in &a.train {
+        let path = d.join("text");
+        let text = std::fs::read_to_string(&path).map_err(|e| sparsa::Error::io(&path, e))?;
+        sentences.extend(
+            text.lines()
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(1)
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|s| !s.is_empty()),
+        );
+    }
+    let lm = sparsa::lm::NgramLm::estimate(&sentences, a.order)?;
+    std::fs::write(&a.out, lm.to_arpa()).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {}: order {}, {} words, from {} sentences",
+        a.out.display(),
+        a.order,
+        lm.words().len(),
+        sentences.len()
+    );
+    Ok(())
 }
 
 fn am(a: AmArgs) -> anyhow::Result<()> {

@@ -7,8 +7,10 @@ mod common;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sparsa::audio::{MonoStream, RawFormat};
+use sparsa::decoder::DecoderConfig;
 use sparsa::features::{FeatureFormat, FeatureWriter};
 use sparsa::frontend::{CmnConfig, Frontend, FrontendConfig};
+use sparsa::recognizer::{Event, Model, Recognizer};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -35,6 +37,25 @@ enum Command {
     ///   sparsa features --raw-rate 16000 audio.s16 -o feats.npy --format npy
     #[command(verbatim_doc_comment)]
     Features(FeaturesArgs),
+    /// Transcribe a WAV/FLAC/raw file or stdin as it is read.
+    ///
+    /// Audio streams through front end, DNN scorer and decoder while it
+    /// arrives: partial results appear before the input ends, and an
+    /// endpoint (silence after speech, or 20 s) closes each utterance.
+    /// Prints JSON Lines events ({"type":"partial"|"final",...}) or, with
+    /// --format text, one line per final result.
+    ///
+    /// Examples:
+    ///   sparsa transcribe tests/data/so762_000490017.flac
+    ///   sox talk.wav -t wav - | sparsa transcribe - --format text
+    ///   arecord -f S16_LE -r 16000 | sparsa transcribe -
+    #[command(verbatim_doc_comment)]
+    Transcribe(TranscribeArgs),
+    /// Decode a Kaldi data dir and score it: WER (sub/del/ins), SER, RTF.
+    ///
+    /// Each utterance is decoded as one utterance (no endpointing). Writes
+    /// the hypotheses in Kaldi `text` format with --hyp.
+    Eval(EvalArgs),
     /// Print what a model is and where it came from: shape, front end,
     /// training data, recipe, and the per-epoch metrics of its training.
     ModelInfo {
@@ -75,16 +96,243 @@ struct FeaturesArgs {
     output: Option<PathBuf>,
 }
 
+#[derive(Args, Clone)]
+struct DecodeArgs {
+    /// Model folder (am.ron, lexicon.txt, lm.arpa).
+    #[arg(long, default_value = "models/default", value_name = "DIR")]
+    model: PathBuf,
+    /// ARPA language model to use instead of the model folder's lm.arpa.
+    #[arg(long, value_name = "FILE")]
+    lm: Option<PathBuf>,
+    /// Decoder settings as a RON `DecoderConfig` (flags below override it).
+    #[arg(long, value_name = "FILE")]
+    decoder_config: Option<PathBuf>,
+    /// LM weight (relative to an acoustic scale of 0.1).
+    #[arg(long)]
+    lm_weight: Option<f32>,
+    /// Word insertion penalty (log domain; negative = fewer words).
+    #[arg(long, allow_hyphen_values = true)]
+    word_insertion_penalty: Option<f32>,
+    /// Search beam (scaled log domain).
+    #[arg(long)]
+    beam: Option<f32>,
+    /// Maximum active HMM states per frame.
+    #[arg(long)]
+    max_active: Option<usize>,
+}
+
+impl DecodeArgs {
+    fn load(&self) -> anyhow::Result<std::sync::Arc<Model>> {
+        let mut cfg = match &self.decoder_config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| sparsa::Error::io(p, e))?;
+                ron::from_str::<DecoderConfig>(&text)
+                    .map_err(|e| sparsa::Error::config(&p.display().to_string(), e.to_string()))?
+            }
+            None => DecoderConfig::tuned(),
+        };
+        if let Some(v) = self.lm_weight {
+            cfg.lm_weight = v;
+        }
+        if let Some(v) = self.word_insertion_penalty {
+            cfg.word_insertion_penalty = v;
+        }
+        if let Some(v) = self.beam {
+            cfg.beam = v;
+        }
+        if let Some(v) = self.max_active {
+            cfg.max_active = v;
+        }
+        Ok(std::sync::Arc::new(Model::load(
+            &self.model,
+            self.lm.as_deref(),
+            cfg,
+        )?))
+    }
+}
+
+#[derive(Args)]
+struct TranscribeArgs {
+    /// Audio file (WAV, FLAC, or raw s16le with --raw-rate), or `-` for stdin.
+    input: PathBuf,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    /// Treat the input as headerless little-endian 16-bit PCM at this rate (Hz).
+    #[arg(long, value_name = "HZ")]
+    raw_rate: Option<u32>,
+    /// Output: JSON Lines events, or plain text (one line per final result).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
+    format: OutputFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Jsonl,
+    Text,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Kaldi data dir (wav.scp, text, utt2spk).
+    data: PathBuf,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    /// Write hypotheses here in Kaldi `text` format.
+    #[arg(long, value_name = "FILE")]
+    hyp: Option<PathBuf>,
+    /// Also print WER per speaker.
+    #[arg(long)]
+    per_speaker: bool,
+    /// Decode only the first N utterances.
+    #[arg(long, value_name = "N")]
+    max_utts: Option<usize>,
+}
+
 fn main() {
     common::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Features(args) => features(args),
+        Command::Transcribe(args) => transcribe(args),
+        Command::Eval(args) => eval(args),
         Command::ModelInfo { model } => model_info(&model),
     };
     if let Err(err) = result {
         std::process::exit(common::report("sparsa", &err));
     }
+}
+
+fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
+    let model = args.decode.load()?;
+    let rate = model.am.frontend.config().sample_rate_hz;
+    let raw = args.raw_rate.map(|rate_hz| RawFormat {
+        rate_hz,
+        channels: 1,
+    });
+    let mut stream = MonoStream::open(&args.input, raw, rate)?;
+    let mut rec = Recognizer::new(model);
+    let mut events = Vec::new();
+    let mut block = Vec::new();
+    let mut out = std::io::stdout().lock();
+    let emit = |events: &mut Vec<Event>, out: &mut std::io::StdoutLock| -> anyhow::Result<()> {
+        for e in events.drain(..) {
+            match (args.format, &e) {
+                (OutputFormat::Jsonl, _) => writeln!(out, "{}", serde_json::to_string(&e)?)?,
+                (OutputFormat::Text, Event::Final { text, .. }) => writeln!(out, "{text}")?,
+                (OutputFormat::Text, Event::Partial { .. }) => {}
+            }
+            out.flush()?;
+        }
+        Ok(())
+    };
+    loop {
+        match stream.read_block(&mut block) {
+            Ok(true) => {
+                rec.accept_samples(&block, &mut events);
+                emit(&mut events, &mut out)?;
+            }
+            Ok(false) => break,
+            Err(e) => {
+                // Keep what was recognized before the fault.
+                rec.input_finished(&mut events);
+                emit(&mut events, &mut out)?;
+                return Err(e.into());
+            }
+        }
+    }
+    rec.input_finished(&mut events);
+    emit(&mut events, &mut out)
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesized command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    use sparsa::wer::{align, ErrorCounts};
+    let model = args.decode.load()?;
+    let data = sparsa::datadir::DataDir::open(&args.data)?;
+    let rate = model.am.frontend.config().sample_rate_hz;
+    let mut utts = data.utterances;
+    if let Some(n) = args.max_utts {
+        utts.truncate(n);
+    }
+    let cpu0 = cpu_seconds();
+    let wall0 = std::time::Instant::now();
+    let mut total = ErrorCounts::default();
+    let mut per_spk: std::collections::BTreeMap<String, ErrorCounts> = Default::default();
+    let mut hyps = String::new();
+    let mut audio_s = 0.0f64;
+    let mut events = Vec::new();
+    let mut block = Vec::new();
+    for u in &utts {
+        let mut rec = Recognizer::new(model.clone());
+        rec.set_endpointing(false);
+        let mut stream = MonoStream::open(&u.audio, None, rate)?;
+        let mut samples = 0usize;
+        while stream.read_block(&mut block)? {
+            samples += block.len();
+            rec.accept_samples(&block, &mut events);
+        }
+        rec.input_finished(&mut events);
+        audio_s += samples as f64 / rate as f64;
+        let text = events
+            .drain(..)
+            .filter_map(|e| match e {
+                Event::Final { text, .. } => Some(text),
+                Event::Partial { .. } => None,
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let hyp: Vec<&str> = text.split_whitespace().collect();
+        let c = align(&u.words, &hyp);
+        total.add(c);
+        per_spk.entry(u.speaker.clone()).or_default().add(c);
+        hyps.push_str(&format!("{} {}\n", u.id, text));
+    }
+    let cpu = cpu_seconds() - cpu0;
+    let wall = wall0.elapsed().as_secs_f64();
+    if let Some(p) = &args.hyp {
+        std::fs::write(p, &hyps).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "%WER {:.2} [ {} / {}, {} ins, {} del, {} sub ]  %SER {:.2} [ {} / {} ]",
+        total.wer(),
+        total.errors(),
+        total.ref_words,
+        total.ins,
+        total.del,
+        total.sub,
+        total.ser(),
+        total.sentence_errors,
+        total.sentences
+    )?;
+    writeln!(
+        o,
+        "audio {audio_s:.1} s, CPU {cpu:.1} s, wall {wall:.1} s, RTF {:.4} (CPU) {:.4} (wall)",
+        cpu / audio_s.max(1e-9),
+        wall / audio_s.max(1e-9)
+    )?;
+    if args.per_speaker {
+        for (spk, c) in &per_spk {
+            writeln!(
+                o,
+                "speaker {spk}: %WER {:.2} [ {} / {} ]",
+                c.wer(),
+                c.errors(),
+                c.ref_words
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn model_info(path: &std::path::Path) -> anyhow::Result<()> {

@@ -1,0 +1,672 @@
+//! Online token-passing decoder: frame-synchronous Viterbi beam search over
+//! word HMM chains with optional silence, an n-gram LM applied at word
+//! ends, partial results by traceback, endpoint rules, word timings and
+//! confidences.
+//!
+//! Hand-written because the search is the product. The graph is a word
+//! loop: one left-to-right chain of HMM states per pronunciation (states
+//! are not shared between words, so the LM can be applied exactly when a
+//! word ends). Each state keeps one token (the Viterbi approximation); a
+//! token carries its LM history. Word ends within the word-end beam are
+//! expanded into every word start, with LM scores cached per history.
+
+use crate::hmm::{PdfId, Topology};
+use crate::lexicon::{Lexicon, PhoneSet};
+use crate::lm::{NgramLm, WordId, BOS, EOS};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Search parameters (tuned on dev; see README).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecoderConfig {
+    /// Scale applied to acoustic log-likelihoods (log posterior − log prior).
+    pub acoustic_scale: f32,
+    /// Scale applied to HMM transition log-probabilities (keep it equal to
+    /// the acoustic scale: both then weigh as in the unscaled HMM).
+    pub transition_scale: f32,
+    /// Scale applied to LM log-probabilities (natural log).
+    pub lm_weight: f32,
+    /// Added (log domain) for every word; negative discourages insertions.
+    pub word_insertion_penalty: f32,
+    /// Tokens worse than the best by more than this are pruned.
+    pub beam: f32,
+    /// At most this many active states per frame (histogram pruning).
+    pub max_active: usize,
+    /// Word ends worse than the best token by more than this are not expanded.
+    pub word_end_beam: f32,
+    /// At most this many word-end histories are expanded per frame.
+    pub max_word_ends: usize,
+    /// Endpoint rules; any one that fires ends the utterance.
+    pub endpoint: EndpointConfig,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            acoustic_scale: 0.1,
+            transition_scale: 0.1,
+            lm_weight: 1.0,
+            word_insertion_penalty: 0.0,
+            beam: 13.0,
+            max_active: 5000,
+            word_end_beam: 8.0,
+            max_word_ends: 8,
+            endpoint: EndpointConfig::default(),
+        }
+    }
+}
+
+impl DecoderConfig {
+    /// The defaults with the LM weight and insertion penalty tuned on
+    /// speechocean762 dev (see README): what `sparsa` uses unless told otherwise.
+    pub fn tuned() -> Self {
+        DecoderConfig {
+            lm_weight: 1.0,
+            word_insertion_penalty: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// One endpoint rule: fires when every condition holds (Kaldi's online
+/// endpointing, `online2/online-endpoint.h`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointRule {
+    /// Whether a word must have been decoded.
+    pub must_contain_word: bool,
+    /// Minimum trailing silence on the best path, seconds.
+    pub min_trailing_silence_s: f32,
+    /// Maximum relative cost of ending here (best final vs best overall, scaled log).
+    pub max_relative_cost: f32,
+    /// Minimum utterance length, seconds.
+    pub min_utterance_length_s: f32,
+}
+
+/// The OR of endpoint rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Rules, any of which ends the utterance.
+    pub rules: Vec<EndpointRule>,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        let rule = |w, sil, cost, len| EndpointRule {
+            must_contain_word: w,
+            min_trailing_silence_s: sil,
+            max_relative_cost: cost,
+            min_utterance_length_s: len,
+        };
+        EndpointConfig {
+            rules: vec![
+                // Nothing but silence for 5 s.
+                rule(false, 5.0, f32::INFINITY, 0.0),
+                // A word, then 0.5 s of silence with a good final score.
+                rule(true, 0.5, 2.0, 0.0),
+                // A word, then 1 s of silence with a fair final score.
+                rule(true, 1.0, 8.0, 0.0),
+                // A word, then 2 s of silence.
+                rule(true, 2.0, f32::INFINITY, 0.0),
+                // Anything after 20 s.
+                rule(false, 0.0, f32::INFINITY, 20.0),
+            ],
+        }
+    }
+}
+
+/// Index of the silence pseudo-word in the search vocabulary.
+const SIL_WORD: u32 = 0;
+
+/// The static search network: word chains plus the LM, shared by streams.
+pub struct SearchGraph {
+    /// Per state: pdf, self-loop and exit log-probs, owning word (search vocab).
+    pdf: Vec<PdfId>,
+    loop_lp: Vec<f32>,
+    exit_lp: Vec<f32>,
+    word_of: Vec<u32>,
+    /// Per state: whether it is the last of its chain.
+    last: Vec<bool>,
+    /// First state of every chain.
+    starts: Vec<u32>,
+    /// Search-vocabulary words (index 0 = silence) and their LM ids.
+    words: Vec<String>,
+    lm_ids: Vec<WordId>,
+    lm: NgramLm,
+    config: DecoderConfig,
+    frame_shift_s: f32,
+}
+
+impl SearchGraph {
+    /// Builds the word loop from the words that are both in `lexicon` and in
+    /// the LM (other LM words cannot be spoken; other lexicon words cannot be
+    /// predicted). Returns the graph and how many LM words had no pronunciation.
+    pub fn build(
+        lexicon: &Lexicon,
+        phones: &PhoneSet,
+        topo: &Topology,
+        lm: NgramLm,
+        config: DecoderConfig,
+        frame_shift_s: f32,
+    ) -> (Self, usize) {
+        let mut g = SearchGraph {
+            pdf: Vec::new(),
+            loop_lp: Vec::new(),
+            exit_lp: Vec::new(),
+            word_of: Vec::new(),
+            last: Vec::new(),
+            starts: Vec::new(),
+            words: vec!["<sil>".into()],
+            lm_ids: vec![u32::MAX],
+            lm,
+            config,
+            frame_shift_s,
+        };
+        let chain = |g: &mut SearchGraph, word: u32, phones_seq: &[u16]| {
+            g.starts.push(g.pdf.len() as u32);
+            for (k, &ph) in phones_seq.iter().enumerate() {
+                for s in 0..topo.states_per_phone {
+                    let pdf = topo.pdf(ph, s);
+                    g.pdf.push(pdf);
+                    let ts = g.config.transition_scale;
+                    g.loop_lp.push(ts * topo.self_loop_logprob[pdf as usize]);
+                    g.exit_lp.push(ts * topo.exit_logprob(pdf));
+                    g.word_of.push(word);
+                    g.last
+                        .push(k + 1 == phones_seq.len() && s + 1 == topo.states_per_phone);
+                }
+            }
+        };
+        chain(&mut g, SIL_WORD, &[phones.sil()]);
+        let mut missing = 0;
+        let lm_words: Vec<(String, WordId)> =
+            g.lm.words()
+                .iter()
+                .filter(|w| !w.starts_with('<'))
+                .map(|w| (w.clone(), g.lm.id(w).expect("own word")))
+                .collect();
+        for (w, id) in lm_words {
+            let Some(prons) = lexicon.get(&w) else {
+                missing += 1;
+                continue;
+            };
+            let wi = g.words.len() as u32;
+            g.words.push(w);
+            g.lm_ids.push(id);
+            for p in prons {
+                chain(&mut g, wi, p);
+            }
+        }
+        (g, missing)
+    }
+
+    /// Number of HMM states.
+    pub fn num_states(&self) -> usize {
+        self.pdf.len()
+    }
+
+    /// Number of speakable words (silence excluded).
+    pub fn num_words(&self) -> usize {
+        self.words.len() - 1
+    }
+
+    /// The decoder configuration.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Token {
+    score: f32,
+    /// Interned LM history.
+    hist: u32,
+    /// Word link of the last completed word (u32::MAX = none).
+    link: u32,
+    /// Frame the current word started.
+    start: u32,
+    /// Scaled acoustic score accumulated in the current word.
+    ac: f32,
+}
+
+/// A completed word on some path.
+#[derive(Clone, Copy, Debug)]
+struct WordLink {
+    word: u32,
+    start: u32,
+    end: u32,
+    prev: u32,
+    ac: f32,
+}
+
+/// One recognized word.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WordResult {
+    /// The word.
+    pub word: String,
+    /// Start time from the utterance's start of audio, seconds.
+    pub start_s: f32,
+    /// End time, seconds.
+    pub end_s: f32,
+    /// Geometric mean over the word's frames of p(path state) / p(best state) (0..1].
+    pub conf: f32,
+}
+
+/// A decoding result (partial or final).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Hypothesis {
+    /// Words with timings.
+    pub words: Vec<WordResult>,
+}
+
+impl Hypothesis {
+    /// The words joined by spaces.
+    pub fn text(&self) -> String {
+        self.words
+            .iter()
+            .map(|w| w.word.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Per-stream decoder state.
+pub struct Decoder {
+    graph: Arc<SearchGraph>,
+    cur: Vec<Token>,
+    next: Vec<Token>,
+    active: Vec<u32>,
+    next_active: Vec<u32>,
+    links: Vec<WordLink>,
+    /// Interned histories (LM word ids, oldest first) and cached LM scores per history.
+    hist_ids: HashMap<Vec<WordId>, u32>,
+    hists: Vec<Vec<WordId>>,
+    lm_cache: Vec<Option<Vec<f32>>>,
+    /// Cumulative best scaled acoustic score per frame (for confidences).
+    best_ac_cum: Vec<f32>,
+    frames: u32,
+    scores_buf: Vec<f32>,
+}
+
+const LN10: f32 = std::f32::consts::LN_10;
+
+impl Decoder {
+    /// A fresh stream over a shared graph.
+    pub fn new(graph: Arc<SearchGraph>) -> Self {
+        let n = graph.num_states();
+        let empty = Token {
+            score: f32::NEG_INFINITY,
+            hist: 0,
+            link: NONE,
+            start: 0,
+            ac: 0.0,
+        };
+        let mut d = Decoder {
+            cur: vec![empty; n],
+            next: vec![empty; n],
+            active: Vec::new(),
+            next_active: Vec::new(),
+            links: Vec::new(),
+            hist_ids: HashMap::new(),
+            hists: Vec::new(),
+            lm_cache: Vec::new(),
+            best_ac_cum: vec![0.0],
+            frames: 0,
+            scores_buf: Vec::new(),
+            graph,
+        };
+        d.reset();
+        d
+    }
+
+    /// Starts a new utterance, keeping allocations.
+    pub fn reset(&mut self) {
+        for &i in &self.active {
+            self.cur[i as usize].score = f32::NEG_INFINITY;
+        }
+        self.active.clear();
+        self.links.clear();
+        self.hist_ids.clear();
+        self.hists.clear();
+        self.lm_cache.clear();
+        self.best_ac_cum.clear();
+        self.best_ac_cum.push(0.0);
+        self.frames = 0;
+        let bos = self.graph.lm.id(BOS).map(|b| vec![b]).unwrap_or_default();
+        let h = self.intern(bos);
+        // Before the first frame every chain may start (LM from <s>).
+        let starts: Vec<u32> = self.graph.starts.clone();
+        for s in starts {
+            let w = self.graph.word_of[s as usize];
+            let lm = self.lm_score(h, w);
+            let i = s as usize;
+            if lm > self.cur[i].score {
+                if self.cur[i].score == f32::NEG_INFINITY {
+                    self.active.push(s);
+                }
+                self.cur[i] = Token {
+                    score: lm,
+                    hist: h,
+                    link: NONE,
+                    start: 0,
+                    ac: 0.0,
+                };
+            }
+        }
+    }
+
+    fn intern(&mut self, hist: Vec<WordId>) -> u32 {
+        let state = self.graph.lm.state_of(&hist);
+        if let Some(&id) = self.hist_ids.get(&state) {
+            return id;
+        }
+        let id = self.hists.len() as u32;
+        self.hist_ids.insert(state.clone(), id);
+        self.hists.push(state);
+        self.lm_cache.push(None);
+        id
+    }
+
+    /// Scaled LM score (plus insertion penalty) of entering search word `w` from history `h`.
+    fn lm_score(&mut self, h: u32, w: u32) -> f32 {
+        if w == SIL_WORD {
+            return 0.0;
+        }
+        if self.lm_cache[h as usize].is_none() {
+            let g = &self.graph;
+            let hist = &self.hists[h as usize];
+            let scale = g.config.lm_weight * LN10;
+            let wip = g.config.word_insertion_penalty;
+            let v: Vec<f32> = g
+                .lm_ids
+                .iter()
+                .map(|&id| {
+                    if id == NONE {
+                        0.0
+                    } else {
+                        scale * g.lm.log10_prob(hist, id) + wip
+                    }
+                })
+                .collect();
+            self.lm_cache[h as usize] = Some(v);
+        }
+        self.lm_cache[h as usize].as_ref().expect("filled above")[w as usize]
+    }
+
+    /// History after `word` follows history `h`.
+    fn extend(&mut self, h: u32, word: u32) -> u32 {
+        if word == SIL_WORD {
+            return h;
+        }
+        let mut hist = self.hists[h as usize].clone();
+        hist.push(self.graph.lm_ids[word as usize]);
+        self.intern(hist)
+    }
+
+    /// Frames decoded in this utterance.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+
+    /// Consumes one frame of log-likelihoods (log posterior − log prior, one per pdf).
+    pub fn advance(&mut self, loglik: &[f32]) {
+        let g = self.graph.clone();
+        let scale = g.config.acoustic_scale;
+        let t = self.frames;
+        let best_ac = loglik.iter().copied().fold(f32::NEG_INFINITY, f32::max) * scale;
+        let cum = *self.best_ac_cum.last().expect("starts with 0") + best_ac;
+        self.best_ac_cum.push(cum);
+        // 1. Emit frame t in every active state (tokens at t-1 entered them).
+        let mut best = f32::NEG_INFINITY;
+        for &i in &self.active {
+            let tok = &mut self.cur[i as usize];
+            let ac = scale * loglik[g.pdf[i as usize] as usize];
+            tok.score += ac;
+            tok.ac += ac;
+            best = best.max(tok.score);
+        }
+        // 2. Prune.
+        let mut thr = best - g.config.beam;
+        if self.active.len() > g.config.max_active {
+            self.scores_buf.clear();
+            self.scores_buf
+                .extend(self.active.iter().map(|&i| self.cur[i as usize].score));
+            let k = g.config.max_active;
+            let (_, kth, _) = self
+                .scores_buf
+                .select_nth_unstable_by(k, |a, b| b.total_cmp(a));
+            thr = thr.max(*kth);
+        }
+        // 3. Propagate within words and collect word ends.
+        let mut ends: Vec<(f32, u32, u32)> = Vec::new(); // (score, link, hist)
+        let active = std::mem::take(&mut self.active);
+        for &i in &active {
+            let i = i as usize;
+            let tok = self.cur[i];
+            self.cur[i].score = f32::NEG_INFINITY;
+            if tok.score < thr || tok.score == f32::NEG_INFINITY {
+                continue;
+            }
+            let stay = tok.score + g.loop_lp[i];
+            Self::relax(
+                &mut self.next,
+                &mut self.next_active,
+                i,
+                Token { score: stay, ..tok },
+            );
+            let go = tok.score + g.exit_lp[i];
+            if g.last[i] {
+                if go >= best - g.config.word_end_beam {
+                    let link = self.links.len() as u32;
+                    self.links.push(WordLink {
+                        word: g.word_of[i],
+                        start: tok.start,
+                        end: t + 1,
+                        prev: tok.link,
+                        ac: tok.ac,
+                    });
+                    let hist = self.extend(tok.hist, g.word_of[i]);
+                    ends.push((go, link, hist));
+                }
+            } else {
+                Self::relax(
+                    &mut self.next,
+                    &mut self.next_active,
+                    i + 1,
+                    Token { score: go, ..tok },
+                );
+            }
+        }
+        self.active = active;
+        self.active.clear();
+        // 4. Expand the best word end per history into every word start.
+        ends.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut seen_hist: Vec<u32> = Vec::new();
+        for &(score, link, hist) in &ends {
+            if seen_hist.contains(&hist) {
+                continue;
+            }
+            if seen_hist.len() >= g.config.max_word_ends {
+                break;
+            }
+            seen_hist.push(hist);
+            for k in 0..g.starts.len() {
+                let s = g.starts[k];
+                let w = g.word_of[s as usize];
+                let cand = score + self.lm_score(hist, w);
+                if cand < thr {
+                    continue;
+                }
+                Self::relax(
+                    &mut self.next,
+                    &mut self.next_active,
+                    s as usize,
+                    Token {
+                        score: cand,
+                        hist,
+                        link,
+                        start: t + 1,
+                        ac: 0.0,
+                    },
+                );
+            }
+        }
+        std::mem::swap(&mut self.cur, &mut self.next);
+        std::mem::swap(&mut self.active, &mut self.next_active);
+        self.frames += 1;
+    }
+
+    fn relax(next: &mut [Token], active: &mut Vec<u32>, j: usize, tok: Token) {
+        let slot = &mut next[j];
+        if tok.score > slot.score {
+            if slot.score == f32::NEG_INFINITY {
+                active.push(j as u32);
+            }
+            *slot = tok;
+        }
+    }
+
+    /// The best state and its token; with `final_`, only word-final states
+    /// count and the token's score includes leaving the word and `</s>`.
+    /// Also returns the best score of any state.
+    fn best_token(&mut self, final_: bool) -> Option<(usize, Token, f32)> {
+        let g = self.graph.clone();
+        let mut best: Option<(usize, Token)> = None;
+        let mut best_any = f32::NEG_INFINITY;
+        let eos = g.lm.id(EOS);
+        let active = std::mem::take(&mut self.active);
+        for &i in &active {
+            let i = i as usize;
+            let tok = self.cur[i];
+            best_any = best_any.max(tok.score);
+            let score = if final_ {
+                if !g.last[i] {
+                    continue;
+                }
+                let h = self.extend(tok.hist, g.word_of[i]);
+                let end_lm = match eos {
+                    Some(e) => {
+                        g.config.lm_weight * LN10 * g.lm.log10_prob(&self.hists[h as usize], e)
+                    }
+                    None => 0.0,
+                };
+                tok.score + g.exit_lp[i] + end_lm
+            } else {
+                tok.score
+            };
+            if best.as_ref().is_none_or(|b| score > b.1.score) {
+                best = Some((i, Token { score, ..tok }));
+            }
+        }
+        self.active = active;
+        best.map(|(i, t)| (i, t, best_any))
+    }
+
+    fn traceback(&self, tok: &Token, include_current: Option<u32>) -> Hypothesis {
+        let mut links = Vec::new();
+        if let Some(word) = include_current {
+            links.push(WordLink {
+                word,
+                start: tok.start,
+                end: self.frames,
+                prev: tok.link,
+                ac: tok.ac,
+            });
+        }
+        let mut l = tok.link;
+        while l != NONE {
+            let link = self.links[l as usize];
+            links.push(link);
+            l = link.prev;
+        }
+        links.reverse();
+        let shift = self.graph.frame_shift_s;
+        Hypothesis {
+            words: links
+                .into_iter()
+                .filter(|l| l.word != SIL_WORD)
+                .map(|l| {
+                    let n = (l.end - l.start).max(1) as f32;
+                    let best =
+                        self.best_ac_cum[l.end as usize] - self.best_ac_cum[l.start as usize];
+                    WordResult {
+                        word: self.graph.words[l.word as usize].clone(),
+                        start_s: l.start as f32 * shift,
+                        end_s: l.end as f32 * shift,
+                        conf: ((l.ac - best) / n).exp().clamp(0.0, 1.0),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The current best hypothesis, the word in progress included.
+    pub fn partial(&mut self) -> Hypothesis {
+        match self.best_token(false) {
+            Some((i, tok, _)) => self.traceback(&tok, Some(self.graph.word_of[i])),
+            None => Hypothesis::default(),
+        }
+    }
+
+    /// The final hypothesis for the frames so far: the best path that ends
+    /// a word (with `</s>`), or the best path at all if none does.
+    pub fn finalize(&mut self) -> Hypothesis {
+        let best = self.best_token(true).or_else(|| self.best_token(false));
+        match best {
+            Some((i, tok, _)) => self.traceback(&tok, Some(self.graph.word_of[i])),
+            None => Hypothesis::default(),
+        }
+    }
+
+    /// Seconds of trailing silence on the best path, whether it holds a
+    /// word, and the relative cost of ending now (scaled log).
+    pub fn endpoint_state(&mut self) -> (f32, bool, f32) {
+        let Some((state, tok, best_any)) = self.best_token(false) else {
+            return (0.0, false, f32::INFINITY);
+        };
+        let g = self.graph.clone();
+        let in_sil = g.word_of[state] == SIL_WORD;
+        let mut trailing = if in_sil { self.frames - tok.start } else { 0 };
+        // Silence words completed just before also count.
+        let mut l = tok.link;
+        let mut has_word = false;
+        let mut contiguous = in_sil;
+        while l != NONE {
+            let link = self.links[l as usize];
+            if link.word == SIL_WORD && contiguous {
+                trailing += link.end - link.start;
+            } else if link.word != SIL_WORD {
+                has_word = true;
+                contiguous = false;
+            }
+            l = link.prev;
+        }
+        let final_cost = match self.best_token(true) {
+            Some((_, f, _)) => best_any - f.score,
+            None => f32::INFINITY,
+        };
+        (trailing as f32 * g.frame_shift_s, has_word, final_cost)
+    }
+
+    /// Whether any endpoint rule fires now.
+    pub fn endpoint_detected(&mut self) -> bool {
+        let (sil_s, has_word, cost) = self.endpoint_state();
+        let len_s = self.frames as f32 * self.graph.frame_shift_s;
+        self.graph.config.endpoint.rules.iter().any(|r| {
+            (!r.must_contain_word || has_word)
+                && sil_s >= r.min_trailing_silence_s
+                && cost <= r.max_relative_cost
+                && len_s >= r.min_utterance_length_s
+        })
+    }
+
+    /// Word links held (bounded by the utterance length; freed by `reset`).
+    pub fn memory_links(&self) -> usize {
+        self.links.len()
+    }
+}

@@ -1,0 +1,234 @@
+//! One stream, single-threaded: samples in, recognition events out. The
+//! reference semantics that the threaded pipeline and every test compare
+//! against: front end → scorer → decoder, with partial results, endpoints
+//! and final results with word timings.
+
+use crate::decoder::{Decoder, DecoderConfig, Hypothesis, SearchGraph, WordResult};
+use crate::error::{Error, Result};
+use crate::frontend::Frontend;
+use crate::lexicon::Lexicon;
+use crate::lm::NgramLm;
+use crate::model::{AcousticModel, AM_FILE, LEXICON_FILE};
+use crate::scorer::Scorer;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// File name of the LM inside a model folder.
+pub const LM_FILE: &str = "lm.arpa";
+
+/// Everything needed to recognize, shared by all streams.
+pub struct Model {
+    /// The acoustic model.
+    pub am: AcousticModel,
+    /// The network, shared with scorers.
+    pub net: Arc<crate::nnet::Network>,
+    /// Log priors, shared with scorers.
+    pub log_priors: Arc<Vec<f32>>,
+    /// The search graph.
+    pub graph: Arc<SearchGraph>,
+}
+
+impl Model {
+    /// Loads `DIR/am.ron`, `DIR/lexicon.txt` and `DIR/lm.arpa` (or the LM
+    /// given) and builds the search graph.
+    pub fn load(dir: &Path, lm_path: Option<&Path>, config: DecoderConfig) -> Result<Self> {
+        let am = AcousticModel::load(&dir.join(AM_FILE))?;
+        let lexicon = Lexicon::load(&[dir.join(LEXICON_FILE)], &am.phones)?;
+        let lm_path = lm_path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.join(LM_FILE));
+        let text = std::fs::read_to_string(&lm_path).map_err(|e| Error::io(&lm_path, e))?;
+        let lm = NgramLm::from_arpa(&text, &lm_path.display().to_string())?;
+        Ok(Self::new(am, &lexicon, lm, config))
+    }
+
+    /// Builds a model from parts.
+    pub fn new(am: AcousticModel, lexicon: &Lexicon, lm: NgramLm, config: DecoderConfig) -> Self {
+        let shift = am.frontend.config().frame_shift_ms / 1000.0;
+        let (graph, missing) =
+            SearchGraph::build(lexicon, &am.phones, &am.topology, lm, config, shift);
+        if missing > 0 {
+            tracing::warn!(
+                missing,
+                "LM words without a pronunciation cannot be recognized"
+            );
+        }
+        Model {
+            net: Arc::new(am.network.clone()),
+            log_priors: Arc::new(am.log_priors.clone()),
+            graph: Arc::new(graph),
+            am,
+        }
+    }
+}
+
+/// A recognition event, serialized as one JSON line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Event {
+    /// The best hypothesis so far for the current utterance.
+    Partial {
+        /// Utterance number in the stream, from 0.
+        utt: u32,
+        /// Words so far.
+        text: String,
+    },
+    /// A finished utterance.
+    Final {
+        /// Utterance number.
+        utt: u32,
+        /// The words.
+        text: String,
+        /// Start of the utterance in the stream, seconds.
+        start_s: f32,
+        /// End of the utterance, seconds.
+        end_s: f32,
+        /// Words with stream times and confidences.
+        words: Vec<WordResult>,
+        /// Processing time / audio time for this utterance.
+        rtf: f32,
+    },
+}
+
+/// Per-stream recognizer.
+pub struct Recognizer {
+    model: Arc<Model>,
+    frontend: Frontend,
+    scorer: Scorer,
+    decoder: Decoder,
+    frame: Vec<f32>,
+    scores: Vec<f32>,
+    utt: u32,
+    /// Stream frame at which the current utterance began.
+    utt_start_frame: u64,
+    last_partial: String,
+    /// Frames between partial results.
+    partial_every: u32,
+    busy: std::time::Duration,
+    /// Whether endpoints split the stream (off: one utterance per input).
+    endpointing: bool,
+}
+
+impl Recognizer {
+    /// A fresh stream.
+    pub fn new(model: Arc<Model>) -> Self {
+        let frontend = Frontend::new(model.am.frontend.clone());
+        let scorer = Scorer::new(model.net.clone(), model.log_priors.clone());
+        let decoder = Decoder::new(model.graph.clone());
+        let dim = model.am.frontend.dim();
+        Recognizer {
+            frontend,
+            scorer,
+            decoder,
+            frame: vec![0.0; dim],
+            scores: Vec::new(),
+            utt: 0,
+            utt_start_frame: 0,
+            last_partial: String::new(),
+            partial_every: 20,
+            busy: std::time::Duration::ZERO,
+            endpointing: true,
+            model,
+        }
+    }
+
+    /// Turns endpointing on or off (off: the whole input is one utterance).
+    pub fn set_endpointing(&mut self, on: bool) {
+        self.endpointing = on;
+    }
+
+    /// Declared look-ahead: front-end window plus the network's right context, seconds.
+    pub fn latency_s(&self) -> f32 {
+        let fe = self.model.am.frontend.config();
+        self.frontend.latency_samples() as f32 / fe.sample_rate_hz as f32
+            + self.scorer.latency_frames() as f32 * fe.frame_shift_ms / 1000.0
+    }
+
+    /// Feeds samples (mono, model rate, [-1, 1)) and appends any events.
+    pub fn accept_samples(&mut self, samples: &[f32], events: &mut Vec<Event>) {
+        let t0 = Instant::now();
+        self.frontend.accept_samples(samples);
+        while self.frontend.pop_frame(&mut self.frame) {
+            self.scorer.accept_frame(&self.frame);
+        }
+        self.run_decoder(events);
+        self.busy += t0.elapsed();
+    }
+
+    /// Ends the input: scores the last frames, finalizes the current utterance.
+    pub fn input_finished(&mut self, events: &mut Vec<Event>) {
+        let t0 = Instant::now();
+        self.scorer.input_finished();
+        self.run_decoder(events);
+        self.busy += t0.elapsed();
+        if self.decoder.frames() > 0 {
+            self.emit_final(events);
+        }
+    }
+
+    fn run_decoder(&mut self, events: &mut Vec<Event>) {
+        self.scores.clear();
+        let n = self.scorer.advance(&mut self.scores);
+        let pdfs = self.model.graph_pdfs();
+        for k in 0..n {
+            self.decoder.advance(&self.scores[k * pdfs..(k + 1) * pdfs]);
+            let f = self.decoder.frames();
+            if f % self.partial_every == 0 {
+                if self.endpointing && self.decoder.endpoint_detected() {
+                    self.emit_final(events);
+                    continue;
+                }
+                let text = self.decoder.partial().text();
+                if text != self.last_partial {
+                    self.last_partial = text.clone();
+                    events.push(Event::Partial {
+                        utt: self.utt,
+                        text,
+                    });
+                }
+            }
+        }
+    }
+
+    fn emit_final(&mut self, events: &mut Vec<Event>) {
+        let hyp: Hypothesis = self.decoder.finalize();
+        let shift = self.model.am.frontend.config().frame_shift_ms / 1000.0;
+        let offset = self.utt_start_frame as f32 * shift;
+        let frames = self.decoder.frames();
+        let audio_s = frames as f32 * shift;
+        let words: Vec<WordResult> = hyp
+            .words
+            .into_iter()
+            .map(|w| WordResult {
+                start_s: w.start_s + offset,
+                end_s: w.end_s + offset,
+                ..w
+            })
+            .collect();
+        events.push(Event::Final {
+            utt: self.utt,
+            text: words
+                .iter()
+                .map(|w| w.word.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            start_s: offset,
+            end_s: offset + audio_s,
+            words,
+            rtf: self.busy.as_secs_f32() / audio_s.max(1e-3),
+        });
+        self.utt += 1;
+        self.utt_start_frame += frames as u64;
+        self.decoder.reset();
+        self.last_partial.clear();
+        self.busy = std::time::Duration::ZERO;
+    }
+}
+
+impl Model {
+    fn graph_pdfs(&self) -> usize {
+        self.am.topology.num_pdfs()
+    }
+}

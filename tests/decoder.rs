@@ -1,0 +1,194 @@
+//! Decoder tests with oracle acoustics: frame scores that favour the pdfs
+//! of a known state sequence (made by the flat-start segmenter from a real
+//! transcript), so any recognition error is the search's fault. Covers the
+//! LM, word timings, streaming vs batch, and endpointing.
+
+mod common;
+
+use sparsa::align::flat_start;
+use sparsa::decoder::{Decoder, DecoderConfig, SearchGraph};
+use sparsa::hmm::Topology;
+use sparsa::lexicon::{Lexicon, PhoneSet};
+use sparsa::lm::NgramLm;
+use std::sync::Arc;
+
+struct Setup {
+    lm_words: std::collections::HashSet<String>,
+    phones: PhoneSet,
+    topo: Topology,
+    lexicon: Lexicon,
+    graph: Arc<SearchGraph>,
+}
+
+fn setup() -> &'static Setup {
+    static S: std::sync::OnceLock<Setup> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let c = common::corpora();
+        let phones = PhoneSet::arpabet();
+        let lexicon = Lexicon::load(
+            &[
+                c.join("../lexicon/cmudict.dict"),
+                c.join("speechocean762/lexicon.txt"),
+            ],
+            &phones,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(c.join("speechocean762/train/text")).unwrap();
+        let sents: Vec<Vec<String>> = text
+            .lines()
+            .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
+            .collect();
+        let lm = NgramLm::estimate(&sents, 3).unwrap();
+        let lm_words = lm.words().iter().cloned().collect();
+        let topo = Topology::monophone(&phones, 3);
+        let (graph, missing) =
+            SearchGraph::build(&lexicon, &phones, &topo, lm, DecoderConfig::tuned(), 0.01);
+        assert_eq!(missing, 0);
+        Setup {
+            lm_words,
+            phones,
+            topo,
+            lexicon,
+            graph: Arc::new(graph),
+        }
+    })
+}
+
+/// Oracle frame scores for `words` spoken over `frames` frames with silence
+/// around: 0 for the segmenter's pdf, -40 for every other pdf.
+fn oracle(words: &[&str], frames: usize) -> Vec<Vec<f32>> {
+    let s = setup();
+    let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    // Loud in the middle 70%, quiet at the ends.
+    let energy: Vec<f32> = (0..frames)
+        .map(|t| {
+            if t > frames * 15 / 100 && t < frames * 85 / 100 {
+                10.0
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let labels = flat_start(&words, &s.lexicon, &s.phones, &s.topo, &energy)
+        .unwrap()
+        .unwrap();
+    labels
+        .iter()
+        .map(|&p| {
+            let mut row = vec![-40.0; s.topo.num_pdfs()];
+            row[p as usize] = 0.0;
+            row
+        })
+        .collect()
+}
+
+fn decode(frames: &[Vec<f32>]) -> String {
+    let mut d = Decoder::new(setup().graph.clone());
+    for f in frames {
+        d.advance(f);
+    }
+    d.finalize().text()
+}
+
+#[test]
+fn oracle_scores_give_the_transcript() {
+    // The first test-split sentences whose words are all in the train-text LM.
+    let test = std::fs::read_to_string(common::corpora().join("speechocean762/test/text")).unwrap();
+    let mut decoded = 0;
+    let mut wrong = Vec::new();
+    for line in test.lines().take(60) {
+        let sentence = line.split_once(' ').unwrap().1;
+        let words: Vec<&str> = sentence.split(' ').collect();
+        if words.iter().any(|w| !setup().lm_words.contains(*w)) {
+            continue;
+        }
+        let frames = oracle(&words, 60 * words.len() + 80);
+        let hyp = decode(&frames);
+        if hyp != sentence {
+            wrong.push(format!("{sentence} -> {hyp}"));
+        }
+        decoded += 1;
+    }
+    assert!(decoded >= 20, "only {decoded} sentences were in vocabulary");
+    // Homophones the LM prefers (ANDY -> AND HE, both AE N D IY) are fair;
+    // anything more is a search error.
+    assert!(
+        wrong.len() * 10 <= decoded,
+        "{} of {decoded} wrong: {wrong:#?}",
+        wrong.len()
+    );
+}
+
+#[test]
+fn word_timings_follow_the_segmentation() {
+    let frames = oracle(&["TWO", "FOUR", "SEVEN"], 300);
+    let mut d = Decoder::new(setup().graph.clone());
+    for f in &frames {
+        d.advance(f);
+    }
+    let hyp = d.finalize();
+    assert_eq!(hyp.text(), "TWO FOUR SEVEN");
+    let w = &hyp.words;
+    // Speech spans frames 45..255 (15%..85%); words are in order inside it.
+    assert!(w[0].start_s >= 0.40 && w[0].start_s <= 0.50, "{w:?}");
+    assert!(w[2].end_s >= 2.50 && w[2].end_s <= 2.60, "{w:?}");
+    for pair in w.windows(2) {
+        assert!(pair[0].end_s <= pair[1].start_s + 1e-6);
+    }
+    assert!(
+        w.iter().all(|x| x.conf > 0.9),
+        "oracle scores: confident {w:?}"
+    );
+}
+
+#[test]
+fn partial_results_grow_and_match_the_final() {
+    let frames = oracle(&["DORA", "CAN", "SEE", "THE", "SHEEP"], 400);
+    let mut d = Decoder::new(setup().graph.clone());
+    let mut partials = Vec::new();
+    for (t, f) in frames.iter().enumerate() {
+        d.advance(f);
+        if t % 20 == 19 {
+            partials.push(d.partial().text());
+        }
+    }
+    let fin = d.finalize().text();
+    assert_eq!(fin, "DORA CAN SEE THE SHEEP");
+    assert!(
+        partials.iter().any(|p| p.starts_with("DORA") && p != &fin),
+        "{partials:?}"
+    );
+}
+
+#[test]
+fn endpoint_fires_after_trailing_silence_and_reset_starts_over() {
+    let s = setup();
+    // A sentence the LM expects to end (it is in train text), so the
+    // 0.5 s rule with its relative-cost condition can fire.
+    let mut frames = oracle(&["WE", "CALL", "IT", "BEAR"], 200);
+    // Trailing silence that any silence state explains equally well.
+    let mut sil = vec![-40.0; s.topo.num_pdfs()];
+    for st in 0..3 {
+        sil[s.topo.pdf(s.phones.sil(), st) as usize] = 0.0;
+    }
+    frames.extend(std::iter::repeat_n(sil, 150));
+    let mut d = Decoder::new(s.graph.clone());
+    let mut fired_at = None;
+    for (t, f) in frames.iter().enumerate() {
+        d.advance(f);
+        if fired_at.is_none() && d.endpoint_detected() {
+            fired_at = Some(t);
+            break;
+        }
+    }
+    let t = fired_at.expect("endpoint");
+    // Speech ends at frame 170; rule "word + 0.5 s silence" fires about 50 frames later.
+    assert!((200..=240).contains(&t), "fired at frame {t}");
+    assert_eq!(d.finalize().text(), "WE CALL IT BEAR");
+    d.reset();
+    assert_eq!(d.memory_links(), 0);
+    for f in oracle(&["NINE"], 120) {
+        d.advance(&f);
+    }
+    assert_eq!(d.finalize().text(), "NINE");
+}
