@@ -171,7 +171,7 @@ impl Recognizer {
     fn run_decoder(&mut self, events: &mut Vec<Event>) {
         self.scores.clear();
         let n = self.scorer.advance(&mut self.scores);
-        let pdfs = self.model.graph_pdfs();
+        let pdfs = self.model.am.topology.num_pdfs();
         for k in 0..n {
             self.decoder.advance(&self.scores[k * pdfs..(k + 1) * pdfs]);
             let f = self.decoder.frames();
@@ -224,11 +224,5 @@ impl Recognizer {
         self.decoder.reset();
         self.last_partial.clear();
         self.busy = std::time::Duration::ZERO;
-    }
-}
-
-impl Model {
-    fn graph_pdfs(&self) -> usize {
-        self.am.topology.num_pdfs()
     }
 }

@@ -546,25 +546,36 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         metrics: Vec::new(),
     };
     let mut init_rng = Rng::new(cfg.seed ^ 0x5eed);
-    let mut net = init_network(
-        cfg.activation,
-        cfg.splice,
-        dim,
-        cfg.hidden_layers,
-        cfg.hidden_units,
-        run.topo.num_pdfs(),
-        input_shift,
-        input_scale,
-        &mut init_rng,
-    );
+    let pdfs = run.topo.num_pdfs();
+    let fresh = |rng: &mut Rng| {
+        init_network(
+            cfg.activation,
+            cfg.splice,
+            dim,
+            cfg.hidden_layers,
+            cfg.hidden_units,
+            pdfs,
+            input_shift.clone(),
+            input_scale.clone(),
+            rng,
+        )
+    };
+    let mut net = fresh(&mut init_rng);
     let mut per_round = Vec::new();
     let rounds = cfg.rounds.max(1);
     for round in 0..rounds {
-        let cap = if round + 1 == rounds {
+        let last = round + 1 == rounds;
+        let cap = if last {
             cfg.max_epochs
         } else {
             cfg.align_epochs
         };
+        if last && rounds > 1 {
+            // The final network starts from scratch on the final alignment,
+            // so newbob's early stopping sees one clean run instead of
+            // the accumulated fitting of every bootstrap round.
+            net = fresh(&mut init_rng);
+        }
         net = run.train_round(net, round, cap.max(1));
         let acc = run.evaluate(&net, &run.dev).acc();
         per_round.push(acc);
@@ -599,7 +610,7 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         missing_words: missing,
         seed: cfg.seed,
         recipe: format!(
-            "monophone 3-state HMMs; flat start (energy-based end silences, uniform phones) then {rounds} Viterbi realignment round(s) with log posterior - log prior; \
+            "monophone 3-state HMMs; flat start (energy-based end silences, uniform phones); {rounds} rounds of train-then-realign (Viterbi with log posterior - log prior), the network carried over between bootstrap rounds and re-initialized for the last; \
              {}x{} {} DNN, splice -{}..+{}, global mean/variance input normalization; init {}; \
              minibatch {} SGD, lr {} (mean-CE gradient), momentum 0.5->0.9 over the first epoch, no regularization; \
              newbob on dev CE (halve below {}% relative gain, stop below {}%), at most {} epochs per early round and {} in the last; frames shuffled globally each epoch",

@@ -312,3 +312,103 @@ fn one_hour_stream_runs_in_bounded_memory() {
         "peak RSS {peak} KiB for a one-hour stream"
     );
 }
+
+#[test]
+fn transcribe_streams_json_events_with_the_default_model() {
+    let out = sparsa()
+        .args(["transcribe", &clip()])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().any(|e| e["type"] == "partial"), "{text}");
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "final", "{text}");
+    let words = last["words"].as_array().unwrap();
+    assert!(!words.is_empty(), "{text}");
+    for w in words {
+        let (s, e, c) = (
+            w["start_s"].as_f64().unwrap(),
+            w["end_s"].as_f64().unwrap(),
+            w["conf"].as_f64().unwrap(),
+        );
+        assert!(s < e && e <= 4.71 + 1e-3 && (0.0..=1.0).contains(&c), "{w}");
+    }
+    // The clip says "DORA CAN SEE THE SHEEP"; DORA is not in the train
+    // vocabulary, the rest must come out.
+    let hyp = last["text"].as_str().unwrap();
+    assert!(hyp.ends_with("CAN SEE THE SHEEP"), "{hyp}");
+    // Same through a pipe, in plain text.
+    let sox = Command::new("sox")
+        .args([&clip(), "-t", "wav", "-"])
+        .output()
+        .expect("sox");
+    let mut child = sparsa()
+        .args(["transcribe", "-", "--format", "text"])
+        .current_dir(common::root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&sox.stdout).unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(piped.stdout).unwrap().trim(), hyp);
+}
+
+#[test]
+fn eval_scores_a_data_dir_and_bad_models_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let clip = clip();
+    std::fs::write(d.join("wav.scp"), format!("a {clip}\nb {clip}\n")).unwrap();
+    std::fs::write(
+        d.join("text"),
+        "a DORA CAN SEE THE SHEEP\nb CAN SEE THE SHEEP\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("utt2spk"), "a s\nb s\n").unwrap();
+    let hyp = d.join("hyp.txt");
+    let out = sparsa()
+        .args([
+            "eval",
+            d.to_str().unwrap(),
+            "--hyp",
+            hyp.to_str().unwrap(),
+            "--per-speaker",
+        ])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("%WER") && report.contains("RTF") && report.contains("speaker s"),
+        "{report}"
+    );
+    let hyps = std::fs::read_to_string(&hyp).unwrap();
+    assert!(hyps.starts_with("a ") && hyps.contains("\nb "), "{hyps}");
+
+    let bad = d.join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(bad.join("am.ron"), "garbage").unwrap();
+    let out = sparsa()
+        .args(["transcribe", "--model", bad.to_str().unwrap(), &clip])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a sparsa model file"), "{err}");
+}

@@ -183,3 +183,83 @@ fn broken_model_files_fail_clearly() {
     f.log_priors.f32le.truncate(8);
     assert!(load_err(&ron::ser::to_string(&f).unwrap()).contains("log_priors"));
 }
+
+/// A recognizer over the tiny model with an LM from FSDD train text.
+fn tiny_recognizer_model() -> std::sync::Arc<sparsa::recognizer::Model> {
+    let (m, lex) = tiny();
+    let text = std::fs::read_to_string(common::corpora().join("fsdd/train/text")).unwrap();
+    let sents: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
+        .collect();
+    let lm = sparsa::lm::NgramLm::estimate(&sents, 2).unwrap();
+    std::sync::Arc::new(sparsa::recognizer::Model::new(
+        m.clone(),
+        lex,
+        lm,
+        sparsa::decoder::DecoderConfig::tuned(),
+    ))
+}
+
+/// Runs audio through a recognizer in chunks of `chunk` samples.
+fn recognize(
+    model: &std::sync::Arc<sparsa::recognizer::Model>,
+    audio: &[f32],
+    chunk: usize,
+) -> Vec<sparsa::recognizer::Event> {
+    let mut rec = sparsa::recognizer::Recognizer::new(model.clone());
+    let mut events = Vec::new();
+    for c in audio.chunks(chunk) {
+        rec.accept_samples(c, &mut events);
+    }
+    rec.input_finished(&mut events);
+    events
+}
+
+fn finals(events: &[sparsa::recognizer::Event]) -> Vec<(String, f32, f32)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            sparsa::recognizer::Event::Final {
+                text,
+                start_s,
+                end_s,
+                ..
+            } => Some((text.clone(), *start_s, *end_s)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn streaming_in_10ms_chunks_equals_whole_input_and_endpoints_split_utterances() {
+    let model = tiny_recognizer_model();
+    // Two real digits with 1.5 s of silence between and after them.
+    let (a, _) = common::read_all(&common::data("fsdd_theo_00_0.flac"));
+    let b_path = common::corpora().join("fsdd/audio/theo/theo_00_7.flac");
+    let (b, _) = common::read_all(&b_path);
+    let mut audio = a.clone();
+    audio.extend(std::iter::repeat_n(0.0, 12_000));
+    audio.extend_from_slice(&b);
+    audio.extend(std::iter::repeat_n(0.0, 12_000));
+    let whole = recognize(&model, &audio, usize::MAX);
+    let streamed = recognize(&model, &audio, 80); // 10 ms at 8 kHz
+    assert_eq!(
+        finals(&whole),
+        finals(&streamed),
+        "streaming changes the result"
+    );
+    let f = finals(&streamed);
+    assert_eq!(
+        f.len(),
+        2,
+        "the silence between the digits is an endpoint: {f:?}"
+    );
+    assert!(f[0].2 <= f[1].1 + 1e-6, "utterances in order: {f:?}");
+    assert!(
+        streamed
+            .iter()
+            .any(|e| matches!(e, sparsa::recognizer::Event::Partial { .. })),
+        "partial results before the end"
+    );
+}

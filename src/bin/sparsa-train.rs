@@ -83,11 +83,12 @@ struct AmArgs {
     /// Frames of context on each side.
     #[arg(long, default_value_t = 5)]
     context: usize,
-    /// Alignment rounds (round 0 trains on the flat start).
-    #[arg(long, default_value_t = 4)]
+    /// Train-then-realign rounds (round 0 trains on the flat start; the last
+    /// trains a fresh network on the final alignment).
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Epoch cap for each round before the last.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     align_epochs: usize,
     /// Epoch cap for the last round (newbob usually stops earlier).
     #[arg(long, default_value_t = 8)]
@@ -192,14 +193,16 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
     };
     let (model, lexicon) = train(&cfg)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let t0 = std::time::Instant::now();
     model.save(&a.out.join(AM_FILE))?;
+    let save_ms = t0.elapsed().as_secs_f64() * 1e3;
     let lex_path = a.out.join(LEXICON_FILE);
     std::fs::write(&lex_path, lexicon.to_text(&model.phones))
         .with_context(|| format!("writing {}", lex_path.display()))?;
     let p = &model.provenance;
     let last = p.epochs.last();
     eprintln!(
-        "wrote {} ({} parameters): dev CE {:.3}, dev frame accuracy {:.2}% in {:.0} s",
+        "wrote {} ({} parameters, model file written in {save_ms:.0} ms): dev CE {:.3}, dev frame accuracy {:.2}% in {:.0} s",
         a.out.display(),
         model.network.num_params(),
         last.map_or(f32::NAN, |e| e.dev_ce),
