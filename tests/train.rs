@@ -263,3 +263,15 @@ fn streaming_in_10ms_chunks_equals_whole_input_and_endpoints_split_utterances() 
         "partial results before the end"
     );
 }
+
+#[test]
+fn released_schema_v1_fixture_keeps_loading() {
+    // A tiny model written by sparsa 0.1.0 (schema version 1); a future
+    // schema must still read it or refuse it with a clear message.
+    let m = AcousticModel::load(&common::data("model_v1_fixture.ron")).unwrap();
+    assert_eq!(m.network.hidden_layers(), 1);
+    assert_eq!(m.network.input_dim(), 23 * 5);
+    assert_eq!(m.network.num_outputs(), m.topology.num_pdfs());
+    assert_eq!(m.frontend.config().sample_rate_hz, 8_000);
+    assert!(m.provenance.command.starts_with("sparsa-train am"));
+}

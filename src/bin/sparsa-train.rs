@@ -200,12 +200,19 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
     std::fs::write(&lex_path, lexicon.to_text(&model.phones))
         .with_context(|| format!("writing {}", lex_path.display()))?;
     let p = &model.provenance;
-    let last = p.epochs.last();
+    // The kept network is the final round's best epoch by dev CE.
+    let final_round = p.epochs.last().map_or(0, |e| e.round);
+    let best_ce = p
+        .epochs
+        .iter()
+        .filter(|e| e.round == final_round)
+        .map(|e| e.dev_ce)
+        .fold(f32::INFINITY, f32::min);
     eprintln!(
         "wrote {} ({} parameters, model file written in {save_ms:.0} ms): dev CE {:.3}, dev frame accuracy {:.2}% in {:.0} s",
         a.out.display(),
         model.network.num_params(),
-        last.map_or(f32::NAN, |e| e.dev_ce),
+        best_ce,
         100.0
             * p.dev_frame_acc_per_round
                 .last()
