@@ -275,3 +275,46 @@ fn released_schema_v1_fixture_keeps_loading() {
     assert_eq!(m.frontend.config().sample_rate_hz, 8_000);
     assert!(m.provenance.command.starts_with("sparsa-train am"));
 }
+
+#[test]
+fn words_missing_from_every_lexicon_are_reported_and_their_utterances_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cmu = std::fs::read_to_string(common::corpora().join("../lexicon/cmudict.dict")).unwrap();
+    let digits = [
+        "zero", "one", "two", "three", "four", "five", "six", "eight", "nine",
+    ];
+    let lex: String = cmu
+        .lines()
+        .filter(|l| {
+            digits
+                .iter()
+                .any(|d| l.split_whitespace().next() == Some(*d))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let lex_path = tmp.path().join("no_seven.dict");
+    std::fs::write(&lex_path, lex).unwrap();
+    let mut cfg = config(3);
+    cfg.lexicons = vec![lex_path];
+    cfg.rounds = 1;
+    cfg.max_epochs = 1;
+    cfg.max_utts = Some(100);
+    let (m, lex) = train(&cfg).unwrap();
+    let p = &m.provenance;
+    assert_eq!(p.missing_words, ["SEVEN"]);
+    // FSDD has 200 recordings of each digit in train and 50 in dev.
+    let seven = |dev: bool| {
+        p.skipped
+            .iter()
+            .filter(|s| s.contains("SEVEN") && s.starts_with("dev ") == dev)
+            .count()
+    };
+    assert_eq!(
+        (seven(false), seven(true)),
+        (200, 50),
+        "{:?}",
+        &p.skipped[..3]
+    );
+    assert!(lex.get("SEVEN").is_none());
+    assert_eq!(p.train_utterances, 100);
+}
