@@ -113,6 +113,9 @@ struct DecodeArgs {
     /// Word insertion penalty (log domain; negative = fewer words).
     #[arg(long, allow_hyphen_values = true)]
     word_insertion_penalty: Option<f32>,
+    /// Scale on HMM transition log-probabilities.
+    #[arg(long)]
+    transition_scale: Option<f32>,
     /// Search beam (scaled log domain).
     #[arg(long)]
     beam: Option<f32>,
@@ -136,6 +139,9 @@ impl DecodeArgs {
         }
         if let Some(v) = self.word_insertion_penalty {
             cfg.word_insertion_penalty = v;
+        }
+        if let Some(v) = self.transition_scale {
+            cfg.transition_scale = v;
         }
         if let Some(v) = self.beam {
             cfg.beam = v;
