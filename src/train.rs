@@ -57,6 +57,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Use only a fixed pseudo-random subset of N utterances of train and of dev (quick runs).
     pub max_utts: Option<usize>,
+    /// Extra speed-perturbed copies of train (e.g. `[0.9, 1.1]`); empty for none.
+    pub speed_perturb: Vec<f32>,
     /// Worker threads for features and alignment.
     pub threads: usize,
     /// Show progress bars.
@@ -84,22 +86,50 @@ struct Utt {
 type LoadedSet = (Vec<(Utt, Vec<f32>)>, Vec<String>, Vec<String>);
 
 /// Raw fbank of one file (no CMN).
-fn raw_features(path: &std::path::Path, cfg: &FrontendConfig) -> Result<Vec<f32>> {
+/// With `speed` ≠ 1 the audio is speed-perturbed (tempo and pitch, as
+/// Kaldi's `speed` perturbation): read as if it were sampled at
+/// `rate × speed` and resampled to `rate`.
+fn raw_features(path: &std::path::Path, cfg: &FrontendConfig, speed: f32) -> Result<Vec<f32>> {
     let params = FrontendConfig {
         cmn: None,
         ..cfg.clone()
     }
     .validate()?;
-    let mut stream = MonoStream::open(path, None, cfg.sample_rate_hz)?;
+    let rate = cfg.sample_rate_hz;
+    let mut stream = MonoStream::open(path, None, rate)?;
+    let mut perturb = if speed != 1.0 {
+        Some(crate::resample::StreamResampler::new(
+            (rate as f32 * speed).round() as u32,
+            rate,
+        )?)
+    } else {
+        None
+    };
     let mut fbank = Fbank::new(params.clone());
     let mut frame = vec![0.0; params.dim()];
     let mut out = Vec::new();
     let mut block = Vec::new();
-    while stream.read_block(&mut block)? {
-        fbank.accept_samples(&block);
+    let mut changed = Vec::new();
+    let mut feed = |samples: &[f32], out: &mut Vec<f32>| {
+        fbank.accept_samples(samples);
         while fbank.pop_frame(&mut frame) {
             out.extend_from_slice(&frame);
         }
+    };
+    while stream.read_block(&mut block)? {
+        match &mut perturb {
+            Some(r) => {
+                changed.clear();
+                r.accept_samples(&block, &mut changed)?;
+                feed(&changed, &mut out);
+            }
+            None => feed(&block, &mut out),
+        }
+    }
+    if let Some(r) = &mut perturb {
+        changed.clear();
+        r.finish(&mut changed);
+        feed(&changed, &mut out);
     }
     Ok(out)
 }
@@ -112,6 +142,7 @@ fn load_set(
     lexicon: &Lexicon,
     cfg: &TrainConfig,
     what: &str,
+    speeds: &[f32],
 ) -> Result<LoadedSet> {
     let mut items = Vec::new();
     let mut missing = std::collections::BTreeSet::new();
@@ -142,6 +173,10 @@ fn load_set(
             items = idx.into_iter().map(|i| items[i].clone()).collect();
         }
     }
+    let items: Vec<(crate::datadir::Utterance, f32)> = items
+        .into_iter()
+        .flat_map(|u| speeds.iter().map(move |&s| (u.clone(), s)))
+        .collect();
     let bar = progress_bar(
         cfg.progress,
         items.len() as u64,
@@ -159,8 +194,8 @@ fn load_set(
                 s.spawn(move || {
                     part.iter()
                         .enumerate()
-                        .map(|(i, u)| {
-                            let r = raw_features(&u.audio, fe);
+                        .map(|(i, (u, speed))| {
+                            let r = raw_features(&u.audio, fe, *speed);
                             bar.inc(1);
                             (c * chunk + i, r)
                         })
@@ -177,7 +212,12 @@ fn load_set(
     let dim = cfg.frontend.num_mel_bins;
     let mut out = Vec::new();
     for (i, r) in results.into_iter().flatten() {
-        let u = &items[i];
+        let (u, speed) = &items[i];
+        let id = if *speed == 1.0 {
+            u.id.clone()
+        } else {
+            format!("{}-sp{speed}", u.id)
+        };
         match r {
             Ok(raw) if raw.len() / dim >= 10 => {
                 let energy: Vec<f32> = raw
@@ -186,7 +226,7 @@ fn load_set(
                     .collect();
                 out.push((
                     Utt {
-                        id: u.id.clone(),
+                        id,
                         words: u.words.clone(),
                         frames: raw.len() / dim,
                         feats: raw,
@@ -195,8 +235,8 @@ fn load_set(
                     energy,
                 ));
             }
-            Ok(_) => skipped.push(format!("{}: shorter than 10 frames", u.id)),
-            Err(e) => skipped.push(format!("{}: {e}", u.id)),
+            Ok(_) => skipped.push(format!("{id}: shorter than 10 frames")),
+            Err(e) => skipped.push(format!("{id}: {e}")),
         }
     }
     Ok((out, skipped, missing.into_iter().collect()))
@@ -439,9 +479,17 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
     cfg.frontend.validate()?;
     let dim = cfg.frontend.num_mel_bins;
 
-    let (train_raw, mut skipped, missing) = load_set(&cfg.train, &full_lexicon, cfg, "train")?;
-    let (dev_raw, dev_skipped, _) =
-        load_set(std::slice::from_ref(&cfg.dev), &full_lexicon, cfg, "dev")?;
+    let mut train_speeds = vec![1.0];
+    train_speeds.extend(cfg.speed_perturb.iter().copied().filter(|&s| s != 1.0));
+    let (train_raw, mut skipped, missing) =
+        load_set(&cfg.train, &full_lexicon, cfg, "train", &train_speeds)?;
+    let (dev_raw, dev_skipped, _) = load_set(
+        std::slice::from_ref(&cfg.dev),
+        &full_lexicon,
+        cfg,
+        "dev",
+        &[1.0],
+    )?;
     if !missing.is_empty() {
         eprintln!(
             "warning: {} training words are in no lexicon; their {} utterances are skipped: {}",
@@ -610,10 +658,15 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         missing_words: missing,
         seed: cfg.seed,
         recipe: format!(
-            "monophone 3-state HMMs; flat start (energy-based end silences, uniform phones); {rounds} rounds of train-then-realign (Viterbi with log posterior - log prior), the network carried over between bootstrap rounds and re-initialized for the last; \
+            "{}monophone 3-state HMMs; flat start (energy-based end silences, uniform phones); {rounds} rounds of train-then-realign (Viterbi with log posterior - log prior), the network carried over between bootstrap rounds and re-initialized for the last; \
              {}x{} {} DNN, splice -{}..+{}, global mean/variance input normalization; init {}; \
              minibatch {} SGD, lr {} (mean-CE gradient), momentum 0.5->0.9 over the first epoch, no regularization; \
              newbob on dev CE (halve below {}% relative gain, stop below {}%), at most {} epochs per early round and {} in the last; frames shuffled globally each epoch",
+            if cfg.speed_perturb.is_empty() {
+                String::new()
+            } else {
+                format!("train speed-perturbed x{:?}; ", cfg.speed_perturb)
+            },
             cfg.hidden_layers,
             cfg.hidden_units,
             cfg.activation.name(),

@@ -35,6 +35,7 @@ fn config(seed: u64) -> TrainConfig {
         batch: 256,
         seed,
         max_utts: Some(250),
+        speed_perturb: Vec::new(),
         threads: 2,
         progress: false,
         command: "tests/train.rs".into(),
@@ -317,4 +318,23 @@ fn words_missing_from_every_lexicon_are_reported_and_their_utterances_skipped() 
     );
     assert!(lex.get("SEVEN").is_none());
     assert_eq!(p.train_utterances, 100);
+}
+
+#[test]
+fn speed_perturbation_adds_resampled_copies() {
+    let run = |speeds: Vec<f32>| {
+        let mut cfg = config(5);
+        cfg.rounds = 1;
+        cfg.max_epochs = 1;
+        cfg.max_utts = Some(60);
+        cfg.speed_perturb = speeds;
+        train(&cfg).unwrap().0.provenance
+    };
+    let plain = run(Vec::new());
+    let perturbed = run(vec![0.9, 1.1]);
+    assert_eq!(perturbed.train_utterances, 3 * plain.train_utterances);
+    // Slower speech has more frames, faster fewer: 1 + 1/0.9 + 1/1.1 ≈ 3.02.
+    let ratio = perturbed.train_frames as f64 / plain.train_frames as f64;
+    assert!((ratio - 3.02).abs() < 0.05, "frame ratio {ratio}");
+    assert!(perturbed.recipe.contains("speed-perturbed"));
 }

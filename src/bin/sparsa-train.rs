@@ -111,6 +111,9 @@ struct AmArgs {
     /// Mel filters.
     #[arg(long, default_value_t = 40)]
     mel_bins: usize,
+    /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
+    #[arg(long, value_delimiter = ',', value_name = "F,F")]
+    speed_perturb: Vec<f32>,
     /// Threads for features and alignment.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -183,6 +186,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         batch: a.batch,
         seed: a.seed,
         max_utts: a.max_utts,
+        speed_perturb: a.speed_perturb,
         threads: a.threads,
         progress: !a.quiet,
         // Program name without its install path, so the record reads the same everywhere.
