@@ -30,13 +30,19 @@ fn run_with_stdin(args: &[&str], stdin: Vec<u8>) -> Output {
     out
 }
 
-fn features_of_file(path: &str) -> String {
-    let out = sparsa().args(["features", path]).output().unwrap();
+/// Runs a command that must succeed, showing its stderr if it does not.
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+fn features_of_file(path: &str) -> String {
+    let out = run_ok(sparsa().args(["features", path]));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -199,22 +205,14 @@ fn missing_file_and_bad_config_exit_2() {
 fn npy_output_has_the_right_shape() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("f.npy");
-    let out = sparsa()
-        .args([
-            "features",
-            &clip(),
-            "--format",
-            "npy",
-            "-o",
-            path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(sparsa().args([
+        "features",
+        &clip(),
+        "--format",
+        "npy",
+        "-o",
+        path.to_str().unwrap(),
+    ]));
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.starts_with(b"\x93NUMPY"));
     let header = String::from_utf8_lossy(&bytes[10..128]);
@@ -315,15 +313,10 @@ fn one_hour_stream_runs_in_bounded_memory() {
 
 #[test]
 fn transcribe_streams_json_events_with_the_default_model() {
-    let out = sparsa()
-        .args(["transcribe", &clip()])
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        sparsa()
+            .args(["transcribe", &clip()])
+            .current_dir(common::root()),
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let events: Vec<serde_json::Value> = text
