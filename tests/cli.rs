@@ -205,7 +205,7 @@ fn missing_file_and_bad_config_exit_2() {
 fn npy_output_has_the_right_shape() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("f.npy");
-    let out = run_ok(sparsa().args([
+    run_ok(sparsa().args([
         "features",
         &clip(),
         "--format",
