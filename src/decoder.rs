@@ -186,6 +186,7 @@ impl SearchGraph {
             g.lm.words()
                 .iter()
                 .filter(|w| !w.starts_with('<'))
+                // INVARIANT: the word came from this LM's own vocabulary.
                 .map(|w| (w.clone(), g.lm.id(w).expect("own word")))
                 .collect();
         for (w, id) in lm_words {
@@ -395,6 +396,7 @@ impl Decoder {
                 .collect();
             self.lm_cache[h as usize] = Some(v);
         }
+        // INVARIANT: the cache entry was filled just above.
         self.lm_cache[h as usize].as_ref().expect("filled above")[w as usize]
     }
 
@@ -419,6 +421,7 @@ impl Decoder {
         let scale = g.config.acoustic_scale;
         let t = self.frames;
         let best_ac = loglik.iter().copied().fold(f32::NEG_INFINITY, f32::max) * scale;
+        // INVARIANT: reset() always pushes the initial 0.
         let cum = *self.best_ac_cum.last().expect("starts with 0") + best_ac;
         self.best_ac_cum.push(cum);
         // 1. Emit frame t in every active state (tokens at t-1 entered them).

@@ -245,6 +245,7 @@ impl AcousticModel {
                         w: tensor_of(
                             l.w.as_standard_layout()
                                 .as_slice()
+                                // INVARIANT: as_standard_layout() returns a contiguous array.
                                 .expect("standard layout"),
                             vec![l.w.nrows(), l.w.ncols()],
                         ),

@@ -135,6 +135,7 @@ impl Network {
             let src = (t + k).saturating_sub(self.splice.left).min(frames - 1);
             let row = &feats[src * d..(src + 1) * d];
             let o = &mut out[k * d..(k + 1) * d];
+            // INVARIANT: Array1 built from a Vec is contiguous.
             let sh = &self.input_shift.as_slice().expect("contiguous")[k * d..(k + 1) * d];
             let sc = &self.input_scale.as_slice().expect("contiguous")[k * d..(k + 1) * d];
             for i in 0..d {
@@ -159,6 +160,7 @@ impl Network {
                 &layer
                     .b
                     .broadcast((batch, layer.b.len()))
+                    // INVARIANT: the bias has one value per output column.
                     .expect("bias broadcast"),
             );
             let input = if l == 0 {

@@ -81,10 +81,12 @@ impl Scorer {
                 &self.frames,
                 in_buffer,
                 t,
+                // INVARIANT: rows of a freshly allocated Array2 are contiguous.
                 row.into_slice().expect("standard layout"),
             );
         }
         self.net.forward(self.input.view(), &mut self.acts);
+        // INVARIANT: a loaded network has at least one layer.
         let logp = self.acts.last().expect("at least one layer");
         for row in logp.outer_iter() {
             out.extend(row.iter().zip(self.log_priors.iter()).map(|(p, q)| p - q));

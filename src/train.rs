@@ -205,6 +205,7 @@ fn load_set(
             .collect();
         handles
             .into_iter()
+            // INVARIANT: a panic in a worker is a bug; re-raise it.
             .map(|h| h.join().expect("feature thread panicked"))
             .collect()
     });
@@ -251,6 +252,7 @@ fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
         indicatif::ProgressStyle::with_template(
             "{msg:>18} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
         )
+        // INVARIANT: the template is a constant.
         .expect("valid template")
         .progress_chars("=> "),
     );
@@ -319,6 +321,7 @@ impl Run<'_> {
                     &utt.feats,
                     utt.frames,
                     t as usize,
+                    // INVARIANT: rows of a freshly allocated Array2 are contiguous.
                     row.into_slice().expect("row"),
                 );
                 labels.push(utt.labels[t as usize]);
@@ -444,6 +447,7 @@ impl Run<'_> {
                 .collect();
             handles
                 .into_iter()
+                // INVARIANT: a panic in a worker is a bug; re-raise it.
                 .map(|h| h.join().expect("align thread panicked"))
                 .sum()
         });
@@ -456,6 +460,7 @@ impl Run<'_> {
 fn spliced(net: &Network, u: &Utt) -> Array2<f32> {
     let mut x = Array2::zeros((u.frames, net.input_dim()));
     for (t, row) in x.outer_iter_mut().enumerate() {
+        // INVARIANT: rows of a freshly allocated Array2 are contiguous.
         net.splice_into(&u.feats, u.frames, t, row.into_slice().expect("row"));
     }
     x

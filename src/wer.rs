@@ -61,6 +61,7 @@ pub fn align<S: AsRef<str>, T: AsRef<str>>(reference: &[S], hypothesis: &[T]) ->
             cur[j] = [diag, del, ins]
                 .into_iter()
                 .min_by_key(|c| (c.0, std::cmp::Reverse(c.1)))
+                // INVARIANT: min over a non-empty array.
                 .expect("three candidates");
         }
         prev = cur;
