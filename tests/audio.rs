@@ -15,7 +15,12 @@ fn reader(bytes: Vec<u8>) -> sparsa::Result<AudioReader> {
 
 /// Decodes everything; returns samples and the error that ended it, if any.
 fn decode(bytes: Vec<u8>) -> (Vec<f32>, Option<sparsa::Error>) {
-    let mut r = match reader(bytes) {
+    decode_named(bytes, "test.wav")
+}
+
+/// [`decode`] with the source name used in messages.
+fn decode_named(bytes: Vec<u8>, name: &str) -> (Vec<f32>, Option<sparsa::Error>) {
+    let mut r = match AudioReader::from_reader(Box::new(Cursor::new(bytes)), name, None) {
         Ok(r) => r,
         Err(e) => return (Vec::new(), Some(e)),
     };
@@ -181,16 +186,9 @@ fn flac_bytes() -> Vec<u8> {
 fn truncated_flac_keeps_decoded_audio() {
     let mut bytes = flac_bytes();
     bytes.truncate(bytes.len() / 2);
-    let mut r = AudioReader::from_reader(Box::new(Cursor::new(bytes)), "half.flac", None).unwrap();
-    let mut n = 0;
-    let mut block = Vec::new();
-    let err = loop {
-        match r.read_block(&mut block) {
-            Ok(true) => n += block.len(),
-            Ok(false) => panic!("truncation not detected"),
-            Err(e) => break e,
-        }
-    };
+    let (samples, err) = decode_named(bytes, "half.flac");
+    let err = err.expect("truncation detected");
+    let n = samples.len();
     assert!(n > 20_000, "decoded {n} samples before the break");
     let msg = err.to_string();
     assert!(
@@ -207,15 +205,9 @@ fn corrupt_flac_fails_cleanly() {
     for b in &mut bytes[mid..mid + 400] {
         *b ^= 0x5a;
     }
-    let mut r = AudioReader::from_reader(Box::new(Cursor::new(bytes)), "bad.flac", None).unwrap();
-    let mut block = Vec::new();
-    let err = loop {
-        match r.read_block(&mut block) {
-            Ok(true) => {}
-            Ok(false) => panic!("corruption not detected"),
-            Err(e) => break e,
-        }
-    };
+    let err = decode_named(bytes, "bad.flac")
+        .1
+        .expect("corruption detected");
     assert_eq!(err.exit_code(), 2, "{err}");
     // A FLAC header that is cut short.
     let err = AudioReader::from_reader(
