@@ -288,6 +288,11 @@ pub struct Decoder {
     hist_ids: HashMap<Vec<WordId>, u32>,
     hists: Vec<Vec<WordId>>,
     lm_cache: Vec<Option<Vec<f32>>>,
+    /// (history, word) → history after the word, so word ends do not re-intern.
+    extend_cache: HashMap<(u32, u32), u32>,
+    /// Per-frame scratch: word ends (score, link, history) and expanded histories.
+    ends: Vec<(f32, u32, u32)>,
+    expanded: Vec<u32>,
     /// Cumulative best scaled acoustic score per frame (for confidences).
     best_ac_cum: Vec<f32>,
     frames: u32,
@@ -316,6 +321,9 @@ impl Decoder {
             hist_ids: HashMap::new(),
             hists: Vec::new(),
             lm_cache: Vec::new(),
+            extend_cache: HashMap::new(),
+            ends: Vec::new(),
+            expanded: Vec::new(),
             best_ac_cum: vec![0.0],
             frames: 0,
             scores_buf: Vec::new(),
@@ -335,6 +343,7 @@ impl Decoder {
         self.hist_ids.clear();
         self.hists.clear();
         self.lm_cache.clear();
+        self.extend_cache.clear();
         self.best_ac_cum.clear();
         self.best_ac_cum.push(0.0);
         self.frames = 0;
@@ -405,9 +414,14 @@ impl Decoder {
         if word == SIL_WORD {
             return h;
         }
+        if let Some(&next) = self.extend_cache.get(&(h, word)) {
+            return next;
+        }
         let mut hist = self.hists[h as usize].clone();
         hist.push(self.graph.lm_ids[word as usize]);
-        self.intern(hist)
+        let next = self.intern(hist);
+        self.extend_cache.insert((h, word), next);
+        next
     }
 
     /// Frames decoded in this utterance.
@@ -446,7 +460,8 @@ impl Decoder {
             thr = thr.max(*kth);
         }
         // 3. Propagate within words and collect word ends.
-        let mut ends: Vec<(f32, u32, u32)> = Vec::new(); // (score, link, hist)
+        let mut ends = std::mem::take(&mut self.ends);
+        ends.clear();
         let active = std::mem::take(&mut self.active);
         for &i in &active {
             let i = i as usize;
@@ -489,7 +504,8 @@ impl Decoder {
         self.active.clear();
         // 4. Expand the best word end per history into every word start.
         ends.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut seen_hist: Vec<u32> = Vec::new();
+        let mut seen_hist = std::mem::take(&mut self.expanded);
+        seen_hist.clear();
         for &(score, link, hist) in &ends {
             if seen_hist.contains(&hist) {
                 continue;
@@ -519,6 +535,8 @@ impl Decoder {
                 );
             }
         }
+        self.ends = ends;
+        self.expanded = seen_hist;
         std::mem::swap(&mut self.cur, &mut self.next);
         std::mem::swap(&mut self.active, &mut self.next_active);
         self.frames += 1;
