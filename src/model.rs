@@ -218,10 +218,6 @@ pub struct AcousticModel {
     pub provenance: Provenance,
 }
 
-fn tensor_of(a: &[f32], shape: Vec<usize>) -> Tensor {
-    Tensor::new(shape, a)
-}
-
 impl AcousticModel {
     /// The on-disk form.
     pub fn to_file(&self) -> ModelFile {
@@ -236,24 +232,24 @@ impl AcousticModel {
                 activation: n.activation,
                 splice: n.splice,
                 feat_dim: n.feat_dim,
-                input_shift: tensor_of(&n.input_shift.to_vec(), vec![n.input_shift.len()]),
-                input_scale: tensor_of(&n.input_scale.to_vec(), vec![n.input_scale.len()]),
+                input_shift: Tensor::new(vec![n.input_shift.len()], &n.input_shift.to_vec()),
+                input_scale: Tensor::new(vec![n.input_scale.len()], &n.input_scale.to_vec()),
                 layers: n
                     .layers
                     .iter()
                     .map(|l| LayerFile {
-                        w: tensor_of(
+                        w: Tensor::new(
+                            vec![l.w.nrows(), l.w.ncols()],
                             l.w.as_standard_layout()
                                 .as_slice()
                                 // INVARIANT: as_standard_layout() returns a contiguous array.
                                 .expect("standard layout"),
-                            vec![l.w.nrows(), l.w.ncols()],
                         ),
-                        b: tensor_of(&l.b.to_vec(), vec![l.b.len()]),
+                        b: Tensor::new(vec![l.b.len()], &l.b.to_vec()),
                     })
                     .collect(),
             },
-            log_priors: tensor_of(&self.log_priors, vec![self.log_priors.len()]),
+            log_priors: Tensor::new(vec![self.log_priors.len()], &self.log_priors),
             provenance: self.provenance.clone(),
         }
     }
