@@ -1,7 +1,7 @@
 //! Acoustic model files: the versioned RON schema, compact tensor encoding,
 //! loading with format/version/shape checks, and conversion to runtime types.
 //!
-//! # Schema (version 1)
+//! # Schema (version 2; version 1 files, which lack `quantized`, still load)
 //!
 //! ```text
 //! (
@@ -15,8 +15,12 @@
 //!             layers: [(w: Tensor [in, out], b: Tensor [out])]),
 //!   log_priors: Tensor [pdfs],
 //!   provenance: Provenance,
+//!   quantized: Some((scheme, calibration: (data, utterances, frames, percentile),
+//!                    layers: [(w: I8Tensor [out, in], w_scale: Tensor [out], input_scale,
+//!                              input_clipped, input_zero_f32, input_zero_int8, input_max_abs)])),
 //! )
 //! Tensor = (shape: [usize], f32le: "<base64 of little-endian f32 values, row-major>")
+//! I8Tensor = (shape: [usize], i8: "<base64 of the int8 values, row-major>")
 //! ```
 //!
 //! Tensors are base64 rather than decimal text: exact, about 5.3 bytes per
@@ -27,6 +31,7 @@ use crate::frontend::{FrontendConfig, FrontendParams};
 use crate::hmm::Topology;
 use crate::lexicon::PhoneSet;
 use crate::nnet::{Activation, Layer, Network, Splice};
+use crate::quant::{InputStats, QuantLayer};
 use base64::Engine as _;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
@@ -36,7 +41,7 @@ use std::sync::Arc;
 /// The `format` string of acoustic model files.
 pub const FORMAT: &str = "sparsa-acoustic-model";
 /// The schema version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// File name of the acoustic model inside a model folder.
 pub const AM_FILE: &str = "am.ron";
 /// File name of the lexicon inside a model folder.
@@ -84,6 +89,175 @@ impl Tensor {
             return Err(format!("{what}: holds a non-finite value"));
         }
         Ok(v)
+    }
+}
+
+/// A dense int8 tensor stored as base64 of its bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct I8Tensor {
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// Base64 of the row-major int8 values.
+    pub i8: String,
+}
+
+impl I8Tensor {
+    /// Encodes values with a shape.
+    pub fn new(shape: Vec<usize>, values: &[i8]) -> Self {
+        let bytes: Vec<u8> = values.iter().map(|&v| v as u8).collect();
+        I8Tensor {
+            shape,
+            i8: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// Decodes, checking the count against the shape.
+    pub fn values(&self, what: &str) -> std::result::Result<Vec<i8>, String> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.i8.as_bytes())
+            .map_err(|e| format!("{what}: bad base64: {e}"))?;
+        let want: usize = self.shape.iter().product();
+        if bytes.len() != want {
+            return Err(format!(
+                "{what}: shape {:?} needs {want} values but the data holds {}",
+                self.shape,
+                bytes.len()
+            ));
+        }
+        Ok(bytes.into_iter().map(|b| b as i8).collect())
+    }
+}
+
+/// How the activation scales were calibrated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Data dir the calibration frames came from.
+    pub data: String,
+    /// Utterances used.
+    pub utterances: usize,
+    /// Frames used.
+    pub frames: usize,
+    /// Percentile of non-zero magnitudes mapped to ±127.
+    pub percentile: f32,
+}
+
+/// One layer's int8 tensors and its input's calibration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantLayerFile {
+    /// int8 weights `[outputs, inputs]`.
+    pub w: I8Tensor,
+    /// Per-output-row weight scales `[outputs]`.
+    pub w_scale: Tensor,
+    /// Scale of the layer's input activations.
+    pub input_scale: f32,
+    /// Fraction of calibration inputs clipped.
+    pub input_clipped: f32,
+    /// Fraction of calibration inputs that are exact zeros in f32.
+    pub input_zero_f32: f32,
+    /// Fraction that quantize to zero.
+    pub input_zero_int8: f32,
+    /// Largest input magnitude seen in calibration.
+    pub input_max_abs: f32,
+}
+
+/// The int8 export of the network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizedFile {
+    /// The scheme in words.
+    pub scheme: String,
+    /// Calibration data and settings.
+    pub calibration: Calibration,
+    /// One per network layer.
+    pub layers: Vec<QuantLayerFile>,
+}
+
+/// The scheme string written into model files.
+pub const QUANT_SCHEME: &str = "int8 weights, symmetric, one scale per output row; int8 activations, one scale per layer input from calibration (tanh outputs: 1/127); i32 sums; f32 biases and softmax";
+
+/// A loaded int8 export.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quantized {
+    /// Calibration settings.
+    pub calibration: Calibration,
+    /// Per layer int8 parameters.
+    pub layers: Vec<QuantLayer>,
+    /// Per layer input statistics.
+    pub stats: Vec<InputStats>,
+}
+
+impl Quantized {
+    fn to_file(&self) -> QuantizedFile {
+        QuantizedFile {
+            scheme: QUANT_SCHEME.into(),
+            calibration: self.calibration.clone(),
+            layers: self
+                .layers
+                .iter()
+                .zip(&self.stats)
+                .map(|(l, s)| QuantLayerFile {
+                    w: I8Tensor::new(
+                        vec![l.w_scale.len(), l.w.len() / l.w_scale.len().max(1)],
+                        &l.w,
+                    ),
+                    w_scale: Tensor::new(vec![l.w_scale.len()], &l.w_scale),
+                    input_scale: l.input_scale,
+                    input_clipped: s.clipped,
+                    input_zero_f32: s.zero_f32,
+                    input_zero_int8: s.zero_int8,
+                    input_max_abs: s.max_abs,
+                })
+                .collect(),
+        }
+    }
+
+    fn from_file(f: QuantizedFile, net: &Network) -> std::result::Result<Self, String> {
+        if f.layers.len() != net.layers.len() {
+            return Err(format!(
+                "quantized: {} layers but the network has {}",
+                f.layers.len(),
+                net.layers.len()
+            ));
+        }
+        let mut layers = Vec::new();
+        let mut stats = Vec::new();
+        for (i, (ql, nl)) in f.layers.into_iter().zip(&net.layers).enumerate() {
+            let what = format!("quantized.layers[{i}]");
+            let (inp, out) = nl.w.dim();
+            if ql.w.shape != [out, inp] {
+                return Err(format!(
+                    "{what}.w: shape {:?}, expected [{out}, {inp}]",
+                    ql.w.shape
+                ));
+            }
+            if ql.w_scale.shape != [out] {
+                return Err(format!(
+                    "{what}.w_scale: shape {:?}, expected [{out}]",
+                    ql.w_scale.shape
+                ));
+            }
+            layers.push(QuantLayer {
+                w: ql.w.values(&format!("{what}.w"))?,
+                w_scale: ql.w_scale.values(&format!("{what}.w_scale"))?,
+                input_scale: ql.input_scale,
+            });
+            stats.push(InputStats {
+                clipped: ql.input_clipped,
+                zero_f32: ql.input_zero_f32,
+                zero_int8: ql.input_zero_int8,
+                max_abs: ql.input_max_abs,
+            });
+        }
+        // Validates values and scales exactly as the scorer will.
+        crate::quant::QNetwork::new(net, &layers, false, crate::kernels::Isa::Portable)?;
+        Ok(Quantized {
+            calibration: f.calibration,
+            layers,
+            stats,
+        })
     }
 }
 
@@ -191,6 +365,9 @@ pub struct ModelFile {
     pub log_priors: Tensor,
     /// Provenance and metrics.
     pub provenance: Provenance,
+    /// The int8 export (absent in version 1 files).
+    #[serde(default)]
+    pub quantized: Option<QuantizedFile>,
 }
 
 /// Just the fields checked before the rest is parsed.
@@ -216,6 +393,8 @@ pub struct AcousticModel {
     pub log_priors: Vec<f32>,
     /// Provenance.
     pub provenance: Provenance,
+    /// The int8 export, if the model has one.
+    pub quantized: Option<Quantized>,
 }
 
 impl AcousticModel {
@@ -251,6 +430,7 @@ impl AcousticModel {
             },
             log_priors: Tensor::new(vec![self.log_priors.len()], &self.log_priors),
             provenance: self.provenance.clone(),
+            quantized: self.quantized.as_ref().map(Quantized::to_file),
         }
     }
 
@@ -289,7 +469,7 @@ impl AcousticModel {
         let header: Header = ron::from_str(text)
             .map_err(|e| bad(format!("not a sparsa model file (RON error at {e})")))?;
         match (header.format.as_str(), header.version) {
-            (FORMAT, VERSION) => {}
+            (FORMAT, 1..=VERSION) => {}
             (FORMAT, v) => {
                 return Err(bad(format!(
                     "schema version {v} is not supported by this sparsa (reads version {VERSION}); retrain or upgrade"
@@ -355,20 +535,26 @@ impl AcousticModel {
             ));
         }
         let log_priors = vec_of(&f.log_priors, "log_priors", pdfs)?.to_vec();
+        let network = Network {
+            activation: nf.activation,
+            splice: nf.splice,
+            feat_dim: nf.feat_dim,
+            input_shift,
+            input_scale,
+            layers,
+        };
+        let quantized = match f.quantized {
+            Some(q) => Some(Quantized::from_file(q, &network)?),
+            None => None,
+        };
         Ok(AcousticModel {
             frontend,
             phones,
             topology: f.topology,
-            network: Network {
-                activation: nf.activation,
-                splice: nf.splice,
-                feat_dim: nf.feat_dim,
-                input_shift,
-                input_scale,
-                layers,
-            },
+            network,
             log_priors,
             provenance: f.provenance,
+            quantized,
         })
     }
 }

@@ -9,7 +9,7 @@ use crate::frontend::Frontend;
 use crate::lexicon::Lexicon;
 use crate::lm::NgramLm;
 use crate::model::{AcousticModel, AM_FILE, LEXICON_FILE};
-use crate::scorer::Scorer;
+use crate::scorer::{Scorer, ScorerConfig, ScoringNet};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,8 +22,8 @@ pub const LM_FILE: &str = "lm.arpa";
 pub struct Model {
     /// The acoustic model.
     pub am: AcousticModel,
-    /// The network, shared with scorers.
-    pub net: Arc<crate::nnet::Network>,
+    /// The network as the scorers run it (f32 or int8).
+    pub scoring: ScoringNet,
     /// Log priors, shared with scorers.
     pub log_priors: Arc<Vec<f32>>,
     /// The search graph.
@@ -32,8 +32,13 @@ pub struct Model {
 
 impl Model {
     /// Loads `DIR/am.ron`, `DIR/lexicon.txt` and `DIR/lm.arpa` (or the LM
-    /// given) and builds the search graph.
-    pub fn load(dir: &Path, lm_path: Option<&Path>, config: DecoderConfig) -> Result<Self> {
+    /// given) and builds the search graph and the scorer's network.
+    pub fn load(
+        dir: &Path,
+        lm_path: Option<&Path>,
+        config: DecoderConfig,
+        scorer: ScorerConfig,
+    ) -> Result<Self> {
         let am = AcousticModel::load(&dir.join(AM_FILE))?;
         let lexicon = Lexicon::load(&[dir.join(LEXICON_FILE)], &am.phones)?;
         let lm_path = lm_path
@@ -41,11 +46,17 @@ impl Model {
             .unwrap_or_else(|| dir.join(LM_FILE));
         let text = std::fs::read_to_string(&lm_path).map_err(|e| Error::io(&lm_path, e))?;
         let lm = NgramLm::from_arpa(&text, &lm_path.display().to_string())?;
-        Ok(Self::new(am, &lexicon, lm, config))
+        Self::new(am, &lexicon, lm, config, scorer)
     }
 
     /// Builds a model from parts.
-    pub fn new(am: AcousticModel, lexicon: &Lexicon, lm: NgramLm, config: DecoderConfig) -> Self {
+    pub fn new(
+        am: AcousticModel,
+        lexicon: &Lexicon,
+        lm: NgramLm,
+        config: DecoderConfig,
+        scorer: ScorerConfig,
+    ) -> Result<Self> {
         let shift = am.frontend.config().frame_shift_ms / 1000.0;
         let (graph, missing) =
             SearchGraph::build(lexicon, &am.phones, &am.topology, lm, config, shift);
@@ -55,12 +66,12 @@ impl Model {
                 "LM words without a pronunciation cannot be recognized"
             );
         }
-        Model {
-            net: Arc::new(am.network.clone()),
+        Ok(Model {
+            scoring: ScoringNet::new(&am, scorer)?,
             log_priors: Arc::new(am.log_priors.clone()),
             graph: Arc::new(graph),
             am,
-        }
+        })
     }
 }
 
@@ -115,7 +126,7 @@ impl Recognizer {
     /// A fresh stream.
     pub fn new(model: Arc<Model>) -> Self {
         let frontend = Frontend::new(model.am.frontend.clone());
-        let scorer = Scorer::new(model.net.clone(), model.log_priors.clone());
+        let scorer = Scorer::new(model.scoring.clone(), model.log_priors.clone());
         let decoder = Decoder::new(model.graph.clone());
         let dim = model.am.frontend.dim();
         Recognizer {

@@ -1,14 +1,186 @@
 //! Streaming acoustic scorer: feature frames in, per-pdf scaled-likelihood
 //! rows (log posterior − log prior) out, once each frame's right context
 //! has arrived. Edges repeat the first/last frame exactly as training does.
+//! The network runs in f32 or int8 ([`crate::quant`]), in blocks of at most
+//! `batch` frames.
 
-use crate::nnet::Network;
+use crate::error::{Error, Result};
+use crate::model::AcousticModel;
+use crate::nnet::{Activation, Network};
+use crate::quant::{QNetwork, QState};
 use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::sync::Arc;
+
+/// How the network is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScorerPath {
+    /// The fastest path that keeps accuracy: `int8-sparse` for ReLU,
+    /// `int8` for leaky ReLU and tanh, `f32` for models without int8 tensors.
+    Auto,
+    /// f32 matrix products (the training arithmetic).
+    F32,
+    /// int8 weights and activations, dense products.
+    Int8,
+    /// int8, skipping zero activations of ReLU layers.
+    Int8Sparse,
+}
+
+impl ScorerPath {
+    /// Name as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScorerPath::Auto => "auto",
+            ScorerPath::F32 => "f32",
+            ScorerPath::Int8 => "int8",
+            ScorerPath::Int8Sparse => "int8-sparse",
+        }
+    }
+}
+
+/// Scorer settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScorerConfig {
+    /// Arithmetic path (default `auto`).
+    pub path: ScorerPath,
+    /// Most frames scored per network call (default 8). Live audio arrives a
+    /// frame at a time and is scored at once whatever this is; larger blocks
+    /// only help when frames queue up (files, catching up).
+    pub batch: usize,
+}
+
+impl Default for ScorerConfig {
+    fn default() -> Self {
+        ScorerConfig {
+            path: ScorerPath::Auto,
+            batch: 8,
+        }
+    }
+}
+
+/// The network as a scorer runs it, shared by all streams.
+#[derive(Clone, Debug)]
+pub struct ScoringNet {
+    /// The f32 network (also gives the input splice and normalization).
+    pub net: Arc<Network>,
+    /// The int8 network when the path is int8 or int8-sparse.
+    pub qnet: Option<Arc<QNetwork>>,
+    /// The resolved path (never `Auto`).
+    pub path: ScorerPath,
+    /// Frames per network call.
+    pub batch: usize,
+}
+
+impl ScoringNet {
+    /// Resolves `cfg` against a model: `auto` picks the fastest accurate
+    /// path; asking for int8 on a model without int8 tensors is an error.
+    pub fn new(am: &AcousticModel, cfg: ScorerConfig) -> Result<Self> {
+        let relu = am.network.activation == Activation::Relu;
+        let path = match (cfg.path, &am.quantized) {
+            (ScorerPath::Auto, None) => ScorerPath::F32,
+            (ScorerPath::Auto, Some(_)) if relu => ScorerPath::Int8Sparse,
+            (ScorerPath::Auto, Some(_)) => ScorerPath::Int8,
+            (ScorerPath::Int8Sparse, _) if !relu => {
+                return Err(Error::config(
+                    "scorer",
+                    format!(
+                        "the int8-sparse path needs a ReLU model, this one is {}; use int8",
+                        am.network.activation.name()
+                    ),
+                ))
+            }
+            (p, _) => p,
+        };
+        let qnet = match path {
+            ScorerPath::F32 => None,
+            _ => {
+                let q = am.quantized.as_ref().ok_or_else(|| {
+                    Error::config(
+                        "scorer",
+                        "the model has no int8 tensors; add them with `sparsa-train quantize` or use --scorer f32",
+                    )
+                })?;
+                let sparse = path == ScorerPath::Int8Sparse;
+                let qn = QNetwork::new(
+                    &am.network,
+                    &q.layers,
+                    sparse,
+                    crate::kernels::Isa::detect(),
+                )
+                .map_err(|e| Error::config("scorer", e))?;
+                Some(Arc::new(qn))
+            }
+        };
+        Ok(ScoringNet {
+            net: Arc::new(am.network.clone()),
+            qnet,
+            path,
+            batch: cfg.batch.max(1),
+        })
+    }
+
+    /// Log posteriors of `frames` rows of normalized spliced input.
+    pub fn forward(&self, input: &Array2<f32>, work: &mut Work, out: &mut Array2<f32>) {
+        match &self.qnet {
+            Some(q) => {
+                // INVARIANT: freshly allocated arrays are standard layout.
+                let x = input.as_slice().expect("standard layout");
+                let sparse = self.path == ScorerPath::Int8Sparse;
+                q.forward(x, input.nrows(), sparse, &mut work.q, out);
+            }
+            None => {
+                self.net.forward(input.view(), &mut work.acts);
+                // INVARIANT: a loaded network has at least one layer.
+                let last = work.acts.last_mut().expect("at least one layer");
+                std::mem::swap(out, last);
+            }
+        }
+    }
+}
+
+/// Per-stream buffers of [`ScoringNet::forward`].
+#[derive(Clone, Debug, Default)]
+pub struct Work {
+    acts: Vec<Array2<f32>>,
+    /// int8 buffers and zero counts.
+    pub q: QState,
+}
+
+/// Normalized, spliced network inputs of a whole audio file, computed by
+/// the model's streaming front end exactly as the recognizer computes them.
+pub fn file_inputs(am: &AcousticModel, path: &Path) -> Result<Array2<f32>> {
+    let params = &am.frontend;
+    let mut stream = crate::audio::MonoStream::open(path, None, params.config().sample_rate_hz)?;
+    let mut fe = crate::frontend::Frontend::new(params.clone());
+    let mut frame = vec![0.0; params.dim()];
+    let (mut feats, mut block) = (Vec::new(), Vec::new());
+    while stream.read_block(&mut block)? {
+        fe.accept_samples(&block);
+        while fe.pop_frame(&mut frame) {
+            feats.extend_from_slice(&frame);
+        }
+    }
+    let net = &am.network;
+    let frames = feats.len() / params.dim();
+    let mut out = Array2::zeros((frames, net.input_dim()));
+    for (t, row) in out.outer_iter_mut().enumerate() {
+        // INVARIANT: rows of a freshly allocated Array2 are contiguous.
+        net.splice_into(
+            &feats,
+            frames,
+            t,
+            row.into_slice().expect("standard layout"),
+        );
+    }
+    Ok(out)
+}
 
 /// Per-stream scorer state over a shared network.
 pub struct Scorer {
-    net: Arc<Network>,
+    sn: ScoringNet,
     log_priors: Arc<Vec<f32>>,
     /// Frames kept for context: `frames[0]` is absolute frame `base`.
     frames: Vec<f32>,
@@ -17,29 +189,36 @@ pub struct Scorer {
     /// Next frame to score.
     next: usize,
     finished: bool,
-    acts: Vec<Array2<f32>>,
+    work: Work,
     input: Array2<f32>,
+    logp: Array2<f32>,
 }
 
 impl Scorer {
     /// A fresh stream.
-    pub fn new(net: Arc<Network>, log_priors: Arc<Vec<f32>>) -> Self {
+    pub fn new(sn: ScoringNet, log_priors: Arc<Vec<f32>>) -> Self {
         Scorer {
-            net,
+            sn,
             log_priors,
             frames: Vec::new(),
             base: 0,
             received: 0,
             next: 0,
             finished: false,
-            acts: Vec::new(),
+            work: Work::default(),
             input: Array2::zeros((0, 0)),
+            logp: Array2::zeros((0, 0)),
         }
     }
 
     /// Frames of look-ahead the network needs.
     pub fn latency_frames(&self) -> usize {
-        self.net.splice.right
+        self.sn.net.splice.right
+    }
+
+    /// Zero counts of the int8 layer inputs so far (sparsity statistics).
+    pub fn int8_stats(&self) -> &QState {
+        &self.work.q
     }
 
     /// Appends one feature frame.
@@ -56,7 +235,20 @@ impl Scorer {
     /// Scores every frame that can be scored now, appending `pdfs` values
     /// per frame to `out`; returns how many frames were scored.
     pub fn advance(&mut self, out: &mut Vec<f32>) -> usize {
-        let right = self.net.splice.right;
+        let mut total = 0;
+        loop {
+            let n = self.advance_block(out);
+            total += n;
+            if n == 0 {
+                return total;
+            }
+        }
+    }
+
+    /// Scores at most one block of `batch` ready frames.
+    fn advance_block(&mut self, out: &mut Vec<f32>) -> usize {
+        let net = self.sn.net.clone();
+        let right = net.splice.right;
         let ready = if self.finished {
             self.received
         } else {
@@ -65,10 +257,11 @@ impl Scorer {
         if ready <= self.next {
             return 0;
         }
+        let ready = ready.min(self.next + self.sn.batch);
         let n = ready - self.next;
-        let d = self.net.feat_dim;
-        let left = self.net.splice.left;
-        let dim = self.net.input_dim();
+        let d = net.feat_dim;
+        let left = net.splice.left;
+        let dim = net.input_dim();
         if self.input.dim() != (n, dim) {
             self.input = Array2::zeros((n, dim));
         }
@@ -77,7 +270,7 @@ impl Scorer {
         let in_buffer = self.received - self.base;
         for (k, row) in self.input.outer_iter_mut().enumerate() {
             let t = self.next + k - self.base;
-            self.net.splice_into(
+            net.splice_into(
                 &self.frames,
                 in_buffer,
                 t,
@@ -85,10 +278,8 @@ impl Scorer {
                 row.into_slice().expect("standard layout"),
             );
         }
-        self.net.forward(self.input.view(), &mut self.acts);
-        // INVARIANT: a loaded network has at least one layer.
-        let logp = self.acts.last().expect("at least one layer");
-        for row in logp.outer_iter() {
+        self.sn.forward(&self.input, &mut self.work, &mut self.logp);
+        for row in self.logp.outer_iter() {
             out.extend(row.iter().zip(self.log_priors.iter()).map(|(p, q)| p - q));
         }
         self.next = ready;

@@ -700,6 +700,7 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         network: net,
         log_priors,
         provenance,
+        quantized: None,
     };
     Ok((model, vocabulary))
 }

@@ -194,12 +194,16 @@ fn tiny_recognizer_model() -> std::sync::Arc<sparsa::recognizer::Model> {
         .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
         .collect();
     let lm = sparsa::lm::NgramLm::estimate(&sents, 2).unwrap();
-    std::sync::Arc::new(sparsa::recognizer::Model::new(
-        m.clone(),
-        lex,
-        lm,
-        sparsa::decoder::DecoderConfig::tuned(),
-    ))
+    std::sync::Arc::new(
+        sparsa::recognizer::Model::new(
+            m.clone(),
+            lex,
+            lm,
+            sparsa::decoder::DecoderConfig::tuned(),
+            sparsa::scorer::ScorerConfig::default(),
+        )
+        .unwrap(),
+    )
 }
 
 /// Runs audio through a recognizer in chunks of `chunk` samples.

@@ -42,6 +42,41 @@ enum Command {
     ///   sparsa-train lm --train ../shared/corpora/speechocean762/train --out models/default/lm.arpa
     #[command(verbatim_doc_comment)]
     Lm(LmArgs),
+    /// Add (or redo) the int8 export of a model: int8 weights with one scale
+    /// per output row, activation scales calibrated on training frames.
+    ///
+    /// `am` already does this at the end of training; use this for older
+    /// models or to try another calibration. Rewrites MODEL/am.ron in place
+    /// unless --out is given.
+    ///   sparsa-train quantize --model models/default --train ../shared/corpora/speechocean762/train
+    #[command(verbatim_doc_comment)]
+    Quantize(QuantizeArgs),
+}
+
+/// Calibration settings shared by `am` and `quantize`.
+#[derive(Args, Clone)]
+struct CalibrationArgs {
+    /// Calibration frames (taken from utterances spread over the train dir).
+    #[arg(long, default_value_t = 20_000, value_name = "FRAMES")]
+    calibration_frames: usize,
+    /// Percentile of non-zero activation magnitudes mapped to ±127.
+    #[arg(long, default_value_t = 99.99, value_name = "PCT")]
+    calibration_percentile: f32,
+}
+
+#[derive(Args)]
+struct QuantizeArgs {
+    /// Model folder (or am.ron file).
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Data dir with the training audio used for calibration.
+    #[arg(long, value_name = "DIR")]
+    train: PathBuf,
+    /// Where to write am.ron (a folder or file; default: in place).
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    calibration: CalibrationArgs,
 }
 
 #[derive(Args)]
@@ -120,6 +155,8 @@ struct AmArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    calibration: CalibrationArgs,
 }
 
 fn main() {
@@ -128,6 +165,7 @@ fn main() {
     let result = match cli.command {
         Command::Am(a) => am(a),
         Command::Lm(a) => lm(a),
+        Command::Quantize(a) => quantize(a),
     };
     if let Err(err) = result {
         std::process::exit(common::report("sparsa-train", &err));
@@ -159,6 +197,47 @@ fn lm(a: LmArgs) -> anyhow::Result<()> {
         lm.words().len(),
         sentences.len()
     );
+    Ok(())
+}
+
+/// Attaches the int8 export and prints what calibration found.
+fn calibrate(
+    model: &mut sparsa::model::AcousticModel,
+    data: &sparsa::datadir::DataDir,
+    c: &CalibrationArgs,
+) -> anyhow::Result<()> {
+    let t0 = std::time::Instant::now();
+    sparsa::quant::quantize_model(model, data, c.calibration_frames, c.calibration_percentile)?;
+    // INVARIANT: quantize_model just set it.
+    let q = model.quantized.as_ref().expect("quantized");
+    eprintln!(
+        "int8 export: calibrated on {} frames of {} utterances in {:.1} s",
+        q.calibration.frames,
+        q.calibration.utterances,
+        t0.elapsed().as_secs_f32()
+    );
+    for (l, (ql, s)) in q.layers.iter().zip(&q.stats).enumerate() {
+        eprintln!(
+            "  layer {l} input: scale {:.5} (range ±{:.3}, max {:.3}), clipped {:.4}%, zeros f32 {:.1}% / int8 {:.1}%",
+            ql.input_scale,
+            ql.input_scale * 127.0,
+            s.max_abs,
+            100.0 * s.clipped,
+            100.0 * s.zero_f32,
+            100.0 * s.zero_int8
+        );
+    }
+    Ok(())
+}
+
+fn quantize(a: QuantizeArgs) -> anyhow::Result<()> {
+    let mut model = sparsa::model::AcousticModel::load(&a.model)?;
+    let data = sparsa::datadir::DataDir::open(&a.train)?;
+    calibrate(&mut model, &data, &a.calibration)?;
+    let out = a.out.unwrap_or(a.model);
+    let path = if out.is_dir() { out.join(AM_FILE) } else { out };
+    model.save(&path)?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 
@@ -195,7 +274,9 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" "),
     };
-    let (model, lexicon) = train(&cfg)?;
+    let (mut model, lexicon) = train(&cfg)?;
+    let data = sparsa::datadir::DataDir::open(&cfg.train[0])?;
+    calibrate(&mut model, &data, &a.calibration)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t0 = std::time::Instant::now();
     model.save(&a.out.join(AM_FILE))?;

@@ -11,6 +11,7 @@ use sparsa::decoder::DecoderConfig;
 use sparsa::features::{FeatureFormat, FeatureWriter};
 use sparsa::frontend::{CmnConfig, Frontend, FrontendConfig};
 use sparsa::recognizer::{Event, Model, Recognizer};
+use sparsa::scorer::{ScorerConfig, ScorerPath};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -122,6 +123,13 @@ struct DecodeArgs {
     /// Maximum active HMM states per frame.
     #[arg(long)]
     max_active: Option<usize>,
+    /// Network arithmetic: auto = int8-sparse for ReLU, int8 for leaky/tanh,
+    /// f32 when the model has no int8 tensors.
+    #[arg(long, value_enum, default_value_t = ScorerPath::Auto)]
+    scorer: ScorerPath,
+    /// Most frames per network call (1 = lowest latency).
+    #[arg(long, default_value_t = 8, value_name = "FRAMES")]
+    scorer_batch: usize,
 }
 
 impl DecodeArgs {
@@ -149,10 +157,15 @@ impl DecodeArgs {
         if let Some(v) = self.max_active {
             cfg.max_active = v;
         }
+        let scorer = ScorerConfig {
+            path: self.scorer,
+            batch: self.scorer_batch,
+        };
         Ok(std::sync::Arc::new(Model::load(
             &self.model,
             self.lm.as_deref(),
             cfg,
+            scorer,
         )?))
     }
 }

@@ -1,0 +1,249 @@
+//! The int8 scorer: kernel equivalence (AVX2 = portable = a naive reference,
+//! dense = sparse), quantization accuracy against f32 on real speech with the
+//! shipped models, and the int8 section of model files.
+
+mod common;
+
+use sparsa::kernels::{self, Isa, QWeights, SparseScratch};
+use sparsa::model::AcousticModel;
+use sparsa::quant::{quantize, QNetwork, QState};
+use sparsa::rng::Rng;
+use sparsa::scorer::file_inputs;
+
+fn random_i8(rng: &mut Rng, n: usize, zero_fraction: f32, signed: bool) -> Vec<i8> {
+    (0..n)
+        .map(|_| {
+            if rng.uniform() < zero_fraction {
+                0
+            } else {
+                // Full range including the extremes ±127.
+                let v = (rng.uniform() * 255.0) as i32 - 127;
+                let v = v.clamp(-127, 127) as i8;
+                if signed {
+                    v
+                } else {
+                    v.unsigned_abs() as i8 & 0x7f
+                }
+            }
+        })
+        .collect()
+}
+
+/// acc[f][j] = Σ_i x[f][i] w[j][i], the plain definition.
+fn reference(w: &[i8], x: &[i8], inputs: usize, outputs: usize, frames: usize) -> Vec<i32> {
+    let mut out = vec![0; frames * outputs];
+    for f in 0..frames {
+        for j in 0..outputs {
+            out[f * outputs + j] = (0..inputs)
+                .map(|i| x[f * inputs + i] as i32 * w[j * inputs + i] as i32)
+                .sum();
+        }
+    }
+    out
+}
+
+#[test]
+fn dense_and_sparse_kernels_equal_the_reference_on_every_isa() {
+    let mut rng = Rng::new(7);
+    let isas = Isa::available();
+    eprintln!("testing {:?}", isas);
+    for &(inputs, outputs) in &[(440, 512), (512, 120), (37, 45), (3, 1), (64, 33)] {
+        let w = random_i8(&mut rng, inputs * outputs, 0.05, true);
+        let qw = QWeights::new(&w, inputs, outputs, true);
+        for &signed in &[true, false] {
+            for frames in [1, 3, 4, 5, 9] {
+                let x = random_i8(&mut rng, frames * inputs, 0.6, signed);
+                let want = reference(&w, &x, inputs, outputs, frames);
+                // Padded input rows for the kernels.
+                let mut xp = vec![0i8; frames * qw.in_pad];
+                for f in 0..frames {
+                    xp[f * qw.in_pad..f * qw.in_pad + inputs]
+                        .copy_from_slice(&x[f * inputs..(f + 1) * inputs]);
+                }
+                for &isa in &isas {
+                    let mut acc = vec![0i32; frames * qw.out_pad];
+                    kernels::dense(isa, &qw, &xp, frames, signed, &mut acc);
+                    for f in 0..frames {
+                        assert_eq!(
+                            &acc[f * qw.out_pad..f * qw.out_pad + outputs],
+                            &want[f * outputs..(f + 1) * outputs],
+                            "dense {isa:?} {inputs}x{outputs} frames {frames} signed {signed}"
+                        );
+                    }
+                    if !signed {
+                        let mut scratch = SparseScratch::default();
+                        for f in 0..frames {
+                            let mut acc = vec![7i32; qw.out_pad];
+                            let xf = &xp[f * qw.in_pad..(f + 1) * qw.in_pad];
+                            let active = kernels::sparse(isa, &qw, xf, &mut scratch, &mut acc);
+                            assert_eq!(active, xf.iter().filter(|&&v| v != 0).count());
+                            assert_eq!(
+                                &acc[..outputs],
+                                &want[f * outputs..(f + 1) * outputs],
+                                "sparse {isa:?} {inputs}x{outputs} frame {f}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn extreme_values_do_not_saturate() {
+    // Every product at ±127 × ±127: the largest pair sums vpmaddubsw sees.
+    let (inputs, outputs) = (512, 32);
+    for (xv, wv) in [(127i8, 127i8), (127, -127), (-127, 127), (-127, -127)] {
+        let w = vec![wv; inputs * outputs];
+        let qw = QWeights::new(&w, inputs, outputs, true);
+        let x = vec![xv; inputs];
+        let want = inputs as i32 * xv as i32 * wv as i32;
+        for isa in Isa::available() {
+            let mut acc = vec![0; qw.out_pad];
+            kernels::dense(isa, &qw, &x, 1, xv < 0, &mut acc);
+            assert!(
+                acc[..outputs].iter().all(|&a| a == want),
+                "{isa:?} {xv}x{wv}"
+            );
+            if xv > 0 {
+                let mut acc = vec![0; qw.out_pad];
+                kernels::sparse(isa, &qw, &x, &mut SparseScratch::default(), &mut acc);
+                assert!(acc[..outputs].iter().all(|&a| a == want), "sparse {isa:?}");
+            }
+        }
+    }
+}
+
+fn shipped(name: &str) -> AcousticModel {
+    AcousticModel::load(&common::root().join("models").join(name)).expect("shipped model")
+}
+
+/// Log posteriors of the bundled clip through `q` (sparse or not).
+fn int8_logp(q: &QNetwork, x: &ndarray::Array2<f32>, sparse: bool, block: usize) -> Vec<f32> {
+    let mut st = QState::default();
+    let mut out = ndarray::Array2::zeros((0, 0));
+    let mut all = Vec::new();
+    let dim = x.ncols();
+    // INVARIANT: file_inputs returns a standard-layout array.
+    let flat = x.as_slice().unwrap();
+    for start in (0..x.nrows()).step_by(block) {
+        let n = block.min(x.nrows() - start);
+        q.forward(
+            &flat[start * dim..(start + n) * dim],
+            n,
+            sparse,
+            &mut st,
+            &mut out,
+        );
+        all.extend(out.iter().copied());
+    }
+    all
+}
+
+#[test]
+fn int8_tracks_f32_and_every_int8_path_agrees_exactly_on_real_speech() {
+    let clip = common::data("so762_000490017.flac");
+    for name in ["default", "leaky", "tanh"] {
+        let mut am = shipped(name);
+        let x = file_inputs(&am, &clip).unwrap();
+        if am.quantized.is_none() {
+            // Older model folders: calibrate on the clip itself.
+            let (layers, _) = quantize(&am.network, x.view(), 99.99);
+            am.quantized = Some(sparsa::model::Quantized {
+                calibration: sparsa::model::Calibration {
+                    data: "test clip".into(),
+                    utterances: 1,
+                    frames: x.nrows(),
+                    percentile: 99.99,
+                },
+                stats: Vec::new(),
+                layers,
+            });
+        }
+        let layers = &am.quantized.as_ref().unwrap().layers;
+        let relu = am.network.activation == sparsa::nnet::Activation::Relu;
+        let portable = QNetwork::new(&am.network, layers, relu, Isa::Portable).unwrap();
+        let reference = int8_logp(&portable, &x, false, 1);
+        for isa in Isa::available() {
+            let q = portable.clone().with_isa(isa);
+            for block in [1, 4, 7] {
+                assert_eq!(
+                    int8_logp(&q, &x, false, block),
+                    reference,
+                    "{name} {isa:?} dense block {block}"
+                );
+                if relu {
+                    assert_eq!(
+                        int8_logp(&q, &x, true, block),
+                        reference,
+                        "{name} {isa:?} sparse block {block}"
+                    );
+                }
+            }
+        }
+        // Against f32: same best pdf on most frames, small mean difference.
+        let mut acts = Vec::new();
+        am.network.forward(x.view(), &mut acts);
+        let f32_logp = acts.last().unwrap();
+        let pdfs = f32_logp.ncols();
+        let (mut agree, mut diff) = (0, 0.0f64);
+        for (t, row) in f32_logp.outer_iter().enumerate() {
+            let q = &reference[t * pdfs..(t + 1) * pdfs];
+            let argmax = |v: &mut dyn Iterator<Item = f32>| {
+                v.enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap().0
+            };
+            agree += (argmax(&mut row.iter().copied()) == argmax(&mut q.iter().copied())) as usize;
+            diff += row
+                .iter()
+                .zip(q)
+                .map(|(a, b)| (a.exp() - b.exp()).abs() as f64)
+                .sum::<f64>();
+        }
+        let frames = f32_logp.nrows();
+        let agree = agree as f64 / frames as f64;
+        let diff = diff / frames as f64;
+        eprintln!(
+            "{name}: best-pdf agreement {:.1}%, mean L1 posterior difference {diff:.4}",
+            100.0 * agree
+        );
+        assert!(
+            agree > 0.9,
+            "{name}: int8 picks the f32 best pdf on only {agree:.3} of frames"
+        );
+        assert!(diff < 0.15, "{name}: mean L1 posterior difference {diff}");
+    }
+}
+
+#[test]
+fn int8_section_round_trips_and_bad_tensors_are_named() {
+    let mut am = shipped("default");
+    let x = file_inputs(&am, &common::data("so762_000490017.flac")).unwrap();
+    let (layers, stats) = quantize(&am.network, x.view(), 99.9);
+    am.quantized = Some(sparsa::model::Quantized {
+        calibration: sparsa::model::Calibration {
+            data: "clip".into(),
+            utterances: 1,
+            frames: x.nrows(),
+            percentile: 99.9,
+        },
+        layers,
+        stats,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("am.ron");
+    am.save(&path).unwrap();
+    let back = AcousticModel::load(&path).unwrap();
+    assert_eq!(back.quantized, am.quantized);
+    // A truncated int8 tensor is refused with its name.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let i = text.find("i8: \"").unwrap() + 5;
+    let broken = format!("{}{}", &text[..i], &text[i + 8..]);
+    let err = AcousticModel::from_ron(&broken, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("quantized.layers[0].w"), "{err}");
+    // So is a zero scale.
+    let broken = text.replacen("input_scale: ", "input_scale: 0.0, x: ", 1);
+    assert!(AcousticModel::from_ron(&broken, &path).is_err());
+}
