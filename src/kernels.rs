@@ -19,8 +19,8 @@
 
 /// Inputs are padded to a multiple of this (one broadcast quad).
 pub const IN_ALIGN: usize = 4;
-/// Outputs are padded to a multiple of this (one sparse tile half).
-pub const OUT_ALIGN: usize = 32;
+/// Outputs are padded to a multiple of this (one kernel tile).
+pub const OUT_ALIGN: usize = 64;
 
 /// Which implementation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,10 +270,10 @@ mod avx2 {
                     }
                 }
             } else {
-                // One frame × 32 outputs.
+                // One frame × 64 outputs.
                 for f in f0..f0 + nf {
-                    for j0 in (0..op).step_by(32) {
-                        let mut a = [_mm256_setzero_si256(); 4];
+                    for j0 in (0..op).step_by(64) {
+                        let mut a = [_mm256_setzero_si256(); 8];
                         for k in 0..ip / 4 {
                             let xv = quad(x.as_ptr().add(f * ip + 4 * k));
                             let wp = wq.add((k * op + j0) * 4);
@@ -291,6 +291,33 @@ mod avx2 {
             }
             f0 += nf;
         }
+    }
+
+    /// Multiply-adds per iteration of [`peak_loop`].
+    pub const PEAK_MACS_PER_ITER: u64 = 8 * 32;
+
+    /// Eight independent u8×i8→i32 multiply-accumulate chains.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn peak_loop(iters: u64) -> i32 {
+        let ones = _mm256_set1_epi16(1);
+        let step = _mm256_set1_epi8(1);
+        let mut x = _mm256_set1_epi8(3);
+        let w: [__m256i; 8] = std::array::from_fn(|t| _mm256_set1_epi8(t as i8 - 4));
+        let mut a = [_mm256_setzero_si256(); 8];
+        for _ in 0..iters {
+            // x changes every iteration so nothing can be hoisted.
+            x = _mm256_add_epi8(x, step);
+            let u = _mm256_and_si256(x, _mm256_set1_epi8(0x3f));
+            for t in 0..8 {
+                let p = _mm256_maddubs_epi16(u, w[t]);
+                a[t] = _mm256_add_epi32(a[t], _mm256_madd_epi16(p, ones));
+            }
+        }
+        let mut s = a[0];
+        for t in a.iter().skip(1) {
+            s = _mm256_add_epi32(s, *t);
+        }
+        _mm256_extract_epi32(s, 0)
     }
 
     #[target_feature(enable = "avx2")]
@@ -330,42 +357,74 @@ mod avx2 {
         }
         let rows = w.rows.as_ptr();
         let ones = _mm256_set1_epi16(1);
-        for j0 in (0..op).step_by(32) {
-            let mut a = [_mm256_setzero_si256(); 4];
+        for j0 in (0..op).step_by(64) {
+            let mut a = [_mm256_setzero_si256(); 8];
             for (&val, offs) in s.values.iter().zip(&s.offsets) {
                 let v = _mm256_set1_epi32(val);
-                let ra = _mm256_loadu_si256(rows.add(offs[0] + j0).cast());
-                let rb = _mm256_loadu_si256(rows.add(offs[1] + j0).cast());
-                let rc = _mm256_loadu_si256(rows.add(offs[2] + j0).cast());
-                let rd = _mm256_loadu_si256(rows.add(offs[3] + j0).cast());
-                let ab_lo = _mm256_unpacklo_epi8(ra, rb);
-                let ab_hi = _mm256_unpackhi_epi8(ra, rb);
-                let cd_lo = _mm256_unpacklo_epi8(rc, rd);
-                let cd_hi = _mm256_unpackhi_epi8(rc, rd);
-                // q0: outputs 0-3 | 16-19, q1: 4-7 | 20-23, q2: 8-11 | 24-27, q3: 12-15 | 28-31.
-                let q = [
-                    _mm256_unpacklo_epi16(ab_lo, cd_lo),
-                    _mm256_unpackhi_epi16(ab_lo, cd_lo),
-                    _mm256_unpacklo_epi16(ab_hi, cd_hi),
-                    _mm256_unpackhi_epi16(ab_hi, cd_hi),
-                ];
-                for t in 0..4 {
-                    let p = _mm256_maddubs_epi16(v, q[t]);
-                    a[t] = _mm256_add_epi32(a[t], _mm256_madd_epi16(p, ones));
+                for h in 0..2 {
+                    let j = j0 + 32 * h;
+                    let ra = _mm256_loadu_si256(rows.add(offs[0] + j).cast());
+                    let rb = _mm256_loadu_si256(rows.add(offs[1] + j).cast());
+                    let rc = _mm256_loadu_si256(rows.add(offs[2] + j).cast());
+                    let rd = _mm256_loadu_si256(rows.add(offs[3] + j).cast());
+                    let ab_lo = _mm256_unpacklo_epi8(ra, rb);
+                    let ab_hi = _mm256_unpackhi_epi8(ra, rb);
+                    let cd_lo = _mm256_unpacklo_epi8(rc, rd);
+                    let cd_hi = _mm256_unpackhi_epi8(rc, rd);
+                    // q0: outputs 0-3 | 16-19, q1: 4-7 | 20-23, q2: 8-11 | 24-27, q3: 12-15 | 28-31.
+                    let q = [
+                        _mm256_unpacklo_epi16(ab_lo, cd_lo),
+                        _mm256_unpackhi_epi16(ab_lo, cd_lo),
+                        _mm256_unpacklo_epi16(ab_hi, cd_hi),
+                        _mm256_unpackhi_epi16(ab_hi, cd_hi),
+                    ];
+                    for t in 0..4 {
+                        let p = _mm256_maddubs_epi16(v, q[t]);
+                        a[4 * h + t] = _mm256_add_epi32(a[4 * h + t], _mm256_madd_epi16(p, ones));
+                    }
                 }
             }
-            let o = acc.as_mut_ptr().add(j0);
-            _mm256_storeu_si256(o.cast(), _mm256_permute2x128_si256(a[0], a[1], 0x20));
-            _mm256_storeu_si256(o.add(8).cast(), _mm256_permute2x128_si256(a[2], a[3], 0x20));
-            _mm256_storeu_si256(
-                o.add(16).cast(),
-                _mm256_permute2x128_si256(a[0], a[1], 0x31),
-            );
-            _mm256_storeu_si256(
-                o.add(24).cast(),
-                _mm256_permute2x128_si256(a[2], a[3], 0x31),
-            );
+            for h in 0..2 {
+                let o = acc.as_mut_ptr().add(j0 + 32 * h);
+                let b = &a[4 * h..4 * h + 4];
+                _mm256_storeu_si256(o.cast(), _mm256_permute2x128_si256(b[0], b[1], 0x20));
+                _mm256_storeu_si256(o.add(8).cast(), _mm256_permute2x128_si256(b[2], b[3], 0x20));
+                _mm256_storeu_si256(
+                    o.add(16).cast(),
+                    _mm256_permute2x128_si256(b[0], b[1], 0x31),
+                );
+                _mm256_storeu_si256(
+                    o.add(24).cast(),
+                    _mm256_permute2x128_si256(b[2], b[3], 0x31),
+                );
+            }
         }
         s.active.len()
+    }
+}
+
+/// Measured int8 multiply-add peak of one core in MAC/s: the AVX2 sequence
+/// every int8 dot product with i32 sums needs (`vpmaddubsw`, `vpmaddwd`,
+/// `vpaddd`) on registers, eight independent chains, no memory traffic.
+/// `None` without AVX2.
+pub fn measure_peak(isa: Isa) -> Option<f64> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if std::arch::is_x86_feature_detected!("avx2") => {
+            let iters = 20_000_000u64;
+            // Warm the core up, then time the best of three.
+            // SAFETY: AVX2 is present (checked above).
+            unsafe { std::hint::black_box(avx2::peak_loop(iters / 4)) };
+            let best = (0..3)
+                .map(|_| {
+                    let t0 = std::time::Instant::now();
+                    // SAFETY: as above.
+                    std::hint::black_box(unsafe { avx2::peak_loop(std::hint::black_box(iters)) });
+                    t0.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min);
+            Some(iters as f64 * avx2::PEAK_MACS_PER_ITER as f64 / best)
+        }
+        _ => None,
     }
 }

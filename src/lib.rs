@@ -6,6 +6,7 @@
 
 pub mod align;
 pub mod audio;
+pub mod bench;
 pub mod datadir;
 pub mod decoder;
 pub mod error;

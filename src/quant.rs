@@ -153,6 +153,15 @@ pub fn quantize_model(
     Ok(())
 }
 
+/// Round half to even for |x| < 2^22 without a libm call (`rintf` is not
+/// inlined on baseline x86-64): adding and subtracting 1.5 · 2^23 leaves the
+/// rounded value in IEEE round-to-nearest-even. Callers clamp first.
+#[inline(always)]
+fn round_even(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (x + MAGIC) - MAGIC
+}
+
 /// tanh lookup: inputs on a grid of 1/TANH_STEPS, saturated beyond ±TANH_RANGE.
 const TANH_STEPS: f32 = 256.0;
 const TANH_RANGE: i32 = 5 * 256;
@@ -291,7 +300,7 @@ impl QNetwork {
             let src = &input[f * dim..(f + 1) * dim];
             let dst = &mut st.x[f * first.in_pad..f * first.in_pad + dim];
             for (d, &v) in dst.iter_mut().zip(src) {
-                *d = (v * self.input_inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+                *d = round_even((v * self.input_inv).clamp(-127.0, 127.0)) as i8;
                 zeros += (*d == 0) as u64;
             }
         }
@@ -352,23 +361,22 @@ impl QNetwork {
             Activation::Relu => {
                 for (((&a, &s), &b), d) in it {
                     let y = (a as f32 * s + b).max(0.0);
-                    *d = (y * inv).round_ties_even().min(127.0) as i8;
+                    *d = round_even((y * inv).min(127.0)) as i8;
                 }
             }
             Activation::Leaky => {
                 for (((&a, &s), &b), d) in it {
                     let y = a as f32 * s + b;
                     let y = if y > 0.0 { y } else { LEAKY_SLOPE * y };
-                    *d = (y * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+                    *d = round_even((y * inv).clamp(-127.0, 127.0)) as i8;
                 }
             }
             Activation::Tanh => {
                 for (((&a, &s), &b), d) in it {
                     let y = a as f32 * s + b;
-                    let k = (y * TANH_STEPS)
-                        .round_ties_even()
-                        .clamp(-TANH_RANGE as f32, TANH_RANGE as f32)
-                        as i32;
+                    let k =
+                        round_even((y * TANH_STEPS).clamp(-TANH_RANGE as f32, TANH_RANGE as f32))
+                            as i32;
                     *d = self.tanh_lut[(k + TANH_RANGE) as usize];
                 }
             }

@@ -64,6 +64,38 @@ enum Command {
         #[arg(default_value = "models/default")]
         model: PathBuf,
     },
+    /// Measure scorer inference cost: ReLU vs leaky ReLU vs tanh, f32 vs
+    /// int8 vs int8-sparse, on real speech, one thread; prints Markdown.
+    ///
+    /// For each model: µs per frame at batch 1 (median, p99), frames/s,
+    /// scorer RTF, block throughput, speed-up against f32 tanh, GOPS against
+    /// the measured int8 peak of one core, and hidden-layer sparsity.
+    ///
+    /// Examples:
+    ///   sparsa bench
+    ///   sparsa bench --model models/default --model models/tanh --frames 5000
+    #[command(verbatim_doc_comment)]
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Model folder (repeatable; default: models/default, models/leaky, models/tanh).
+    #[arg(long, value_name = "DIR")]
+    model: Vec<PathBuf>,
+    /// Real speech to score (repeated to --frames).
+    #[arg(
+        long,
+        default_value = "tests/data/so762_000490017.flac",
+        value_name = "FILE"
+    )]
+    audio: PathBuf,
+    /// Frames timed per model and path.
+    #[arg(long, default_value_t = 3000)]
+    frames: usize,
+    /// Frames per call in the block-throughput measurement.
+    #[arg(long, default_value_t = 8)]
+    block: usize,
 }
 
 #[derive(Args)]
@@ -209,16 +241,59 @@ struct EvalArgs {
 
 fn main() {
     common::init_logging();
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        // The recognizer is one stream per thread; the f32 path's GEMM must
+        // not fan out behind its back (and benchmarks measure one core).
+        std::env::set_var("MATMUL_NUM_THREADS", "1");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Features(args) => features(args),
         Command::Transcribe(args) => transcribe(args),
         Command::Eval(args) => eval(args),
         Command::ModelInfo { model } => model_info(&model),
+        Command::Bench(args) => bench(args),
     };
     if let Err(err) = result {
         std::process::exit(common::report("sparsa", &err));
     }
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let dirs = if args.model.is_empty() {
+        ["default", "leaky", "tanh"]
+            .iter()
+            .map(|n| PathBuf::from("models").join(n))
+            .filter(|p| p.is_dir())
+            .collect()
+    } else {
+        args.model
+    };
+    if dirs.is_empty() {
+        anyhow::bail!(sparsa::Error::config(
+            "bench",
+            "no models/ folder here; pass --model DIR"
+        ));
+    }
+    let mut models = Vec::new();
+    for d in &dirs {
+        let name = d.file_name().map_or_else(
+            || d.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        models.push((name, sparsa::model::AcousticModel::load(d)?));
+    }
+    eprintln!("measuring {} models (about 10 s each)...", models.len());
+    let report = sparsa::bench::run(
+        &models,
+        &args.audio,
+        sparsa::bench::BenchConfig {
+            frames: args.frames.max(1),
+            block: args.block.max(1),
+        },
+    )?;
+    print!("{}", report.markdown());
+    Ok(())
 }
 
 fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
@@ -455,6 +530,40 @@ fn model_info(path: &std::path::Path) -> anyhow::Result<()> {
             e.seconds,
             e.frames_per_s
         );
+    }
+    match &m.quantized {
+        None => {
+            let _ = writeln!(o, "\nint8:         none (add with `sparsa-train quantize`)");
+        }
+        Some(q) => {
+            let c = &q.calibration;
+            let _ = writeln!(
+                o,
+                "\nint8:         {}\ncalibration:  {} frames of {} utterances of {}, magnitude percentile {}",
+                sparsa::model::QUANT_SCHEME,
+                c.frames,
+                c.utterances,
+                c.data,
+                c.percentile
+            );
+            let _ = writeln!(o, "\n| layer input | scale | range | max seen | clipped | zeros f32 | zeros int8 | weight scales (min..max) |\n|---|---|---|---|---|---|---|---|");
+            for (l, (ql, st)) in q.layers.iter().zip(&q.stats).enumerate() {
+                let (lo, hi) = ql
+                    .w_scale
+                    .iter()
+                    .fold((f32::INFINITY, 0.0f32), |(a, b), &s| (a.min(s), b.max(s)));
+                let _ = writeln!(
+                    o,
+                    "| {l} | {:.5} | ±{:.3} | {:.3} | {:.4}% | {:.1}% | {:.1}% | {lo:.5}..{hi:.5} |",
+                    ql.input_scale,
+                    ql.input_scale * 127.0,
+                    st.max_abs,
+                    100.0 * st.clipped,
+                    100.0 * st.zero_f32,
+                    100.0 * st.zero_int8
+                );
+            }
+        }
     }
     std::io::stdout().write_all(o.as_bytes())?;
     Ok(())

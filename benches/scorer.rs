@@ -1,0 +1,108 @@
+//! Scorer inference cost of the shipped models on real speech, one thread:
+//! per-frame latency at batch 1 and per-block throughput (8 frames), for
+//! {relu, leaky, tanh} × {f32, int8, int8-sparse where it applies}. Bench
+//! ids name the real shapes, e.g. `scorer_batch1/relu_440-4x512-120/int8-sparse`.
+//! `sparsa bench` prints the same comparison without criterion.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::{Array2, Axis};
+use sparsa::model::AcousticModel;
+use sparsa::nnet::Activation;
+use sparsa::scorer::{file_inputs, ScorerConfig, ScorerPath, ScoringNet, Work};
+use std::hint::black_box;
+use std::path::Path;
+
+const BLOCK: usize = 8;
+
+fn models() -> Vec<(AcousticModel, Array2<f32>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let clip = root.join("tests/data/so762_000490017.flac");
+    ["default", "leaky", "tanh"]
+        .iter()
+        .map(|n| {
+            let am = AcousticModel::load(&root.join("models").join(n)).expect("shipped model");
+            let x = file_inputs(&am, &clip).expect("bundled clip");
+            (am, x)
+        })
+        .collect()
+}
+
+fn paths(am: &AcousticModel) -> Vec<ScorerPath> {
+    let mut p = vec![ScorerPath::F32];
+    if am.quantized.is_some() {
+        p.push(ScorerPath::Int8);
+        if am.network.activation == Activation::Relu {
+            p.push(ScorerPath::Int8Sparse);
+        }
+    }
+    p
+}
+
+fn id(am: &AcousticModel, path: ScorerPath) -> BenchmarkId {
+    let n = &am.network;
+    let shape = format!(
+        "{}_{}-{}x{}-{}",
+        n.activation.name(),
+        n.input_dim(),
+        n.hidden_layers(),
+        n.layers[0].b.len(),
+        n.num_outputs()
+    );
+    BenchmarkId::new(shape, path.name())
+}
+
+fn scorer(c: &mut Criterion) {
+    // One stream per thread, as the recognizer runs.
+    std::env::set_var("MATMUL_NUM_THREADS", "1");
+    let models = models();
+    let mut g = c.benchmark_group("scorer_batch1");
+    g.throughput(Throughput::Elements(1));
+    for (am, x) in &models {
+        for path in paths(am) {
+            let sn = ScoringNet::new(am, ScorerConfig { path, batch: 1 }).expect("path");
+            let frames: Vec<Array2<f32>> = x
+                .axis_chunks_iter(Axis(0), 1)
+                .map(|r| r.to_owned())
+                .collect();
+            g.bench_function(id(am, path), |b| {
+                let (mut work, mut out) = (Work::default(), Array2::zeros((0, 0)));
+                let mut t = 0;
+                b.iter(|| {
+                    sn.forward(&frames[t], &mut work, &mut out);
+                    t = (t + 1) % frames.len();
+                    black_box(out[[0, 0]])
+                });
+            });
+        }
+    }
+    g.finish();
+    let mut g = c.benchmark_group("scorer_block8");
+    g.throughput(Throughput::Elements(BLOCK as u64));
+    for (am, x) in &models {
+        for path in paths(am) {
+            let sn = ScoringNet::new(am, ScorerConfig { path, batch: BLOCK }).expect("path");
+            let blocks: Vec<Array2<f32>> = x
+                .axis_chunks_iter(Axis(0), BLOCK)
+                .filter(|b| b.nrows() == BLOCK)
+                .map(|b| b.to_owned())
+                .collect();
+            g.bench_function(id(am, path), |b| {
+                let (mut work, mut out) = (Work::default(), Array2::zeros((0, 0)));
+                let mut t = 0;
+                b.iter(|| {
+                    sn.forward(&blocks[t], &mut work, &mut out);
+                    t = (t + 1) % blocks.len();
+                    black_box(out[[0, 0]])
+                });
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
+    targets = scorer
+}
+criterion_main!(benches);
