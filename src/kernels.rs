@@ -1,10 +1,13 @@
-//! int8 kernels of the quantized scorer: activations (i8, or 0..=127 after a
-//! rectifier) × int8 weights → exact i32 sums, dense and sparse, with AVX2
-//! versions picked at run time and portable versions that give identical
-//! results (integer sums are exact, so any order of accumulation agrees).
+//! The scorer's matrix kernels. int8: activations (i8, or 0..=127 after a
+//! rectifier) × int8 weights → exact i32 sums, dense and sparse. f32: a
+//! small-block affine product whose per-frame summation order does not
+//! depend on the block size. AVX2 versions are picked at run time; the
+//! portable versions give identical results (integer sums are exact; the f32
+//! kernel uses fused multiply-adds in the same order on both).
 //!
 //! Hand-written because they are the product: a general GEMM library does
-//! not skip a rectifier's zeros, and the layouts below are chosen for them.
+//! not skip a rectifier's zeros, repacks the weights on every call (most of
+//! the time of a one-frame product), and its rounding depends on the batch.
 //!
 //! * **Dense** weights are quad-interleaved, `[in/4][out][4]`: one 32-byte
 //!   load holds 4 inputs × 8 outputs, so a broadcast of 4 activations and one
@@ -35,7 +38,8 @@ impl Isa {
     /// The best this CPU supports.
     pub fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return Isa::Avx2;
         }
         Isa::Portable
@@ -180,6 +184,45 @@ pub fn sparse(
     }
 }
 
+/// f32 affine product: `y[f, j] = b[j] + Σ_i x[f, i] · w[i, j]` for
+/// `frames` frames, `w` row-major `[inputs][outputs]`. Each frame's sum runs
+/// over inputs in order with fused multiply-adds, so results are the same
+/// for any block size and on every ISA.
+pub fn affine_f32(isa: Isa, w: &[f32], b: &[f32], x: &[f32], frames: usize, y: &mut [f32]) {
+    let (outputs, inputs) = (b.len(), w.len() / b.len().max(1));
+    assert!(w.len() == inputs * outputs && x.len() >= frames * inputs);
+    assert!(y.len() >= frames * outputs);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            assert!(
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            );
+            // SAFETY: AVX2 and FMA are present; lengths checked above.
+            unsafe { avx2::affine(w, b, x, frames, inputs, y) }
+        }
+        _ => {
+            for f in 0..frames {
+                let yf = &mut y[f * outputs..(f + 1) * outputs];
+                yf.copy_from_slice(b);
+                affine_tail(w, &x[f * inputs..(f + 1) * inputs], 0, yf);
+            }
+        }
+    }
+}
+
+/// Outputs `j0..` of one frame, scalar, in the kernel's order; `y` holds the bias.
+fn affine_tail(w: &[f32], x: &[f32], j0: usize, y: &mut [f32]) {
+    let outputs = y.len();
+    for (i, &xi) in x.iter().enumerate() {
+        let row = &w[i * outputs..(i + 1) * outputs];
+        for j in j0..outputs {
+            y[j] = xi.mul_add(row[j], y[j]);
+        }
+    }
+}
+
 fn dense_portable(w: &QWeights, x: &[i8], frames: usize, acc: &mut [i32]) {
     for f in 0..frames {
         let xf = &x[f * w.in_pad..(f + 1) * w.in_pad];
@@ -287,6 +330,84 @@ mod avx2 {
                             _mm256_storeu_si256(o.add(8 * t).cast(), *at);
                         }
                     }
+                }
+            }
+            f0 += nf;
+        }
+    }
+
+    /// One tile of the f32 product: `NF` frames × `V` vectors of 8 outputs.
+    #[inline(always)]
+    unsafe fn affine_tile<const NF: usize, const V: usize>(
+        w: &[f32],
+        b: &[f32],
+        x: &[f32],
+        (f0, j0, inputs): (usize, usize, usize),
+        y: &mut [f32],
+    ) {
+        let outputs = b.len();
+        let mut a = [[_mm256_setzero_ps(); V]; NF];
+        for af in a.iter_mut() {
+            for (v, av) in af.iter_mut().enumerate() {
+                *av = _mm256_loadu_ps(b.as_ptr().add(j0 + 8 * v));
+            }
+        }
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        for i in 0..inputs {
+            let row = wp.add(i * outputs + j0);
+            let wv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(row.add(8 * v)));
+            for (f, af) in a.iter_mut().enumerate() {
+                let xv = _mm256_set1_ps(*xp.add((f0 + f) * inputs + i));
+                for (av, &wvv) in af.iter_mut().zip(&wv) {
+                    *av = _mm256_fmadd_ps(xv, wvv, *av);
+                }
+            }
+        }
+        for (f, af) in a.iter().enumerate() {
+            let yp = y.as_mut_ptr().add((f0 + f) * outputs + j0);
+            for (v, av) in af.iter().enumerate() {
+                _mm256_storeu_ps(yp.add(8 * v), *av);
+            }
+        }
+    }
+
+    /// f32 affine product (see [`super::affine_f32`]): 4 frames × 16 outputs
+    /// or 1 frame × 64 outputs per tile, then 8-wide and scalar tails, every
+    /// frame summed in input order with FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn affine(
+        w: &[f32],
+        b: &[f32],
+        x: &[f32],
+        frames: usize,
+        inputs: usize,
+        y: &mut [f32],
+    ) {
+        let outputs = b.len();
+        let mut f0 = 0;
+        while f0 < frames {
+            let nf = if frames - f0 >= 4 { 4 } else { 1 };
+            let tile = if nf == 4 { 16 } else { 64 };
+            let mut j0 = 0;
+            while j0 + tile <= outputs {
+                if nf == 4 {
+                    affine_tile::<4, 2>(w, b, x, (f0, j0, inputs), y);
+                } else {
+                    affine_tile::<1, 8>(w, b, x, (f0, j0, inputs), y);
+                }
+                j0 += tile;
+            }
+            while j0 + 8 <= outputs {
+                for f in f0..f0 + nf {
+                    affine_tile::<1, 1>(w, b, x, (f, j0, inputs), y);
+                }
+                j0 += 8;
+            }
+            if j0 < outputs {
+                for f in f0..f0 + nf {
+                    let yf = &mut y[f * outputs..(f + 1) * outputs];
+                    yf[j0..].copy_from_slice(&b[j0..]);
+                    super::affine_tail(w, &x[f * inputs..(f + 1) * inputs], j0, yf);
                 }
             }
             f0 += nf;

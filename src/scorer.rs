@@ -72,6 +72,8 @@ pub struct ScoringNet {
     pub path: ScorerPath,
     /// Frames per network call.
     pub batch: usize,
+    /// Kernels in use.
+    pub isa: crate::kernels::Isa,
 }
 
 impl ScoringNet {
@@ -119,6 +121,7 @@ impl ScoringNet {
             qnet,
             path,
             batch: cfg.batch.max(1),
+            isa: crate::kernels::Isa::detect(),
         })
     }
 
@@ -132,19 +135,54 @@ impl ScoringNet {
                 q.forward(x, input.nrows(), sparse, &mut work.q, out);
             }
             None => {
-                self.net.forward(input.view(), &mut work.acts);
-                // INVARIANT: a loaded network has at least one layer.
-                let last = work.acts.last_mut().expect("at least one layer");
-                std::mem::swap(out, last);
+                // INVARIANT: freshly allocated arrays are standard layout.
+                let x = input.as_slice().expect("standard layout");
+                forward_f32(&self.net, self.isa, x, input.nrows(), work, out);
             }
         }
     }
 }
 
+/// The f32 path: hidden layers through the batch-invariant kernel, then
+/// log-softmax (the arithmetic of training, up to summation order).
+fn forward_f32(
+    net: &Network,
+    isa: crate::kernels::Isa,
+    x: &[f32],
+    frames: usize,
+    work: &mut Work,
+    out: &mut Array2<f32>,
+) {
+    let last = net.layers.len() - 1;
+    let (mut cur, mut next) = (std::mem::take(&mut work.h0), std::mem::take(&mut work.h1));
+    for (l, layer) in net.layers.iter().enumerate() {
+        // INVARIANT: the network's arrays are built standard layout.
+        let w = layer.w.as_slice().expect("standard layout");
+        let b = layer.b.as_slice().expect("standard layout");
+        let input = if l == 0 { x } else { &cur[..] };
+        if l == last {
+            if out.dim() != (frames, b.len()) {
+                *out = Array2::zeros((frames, b.len()));
+            }
+            let y = out.as_slice_mut().expect("standard layout");
+            crate::kernels::affine_f32(isa, w, b, input, frames, y);
+        } else {
+            next.clear();
+            next.resize(frames * b.len(), 0.0);
+            crate::kernels::affine_f32(isa, w, b, input, frames, &mut next);
+            net.activation.apply(&mut next);
+            std::mem::swap(&mut cur, &mut next);
+        }
+    }
+    crate::nnet::log_softmax_rows(out);
+    (work.h0, work.h1) = (cur, next);
+}
+
 /// Per-stream buffers of [`ScoringNet::forward`].
 #[derive(Clone, Debug, Default)]
 pub struct Work {
-    acts: Vec<Array2<f32>>,
+    h0: Vec<f32>,
+    h1: Vec<f32>,
     /// int8 buffers and zero counts.
     pub q: QState,
 }

@@ -1,6 +1,7 @@
-//! The int8 scorer: kernel equivalence (AVX2 = portable = a naive reference,
-//! dense = sparse), quantization accuracy against f32 on real speech with the
-//! shipped models, and the int8 section of model files.
+//! The scorer's arithmetic: int8 kernel equivalence (AVX2 = portable = a
+//! naive reference, dense = sparse), the f32 kernel (same bits on every ISA
+//! and block size), quantization accuracy against f32 on real speech with
+//! the shipped models, and the int8 section of model files.
 
 mod common;
 
@@ -86,6 +87,53 @@ fn dense_and_sparse_kernels_equal_the_reference_on_every_isa() {
                     }
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn f32_kernel_is_the_same_on_every_isa_and_block_size_and_matches_gemm() {
+    let mut rng = Rng::new(3);
+    for &(inputs, outputs) in &[(440, 512), (512, 120), (13, 7), (33, 72)] {
+        let w: Vec<f32> = (0..inputs * outputs).map(|_| rng.gauss() * 0.1).collect();
+        let b: Vec<f32> = (0..outputs).map(|_| rng.gauss()).collect();
+        let frames = 11;
+        let x: Vec<f32> = (0..frames * inputs).map(|_| rng.gauss()).collect();
+        // Reference: one frame at a time on the portable path.
+        let mut want = vec![0.0; frames * outputs];
+        for f in 0..frames {
+            kernels::affine_f32(
+                Isa::Portable,
+                &w,
+                &b,
+                &x[f * inputs..(f + 1) * inputs],
+                1,
+                &mut want[f * outputs..(f + 1) * outputs],
+            );
+        }
+        for isa in Isa::available() {
+            for block in [1, 4, 5, 11] {
+                let mut got = vec![0.0; frames * outputs];
+                for f0 in (0..frames).step_by(block) {
+                    let n = block.min(frames - f0);
+                    kernels::affine_f32(
+                        isa,
+                        &w,
+                        &b,
+                        &x[f0 * inputs..(f0 + n) * inputs],
+                        n,
+                        &mut got[f0 * outputs..(f0 + n) * outputs],
+                    );
+                }
+                assert_eq!(got, want, "{isa:?} {inputs}x{outputs} block {block}");
+            }
+        }
+        // Same values as ndarray's GEMM up to rounding.
+        let wa = ndarray::Array2::from_shape_vec((inputs, outputs), w).unwrap();
+        let xa = ndarray::Array2::from_shape_vec((frames, inputs), x).unwrap();
+        let gemm = xa.dot(&wa) + &ndarray::Array1::from(b);
+        for (g, k) in gemm.iter().zip(&want) {
+            assert!((g - k).abs() <= 1e-4 * (1.0 + g.abs()), "{g} vs {k}");
         }
     }
 }

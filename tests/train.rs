@@ -172,8 +172,8 @@ fn broken_model_files_fail_clearly() {
     let text = ron::ser::to_string_pretty(&m.to_file(), Default::default()).unwrap();
     assert!(load_err("this is not RON at all").contains("not a sparsa model file"));
     assert!(load_err(&text[..text.len() / 2]).contains("RON error"));
-    let v2 = text.replacen("version: 1", "version: 2", 1);
-    assert!(load_err(&v2).contains("schema version 2 is not supported"));
+    let v3 = text.replacen("version: 2", "version: 3", 1);
+    assert!(load_err(&v3).contains("schema version 3 is not supported"));
     let other = text.replacen("sparsa-acoustic-model", "something-else", 1);
     assert!(load_err(&other).contains("expected \"sparsa-acoustic-model\""));
     let mut f = m.to_file();
