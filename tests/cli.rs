@@ -405,3 +405,85 @@ fn eval_scores_a_data_dir_and_bad_models_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("not a sparsa model file"), "{err}");
 }
+
+#[test]
+fn quantize_then_bench_and_every_scorer_path_transcribes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("m");
+    std::fs::create_dir(&out_dir).unwrap();
+    for f in ["lexicon.txt", "lm.arpa"] {
+        std::fs::copy(
+            common::root().join("models/default").join(f),
+            out_dir.join(f),
+        )
+        .unwrap();
+    }
+    let train = common::corpora().join("speechocean762/train");
+    let q = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_sparsa-train"))
+            .args(["quantize", "--model", "models/default", "--out"])
+            .arg(&out_dir)
+            .arg("--train")
+            .arg(&train)
+            .args(["--calibration-frames", "3000"])
+            .current_dir(common::root()),
+    );
+    let log = String::from_utf8_lossy(&q.stderr);
+    assert!(log.contains("calibrated on 3000 frames"), "{log}");
+    let info = run_ok(sparsa().arg("model-info").arg(&out_dir));
+    let info = String::from_utf8(info.stdout).unwrap();
+    assert!(info.contains("calibration:  3000 frames"), "{info}");
+    // The same words whatever the arithmetic.
+    let mut texts = Vec::new();
+    for path in ["f32", "int8", "int8-sparse", "auto"] {
+        let out = run_ok(
+            sparsa()
+                .args([
+                    "transcribe",
+                    "--format",
+                    "text",
+                    "--scorer",
+                    path,
+                    "--model",
+                ])
+                .arg(&out_dir)
+                .arg(clip()),
+        );
+        texts.push(String::from_utf8(out.stdout).unwrap());
+    }
+    assert!(texts[0].trim().ends_with("CAN SEE THE SHEEP"), "{texts:?}");
+    assert!(texts.iter().all(|t| t == &texts[0]), "{texts:?}");
+    assert_eq!(
+        texts[1], texts[2],
+        "int8 and int8-sparse are the same arithmetic"
+    );
+    let bench = run_ok(
+        sparsa()
+            .args(["bench", "--frames", "300", "--model"])
+            .arg(&out_dir)
+            .current_dir(common::root()),
+    );
+    let table = String::from_utf8(bench.stdout).unwrap();
+    for needle in ["| f32 |", "| int8 |", "| int8-sparse |", "layer 4 int8"] {
+        assert!(table.contains(needle), "{needle} missing from\n{table}");
+    }
+    // int8-sparse on a tanh model is a configuration error.
+    let out = sparsa()
+        .args([
+            "transcribe",
+            "--scorer",
+            "int8-sparse",
+            "--model",
+            "models/tanh",
+        ])
+        .arg(clip())
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
