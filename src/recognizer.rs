@@ -18,6 +18,32 @@ use std::time::Instant;
 /// File name of the LM inside a model folder.
 pub const LM_FILE: &str = "lm.arpa";
 
+/// Recognizer settings, as read from a RON config file (`--config`):
+/// every field optional, unknown fields rejected.
+///
+/// ```text
+/// (
+///   decoder: (lm_weight: 1.0, beam: 13.0, endpoint: (rules: [...])),
+///   scorer: (path: int8-sparse, batch: 1),
+/// )
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecognizerConfig {
+    /// Search settings (defaults: [`DecoderConfig::tuned`]).
+    pub decoder: DecoderConfig,
+    /// Network arithmetic and block size.
+    pub scorer: ScorerConfig,
+}
+
+impl RecognizerConfig {
+    /// Reads a RON config file; errors name the file and the position.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        ron::from_str(&text).map_err(|e| Error::config(&path.display().to_string(), e.to_string()))
+    }
+}
+
 /// Everything needed to recognize, shared by all streams.
 pub struct Model {
     /// The acoustic model.

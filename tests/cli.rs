@@ -467,6 +467,36 @@ fn quantize_then_bench_and_every_scorer_path_transcribes() {
     for needle in ["| f32 |", "| int8 |", "| int8-sparse |", "layer 4 int8"] {
         assert!(table.contains(needle), "{needle} missing from\n{table}");
     }
+    // The same choice from a config file; unknown fields are refused.
+    let cfg = tmp.path().join("sparsa.ron");
+    std::fs::write(
+        &cfg,
+        "(scorer: (path: int8, batch: 1), decoder: (beam: 13.0))",
+    )
+    .unwrap();
+    let out = run_ok(
+        sparsa()
+            .args(["transcribe", "--format", "text", "--model"])
+            .arg(&out_dir)
+            .arg("--config")
+            .arg(&cfg)
+            .arg(clip()),
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), texts[1]);
+    std::fs::write(&cfg, "(scorer: (path: int8, batchsize: 1))").unwrap();
+    let out = sparsa()
+        .args(["transcribe", "--config"])
+        .arg(&cfg)
+        .arg(clip())
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("batchsize") && err.contains("sparsa.ron"),
+        "{err}"
+    );
     // int8-sparse on a tanh model is a configuration error.
     let out = sparsa()
         .args([

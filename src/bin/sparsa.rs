@@ -10,7 +10,7 @@ use sparsa::audio::{MonoStream, RawFormat};
 use sparsa::decoder::DecoderConfig;
 use sparsa::features::{FeatureFormat, FeatureWriter};
 use sparsa::frontend::{CmnConfig, Frontend, FrontendConfig};
-use sparsa::recognizer::{Event, Model, Recognizer};
+use sparsa::recognizer::{Event, Model, Recognizer, RecognizerConfig};
 use sparsa::scorer::{ScorerConfig, ScorerPath};
 use std::io::Write;
 use std::path::PathBuf;
@@ -137,9 +137,11 @@ struct DecodeArgs {
     /// ARPA language model to use instead of the model folder's lm.arpa.
     #[arg(long, value_name = "FILE")]
     lm: Option<PathBuf>,
-    /// Decoder settings as a RON `DecoderConfig` (flags below override it).
+    /// Settings as RON: `(decoder: (lm_weight: 1.0, beam: 13.0, ...),
+    /// scorer: (path: int8-sparse, batch: 1))`; every field optional, unknown
+    /// fields rejected. Flags below override it.
     #[arg(long, value_name = "FILE")]
-    decoder_config: Option<PathBuf>,
+    config: Option<PathBuf>,
     /// LM weight (relative to an acoustic scale of 0.1).
     #[arg(long)]
     lm_weight: Option<f32>,
@@ -155,25 +157,34 @@ struct DecodeArgs {
     /// Maximum active HMM states per frame.
     #[arg(long)]
     max_active: Option<usize>,
-    /// Network arithmetic: auto = int8-sparse for ReLU, int8 for leaky/tanh,
-    /// f32 when the model has no int8 tensors.
-    #[arg(long, value_enum, default_value_t = ScorerPath::Auto)]
-    scorer: ScorerPath,
-    /// Most frames per network call (1 = lowest latency).
-    #[arg(long, default_value_t = 8, value_name = "FRAMES")]
-    scorer_batch: usize,
+    /// Network arithmetic [default: auto = int8-sparse for ReLU, int8 for
+    /// leaky/tanh, f32 when the model has no int8 tensors].
+    #[arg(long, value_enum)]
+    scorer: Option<ScorerPath>,
+    /// Most frames per network call [default: 8; 1 = lowest latency when
+    /// frames queue up; live audio is scored as each frame arrives anyway].
+    #[arg(long, value_name = "FRAMES")]
+    scorer_batch: Option<usize>,
 }
 
 impl DecodeArgs {
     fn load(&self) -> anyhow::Result<std::sync::Arc<Model>> {
-        let mut cfg = match &self.decoder_config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| sparsa::Error::io(p, e))?;
-                ron::from_str::<DecoderConfig>(&text)
-                    .map_err(|e| sparsa::Error::config(&p.display().to_string(), e.to_string()))?
-            }
-            None => DecoderConfig::tuned(),
+        let RecognizerConfig {
+            decoder: mut cfg,
+            mut scorer,
+        } = match &self.config {
+            Some(p) => RecognizerConfig::load(p)?,
+            None => RecognizerConfig {
+                decoder: DecoderConfig::tuned(),
+                scorer: ScorerConfig::default(),
+            },
         };
+        if let Some(v) = self.scorer {
+            scorer.path = v;
+        }
+        if let Some(v) = self.scorer_batch {
+            scorer.batch = v;
+        }
         if let Some(v) = self.lm_weight {
             cfg.lm_weight = v;
         }
@@ -189,10 +200,6 @@ impl DecodeArgs {
         if let Some(v) = self.max_active {
             cfg.max_active = v;
         }
-        let scorer = ScorerConfig {
-            path: self.scorer,
-            batch: self.scorer_batch,
-        };
         Ok(std::sync::Arc::new(Model::load(
             &self.model,
             self.lm.as_deref(),
