@@ -13,7 +13,7 @@ use crate::scorer::{Scorer, ScorerConfig, ScoringNet};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// File name of the LM inside a model folder.
 pub const LM_FILE: &str = "lm.arpa";
@@ -127,45 +127,46 @@ pub enum Event {
         /// Processing time / audio time for this utterance.
         rtf: f32,
     },
+    /// Audio was lost (capture overrun): the utterance before it was
+    /// finalized, and stream time skips the hole.
+    Gap {
+        /// Start of the hole in the stream, seconds.
+        start_s: f32,
+        /// End of the hole.
+        end_s: f32,
+        /// Samples dropped at the capture rate.
+        dropped_samples: u64,
+    },
 }
 
-/// Per-stream recognizer.
-pub struct Recognizer {
+/// The decode stage: score rows in, events out (partials, endpoints, finals,
+/// gaps). Shared by [`Recognizer`] and the pipeline's decoder thread, so the
+/// threaded recognizer emits exactly the single-threaded events.
+pub struct DecodeStage {
     model: Arc<Model>,
-    frontend: Frontend,
-    scorer: Scorer,
     decoder: Decoder,
-    frame: Vec<f32>,
-    scores: Vec<f32>,
     utt: u32,
     /// Stream frame at which the current utterance began.
     utt_start_frame: u64,
     last_partial: String,
     /// Frames between partial results.
     partial_every: u32,
-    busy: std::time::Duration,
+    /// Processing time of the current utterance, all stages.
+    busy: Duration,
     /// Whether endpoints split the stream (off: one utterance per input).
     endpointing: bool,
 }
 
-impl Recognizer {
+impl DecodeStage {
     /// A fresh stream.
     pub fn new(model: Arc<Model>) -> Self {
-        let frontend = Frontend::new(model.am.frontend.clone());
-        let scorer = Scorer::new(model.scoring.clone(), model.log_priors.clone());
-        let decoder = Decoder::new(model.graph.clone());
-        let dim = model.am.frontend.dim();
-        Recognizer {
-            frontend,
-            scorer,
-            decoder,
-            frame: vec![0.0; dim],
-            scores: Vec::new(),
+        DecodeStage {
+            decoder: Decoder::new(model.graph.clone()),
             utt: 0,
             utt_start_frame: 0,
             last_partial: String::new(),
             partial_every: 20,
-            busy: std::time::Duration::ZERO,
+            busy: Duration::ZERO,
             endpointing: true,
             model,
         }
@@ -176,44 +177,18 @@ impl Recognizer {
         self.endpointing = on;
     }
 
-    /// Declared look-ahead: front-end window plus the network's right context, seconds.
-    pub fn latency_s(&self) -> f32 {
-        let fe = self.model.am.frontend.config();
-        self.frontend.latency_samples() as f32 / fe.sample_rate_hz as f32
-            + self.scorer.latency_frames() as f32 * fe.frame_shift_ms / 1000.0
-    }
-
-    /// Feeds samples (mono, model rate, [-1, 1)) and appends any events.
-    pub fn accept_samples(&mut self, samples: &[f32], events: &mut Vec<Event>) {
+    /// Decodes score rows (`pdfs` values per frame); `upstream` is the
+    /// front-end and scorer time spent on them (for the RTF).
+    pub fn accept_scores(&mut self, scores: &[f32], upstream: Duration, events: &mut Vec<Event>) {
         let t0 = Instant::now();
-        self.frontend.accept_samples(samples);
-        while self.frontend.pop_frame(&mut self.frame) {
-            self.scorer.accept_frame(&self.frame);
-        }
-        self.run_decoder(events);
-        self.busy += t0.elapsed();
-    }
-
-    /// Ends the input: scores the last frames, finalizes the current utterance.
-    pub fn input_finished(&mut self, events: &mut Vec<Event>) {
-        let t0 = Instant::now();
-        self.scorer.input_finished();
-        self.run_decoder(events);
-        self.busy += t0.elapsed();
-        if self.decoder.frames() > 0 {
-            self.emit_final(events);
-        }
-    }
-
-    fn run_decoder(&mut self, events: &mut Vec<Event>) {
-        self.scores.clear();
-        let n = self.scorer.advance(&mut self.scores);
+        self.busy += upstream;
         let pdfs = self.model.am.topology.num_pdfs();
-        for k in 0..n {
-            self.decoder.advance(&self.scores[k * pdfs..(k + 1) * pdfs]);
+        for row in scores.chunks_exact(pdfs) {
+            self.decoder.advance(row);
             let f = self.decoder.frames();
             if f % self.partial_every == 0 {
                 if self.endpointing && self.decoder.endpoint_detected() {
+                    self.busy += t0.elapsed();
                     self.emit_final(events);
                     continue;
                 }
@@ -227,6 +202,29 @@ impl Recognizer {
                 }
             }
         }
+        self.busy += t0.elapsed();
+    }
+
+    /// Ends the input: finalizes the current utterance if it has frames.
+    pub fn input_finished(&mut self, events: &mut Vec<Event>) {
+        if self.decoder.frames() > 0 {
+            self.emit_final(events);
+        }
+    }
+
+    /// Audio was lost (`lost_s` seconds, `samples` samples at the capture
+    /// rate): the current utterance is finalized rather than spliced across
+    /// the hole, a `gap` event reports it, and stream time skips the hole.
+    pub fn gap(&mut self, samples: u64, lost_s: f64, events: &mut Vec<Event>) {
+        self.input_finished(events);
+        let shift = self.model.am.frontend.config().frame_shift_ms as f64 / 1000.0;
+        let start_s = self.utt_start_frame as f64 * shift;
+        events.push(Event::Gap {
+            start_s: start_s as f32,
+            end_s: (start_s + lost_s) as f32,
+            dropped_samples: samples,
+        });
+        self.utt_start_frame += (lost_s / shift).round() as u64;
     }
 
     fn emit_final(&mut self, events: &mut Vec<Event>) {
@@ -260,6 +258,117 @@ impl Recognizer {
         self.utt_start_frame += frames as u64;
         self.decoder.reset();
         self.last_partial.clear();
-        self.busy = std::time::Duration::ZERO;
+        self.busy = Duration::ZERO;
+    }
+}
+
+/// The acoustic side of a stream: samples in, score rows out (front end +
+/// scorer). Shared by [`Recognizer`] and the pipeline's threads.
+pub struct AcousticStage {
+    model: Arc<Model>,
+    /// The front end.
+    pub frontend: Frontend,
+    /// The scorer.
+    pub scorer: Scorer,
+    frame: Vec<f32>,
+}
+
+impl AcousticStage {
+    /// A fresh stream.
+    pub fn new(model: Arc<Model>) -> Self {
+        AcousticStage {
+            frontend: Frontend::new(model.am.frontend.clone()),
+            scorer: Scorer::new(model.scoring.clone(), model.log_priors.clone()),
+            frame: vec![0.0; model.am.frontend.dim()],
+            model,
+        }
+    }
+
+    /// Declared look-ahead: front-end window plus the network's right context, seconds.
+    pub fn latency_s(&self) -> f32 {
+        let fe = self.model.am.frontend.config();
+        self.frontend.latency_samples() as f32 / fe.sample_rate_hz as f32
+            + self.scorer.latency_frames() as f32 * fe.frame_shift_ms / 1000.0
+    }
+
+    /// Feeds samples to the front end and its frames to the scorer.
+    pub fn accept_samples(&mut self, samples: &[f32]) {
+        self.frontend.accept_samples(samples);
+        while self.frontend.pop_frame(&mut self.frame) {
+            self.scorer.accept_frame(&self.frame);
+        }
+    }
+
+    /// Scores what can be scored, appending rows to `out`.
+    pub fn advance(&mut self, out: &mut Vec<f32>) -> usize {
+        self.scorer.advance(out)
+    }
+
+    /// Ends the input: the last frames become scorable.
+    pub fn input_finished(&mut self) {
+        self.scorer.input_finished();
+    }
+
+    /// Starts over after a gap (front end, CMN and scorer reset).
+    pub fn reset(&mut self) {
+        self.frontend.reset();
+        self.scorer = Scorer::new(self.model.scoring.clone(), self.model.log_priors.clone());
+    }
+}
+
+/// Per-stream recognizer, single-threaded: the reference semantics.
+pub struct Recognizer {
+    acoustic: AcousticStage,
+    decode: DecodeStage,
+    scores: Vec<f32>,
+}
+
+impl Recognizer {
+    /// A fresh stream.
+    pub fn new(model: Arc<Model>) -> Self {
+        Recognizer {
+            acoustic: AcousticStage::new(model.clone()),
+            decode: DecodeStage::new(model),
+            scores: Vec::new(),
+        }
+    }
+
+    /// Turns endpointing on or off (off: the whole input is one utterance).
+    pub fn set_endpointing(&mut self, on: bool) {
+        self.decode.set_endpointing(on);
+    }
+
+    /// Declared look-ahead: front-end window plus the network's right context, seconds.
+    pub fn latency_s(&self) -> f32 {
+        self.acoustic.latency_s()
+    }
+
+    /// Feeds samples (mono, model rate, [-1, 1)) and appends any events.
+    pub fn accept_samples(&mut self, samples: &[f32], events: &mut Vec<Event>) {
+        let t0 = Instant::now();
+        self.acoustic.accept_samples(samples);
+        self.scores.clear();
+        self.acoustic.advance(&mut self.scores);
+        self.decode
+            .accept_scores(&self.scores, t0.elapsed(), events);
+    }
+
+    /// Ends the input: scores the last frames, finalizes the current utterance.
+    pub fn input_finished(&mut self, events: &mut Vec<Event>) {
+        let t0 = Instant::now();
+        self.acoustic.input_finished();
+        self.scores.clear();
+        self.acoustic.advance(&mut self.scores);
+        self.decode
+            .accept_scores(&self.scores, t0.elapsed(), events);
+        self.decode.input_finished(events);
+    }
+
+    /// Audio was lost before the next samples: finalizes the current
+    /// utterance, reports a `gap` event and starts the next one fresh.
+    pub fn gap(&mut self, samples: u64, lost_s: f64, events: &mut Vec<Event>) {
+        self.input_finished(events);
+        self.decode.gap(samples, lost_s, events);
+        self.acoustic.reset();
     }
 }

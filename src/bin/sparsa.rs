@@ -321,6 +321,9 @@ fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
                 (OutputFormat::Jsonl, _) => writeln!(out, "{}", serde_json::to_string(&e)?)?,
                 (OutputFormat::Text, Event::Final { text, .. }) => writeln!(out, "{text}")?,
                 (OutputFormat::Text, Event::Partial { .. }) => {}
+                (OutputFormat::Text, Event::Gap { start_s, end_s, .. }) => {
+                    tracing::warn!("audio lost from {start_s:.2} s to {end_s:.2} s")
+                }
             }
             out.flush()?;
         }
@@ -387,7 +390,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
             .drain(..)
             .filter_map(|e| match e {
                 Event::Final { text, .. } => Some(text),
-                Event::Partial { .. } => None,
+                Event::Partial { .. } | Event::Gap { .. } => None,
             })
             .collect::<Vec<_>>()
             .join(" ");
