@@ -18,6 +18,7 @@ pub mod lexicon;
 pub mod lm;
 pub mod model;
 pub mod nnet;
+pub mod pipeline;
 pub mod quant;
 pub mod recognizer;
 pub mod resample;

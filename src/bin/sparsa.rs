@@ -10,6 +10,7 @@ use sparsa::audio::{MonoStream, RawFormat};
 use sparsa::decoder::DecoderConfig;
 use sparsa::features::{FeatureFormat, FeatureWriter};
 use sparsa::frontend::{CmnConfig, Frontend, FrontendConfig};
+use sparsa::pipeline::{Pipeline, PipelineConfig};
 use sparsa::recognizer::{Event, Model, Recognizer, RecognizerConfig};
 use sparsa::scorer::{ScorerConfig, ScorerPath};
 use std::io::Write;
@@ -221,6 +222,10 @@ struct TranscribeArgs {
     /// Output: JSON Lines events, or plain text (one line per final result).
     #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
     format: OutputFormat,
+    /// Run every stage on this thread (the reference the threaded pipeline
+    /// is tested against) instead of one thread per stage.
+    #[arg(long)]
+    single_threaded: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -303,6 +308,19 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes one event in the chosen format.
+fn write_event(out: &mut impl Write, format: OutputFormat, e: &Event) -> std::io::Result<()> {
+    match (format, e) {
+        (OutputFormat::Jsonl, _) => writeln!(out, "{}", serde_json::to_string(e)?)?,
+        (OutputFormat::Text, Event::Final { text, .. }) => writeln!(out, "{text}")?,
+        (OutputFormat::Text, Event::Partial { .. }) => {}
+        (OutputFormat::Text, Event::Gap { start_s, end_s, .. }) => {
+            tracing::warn!("audio lost from {start_s:.2} s to {end_s:.2} s")
+        }
+    }
+    out.flush()
+}
+
 fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     let model = args.decode.load()?;
     let rate = model.am.frontend.config().sample_rate_hz;
@@ -311,41 +329,58 @@ fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         channels: 1,
     });
     let mut stream = MonoStream::open(&args.input, raw, rate)?;
-    let mut rec = Recognizer::new(model);
-    let mut events = Vec::new();
-    let mut block = Vec::new();
-    let mut out = std::io::stdout().lock();
-    let emit = |events: &mut Vec<Event>, out: &mut std::io::StdoutLock| -> anyhow::Result<()> {
-        for e in events.drain(..) {
-            match (args.format, &e) {
-                (OutputFormat::Jsonl, _) => writeln!(out, "{}", serde_json::to_string(&e)?)?,
-                (OutputFormat::Text, Event::Final { text, .. }) => writeln!(out, "{text}")?,
-                (OutputFormat::Text, Event::Partial { .. }) => {}
-                (OutputFormat::Text, Event::Gap { start_s, end_s, .. }) => {
-                    tracing::warn!("audio lost from {start_s:.2} s to {end_s:.2} s")
-                }
+    let format = args.format;
+    if args.single_threaded {
+        let mut rec = Recognizer::new(model);
+        let (mut events, mut block) = (Vec::new(), Vec::new());
+        let mut out = std::io::stdout().lock();
+        let result = loop {
+            match stream.read_block(&mut block) {
+                Ok(true) => rec.accept_samples(&block, &mut events),
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
             }
-            out.flush()?;
+            for e in events.drain(..) {
+                write_event(&mut out, format, &e)?;
+            }
+        };
+        // Keep what was recognized before a fault.
+        rec.input_finished(&mut events);
+        for e in events.drain(..) {
+            write_event(&mut out, format, &e)?;
         }
-        Ok(())
-    };
+        return Ok(result?);
+    }
+    let (pipeline, sender) = Pipeline::start(model, PipelineConfig::default(), move |e| {
+        write_event(&mut std::io::stdout().lock(), format, e)
+    })?;
+    let mut result = Ok(());
     loop {
+        let mut block = sender.buffer();
         match stream.read_block(&mut block) {
             Ok(true) => {
-                rec.accept_samples(&block, &mut events);
-                emit(&mut events, &mut out)?;
+                if sender.send(block, std::time::Instant::now()).is_err() {
+                    break; // the output failed; join() says why
+                }
             }
             Ok(false) => break,
             Err(e) => {
-                // Keep what was recognized before the fault.
-                rec.input_finished(&mut events);
-                emit(&mut events, &mut out)?;
-                return Err(e.into());
+                result = Err(e);
+                break;
             }
         }
     }
-    rec.input_finished(&mut events);
-    emit(&mut events, &mut out)
+    // Flushes: what was recognized before a fault is still written.
+    sender.finish();
+    match pipeline.join() {
+        Err(sparsa::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return Ok(())
+        }
+        other => other?,
+    }
+    Ok(result?)
 }
 
 /// CPU seconds this process has used (user + system), from /proc.
