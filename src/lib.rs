@@ -7,6 +7,8 @@
 pub mod align;
 pub mod audio;
 pub mod bench;
+pub mod capture;
+pub mod config;
 pub mod datadir;
 pub mod decoder;
 pub mod error;
@@ -25,6 +27,7 @@ pub mod resample;
 pub mod rng;
 pub mod scorer;
 pub mod sgd;
+pub mod socket;
 pub mod train;
 pub mod wav;
 pub mod wer;

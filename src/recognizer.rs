@@ -27,13 +27,29 @@ pub const LM_FILE: &str = "lm.arpa";
 ///   scorer: (path: int8-sparse, batch: 1),
 /// )
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecognizerConfig {
     /// Search settings (defaults: [`DecoderConfig::tuned`]).
     pub decoder: DecoderConfig,
     /// Network arithmetic and block size.
     pub scorer: ScorerConfig,
+    /// Gaussian dither (standard deviation in int16 units, Kaldi's
+    /// `--dither`) added before the front end; `None` uses the model's own
+    /// setting. Digital silence (exact zeros, as a sound server sends when
+    /// nothing plays) otherwise becomes log(ε) features that no training
+    /// frame looks like.
+    pub dither: Option<f32>,
+}
+
+impl Default for RecognizerConfig {
+    fn default() -> Self {
+        RecognizerConfig {
+            decoder: DecoderConfig::tuned(),
+            scorer: ScorerConfig::default(),
+            dither: Some(1.0),
+        }
+    }
 }
 
 impl RecognizerConfig {
@@ -73,6 +89,18 @@ impl Model {
         let text = std::fs::read_to_string(&lm_path).map_err(|e| Error::io(&lm_path, e))?;
         let lm = NgramLm::from_arpa(&text, &lm_path.display().to_string())?;
         Self::new(am, &lexicon, lm, config, scorer)
+    }
+
+    /// Loads a model folder with these settings (dither included).
+    pub fn load_with(dir: &Path, lm_path: Option<&Path>, cfg: &RecognizerConfig) -> Result<Self> {
+        let mut m = Self::load(dir, lm_path, cfg.decoder.clone(), cfg.scorer)?;
+        if let Some(amplitude) = cfg.dither {
+            let mut fe = m.am.frontend.config().clone();
+            fe.dither =
+                (amplitude > 0.0).then_some(crate::frontend::DitherConfig { amplitude, seed: 0 });
+            m.am.frontend = fe.validate()?;
+        }
+        Ok(m)
     }
 
     /// Builds a model from parts.

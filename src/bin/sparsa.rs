@@ -7,12 +7,11 @@ mod common;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sparsa::audio::{MonoStream, RawFormat};
-use sparsa::decoder::DecoderConfig;
 use sparsa::features::{FeatureFormat, FeatureWriter};
 use sparsa::frontend::{CmnConfig, Frontend, FrontendConfig};
 use sparsa::pipeline::{Pipeline, PipelineConfig};
 use sparsa::recognizer::{Event, Model, Recognizer, RecognizerConfig};
-use sparsa::scorer::{ScorerConfig, ScorerPath};
+use sparsa::scorer::ScorerPath;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -77,6 +76,45 @@ enum Command {
     ///   sparsa bench --model models/default --model models/tanh --frames 5000
     #[command(verbatim_doc_comment)]
     Bench(BenchArgs),
+    /// Recognize live audio from an input device until Ctrl-C or SIGTERM.
+    ///
+    /// Capture (cpal) → front end → scorer → decoder → output, each on its
+    /// own thread. Events go to stdout as JSON Lines and, with --socket, to
+    /// every reader of a Unix socket. Ctrl-C / SIGTERM finalizes the current
+    /// utterance and exits 0. Exit codes: 2 bad config/model/device name,
+    /// 3 the audio device stopped delivering (systemd restarts on it).
+    ///
+    /// Examples:
+    ///   sparsa listen --list-devices
+    ///   sparsa listen --device alsa:default --format text
+    ///   sparsa listen --config /etc/sparsa/sparsa.ron --socket /run/sparsa/events.sock
+    #[command(verbatim_doc_comment)]
+    Listen(ListenArgs),
+}
+
+#[derive(Args)]
+struct ListenArgs {
+    /// List input devices (id, default format, description) and exit.
+    #[arg(long)]
+    list_devices: bool,
+    /// Input device id from --list-devices [default: the default input].
+    #[arg(long, value_name = "ID")]
+    device: Option<String>,
+    /// Model folder [default: models/default, or the config's `model`].
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// RON config file (fields in the README's Operations section); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also serve events on this Unix socket (mode 0660).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Do not write events to stdout.
+    #[arg(long)]
+    no_stdout: bool,
+    /// Output on stdout: JSON Lines events, or plain text (finals only).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
+    format: OutputFormat,
 }
 
 #[derive(Args)]
@@ -166,26 +204,27 @@ struct DecodeArgs {
     /// frames queue up; live audio is scored as each frame arrives anyway].
     #[arg(long, value_name = "FRAMES")]
     scorer_batch: Option<usize>,
+    /// Dither added before the front end, int16 units [default: 1.0; 0 = off].
+    #[arg(long)]
+    dither: Option<f32>,
 }
 
 impl DecodeArgs {
     fn load(&self) -> anyhow::Result<std::sync::Arc<Model>> {
-        let RecognizerConfig {
-            decoder: mut cfg,
-            mut scorer,
-        } = match &self.config {
+        let mut rc = match &self.config {
             Some(p) => RecognizerConfig::load(p)?,
-            None => RecognizerConfig {
-                decoder: DecoderConfig::tuned(),
-                scorer: ScorerConfig::default(),
-            },
+            None => RecognizerConfig::default(),
         };
         if let Some(v) = self.scorer {
-            scorer.path = v;
+            rc.scorer.path = v;
         }
         if let Some(v) = self.scorer_batch {
-            scorer.batch = v;
+            rc.scorer.batch = v;
         }
+        if let Some(v) = self.dither {
+            rc.dither = Some(v);
+        }
+        let cfg = &mut rc.decoder;
         if let Some(v) = self.lm_weight {
             cfg.lm_weight = v;
         }
@@ -201,11 +240,10 @@ impl DecodeArgs {
         if let Some(v) = self.max_active {
             cfg.max_active = v;
         }
-        Ok(std::sync::Arc::new(Model::load(
+        Ok(std::sync::Arc::new(Model::load_with(
             &self.model,
             self.lm.as_deref(),
-            cfg,
-            scorer,
+            &rc,
         )?))
     }
 }
@@ -265,9 +303,158 @@ fn main() {
         Command::Eval(args) => eval(args),
         Command::ModelInfo { model } => model_info(&model),
         Command::Bench(args) => bench(args),
+        Command::Listen(args) => listen(args),
     };
     if let Err(err) = result {
         std::process::exit(common::report("sparsa", &err));
+    }
+}
+
+/// Exit code when the audio device stops delivering.
+const EXIT_DEVICE_LOST: i32 = 3;
+
+fn listen(args: ListenArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    if args.list_devices {
+        for d in sparsa::capture::list_devices()? {
+            println!(
+                "{} {:<24} {:<24} {}",
+                if d.is_default { "*" } else { " " },
+                d.id,
+                d.default_config,
+                d.description
+            );
+        }
+        return Ok(());
+    }
+    let mut cfg = match &args.config {
+        Some(p) => sparsa::config::ListenConfig::load(p)?,
+        None => sparsa::config::ListenConfig::default(),
+    };
+    if let Some(m) = args.model {
+        cfg.model = m;
+    }
+    if args.device.is_some() {
+        cfg.device = args.device;
+    }
+    if args.socket.is_some() {
+        cfg.socket = args.socket;
+    }
+    if args.no_stdout {
+        cfg.stdout = false;
+    }
+    let model = Arc::new(Model::load_with(&cfg.model, None, &cfg.recognizer)?);
+    let rate = model.am.frontend.config().sample_rate_hz;
+    let broadcaster = match &cfg.socket {
+        Some(p) => Some(Arc::new(sparsa::socket::Broadcaster::bind(p)?)),
+        None => None,
+    };
+    let (to_stdout, format, subs) = (cfg.stdout, args.format, broadcaster.clone());
+    let (pipeline, sender) = Pipeline::start(model.clone(), PipelineConfig::default(), move |e| {
+        if let Some(b) = &subs {
+            b.publish(
+                &serde_json::to_string(e)?,
+                matches!(e, Event::Partial { .. }),
+            );
+        }
+        if to_stdout {
+            write_event(&mut std::io::stdout().lock(), format, e)?;
+        }
+        Ok(())
+    })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| anyhow::anyhow!("cannot install the signal handler: {e}"))?;
+    let capture = sparsa::capture::Capture::start(
+        cfg.device.as_deref(),
+        rate,
+        cfg.ring_seconds,
+        sender,
+        stop.clone(),
+    )?;
+    tracing::info!(
+        device = %capture.description,
+        model = %cfg.model.display(),
+        scorer = model.scoring.path.name(),
+        "listening"
+    );
+    let started = Instant::now();
+    let mut last_stats = Instant::now();
+    let interval = Duration::from_secs_f32(cfg.stats_interval_s);
+    let stats = pipeline.stats().clone();
+    let cap_stats = capture.stats.clone();
+    let report = |queues: [usize; 3], final_report: bool| {
+        let audio_s = stats.samples.load(Ordering::Relaxed) as f64 / rate as f64;
+        let busy: Vec<f64> = stats
+            .busy_ns
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed) as f64 * 1e-9)
+            .collect();
+        let lat = sparsa::pipeline::percentiles(stats.take_latencies());
+        tracing::info!(
+            audio_s = format!("{audio_s:.1}"),
+            rtf = format!("{:.4}", busy.iter().sum::<f64>() / audio_s.max(1e-9)),
+            rtf_stages = format!(
+                "frontend {:.4} scorer {:.4} decoder {:.4}",
+                busy[0] / audio_s.max(1e-9),
+                busy[1] / audio_s.max(1e-9),
+                busy[2] / audio_s.max(1e-9)
+            ),
+            queues = ?queues,
+            dropped_samples = cap_stats.dropped.load(Ordering::Relaxed),
+            latency_ms_p50_p99_n = ?lat.map(|(a, b, n)| (format!("{a:.1}"), format!("{b:.1}"), n)),
+            subscribers = broadcaster.as_ref().map_or(0, |b| b.subscribers()),
+            final_report,
+            "stats"
+        );
+    };
+    let mut device_lost = false;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        if !capture.is_running() {
+            break; // the output failed (e.g. stdout closed); join() says why
+        }
+        let silent = capture.since_last_callback();
+        if capture.stats.device_lost.load(Ordering::Relaxed)
+            || (started.elapsed() > Duration::from_secs(5) && silent > Duration::from_secs(3))
+        {
+            tracing::error!(
+                device = %capture.description,
+                silent_s = silent.as_secs_f32(),
+                errors = capture.stats.errors.load(Ordering::Relaxed),
+                "the audio device stopped delivering; finalizing and exiting with code {EXIT_DEVICE_LOST}"
+            );
+            device_lost = true;
+            stop.store(true, Ordering::SeqCst);
+        }
+        if !interval.is_zero() && last_stats.elapsed() >= interval {
+            last_stats = Instant::now();
+            report(pipeline.queue_depths(), false);
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let pumped = capture.finish();
+    let joined = pipeline.join();
+    report([0; 3], true);
+    drop(broadcaster);
+    match joined {
+        Err(sparsa::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    if device_lost {
+        std::process::exit(EXIT_DEVICE_LOST);
+    }
+    match pumped {
+        Err(sparsa::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            Ok(())
+        }
+        other => Ok(other?),
     }
 }
 

@@ -1,0 +1,145 @@
+//! Event fan-out to Unix-socket subscribers: any number of readers connect
+//! to `--socket PATH` and receive the JSON Lines events. Each subscriber has
+//! its own queue and writer thread, so a slow one never stalls recognition:
+//! consecutive pending partials are coalesced to the latest, finals are
+//! never dropped, and a subscriber with more than [`MAX_PENDING`] unread
+//! events is disconnected as dead (its memory would otherwise grow forever).
+
+use crate::error::{Error, Result};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Unread events after which a subscriber is dropped.
+pub const MAX_PENDING: usize = 10_000;
+/// Mode of the socket file: owner and group may connect.
+pub const SOCKET_MODE: u32 = 0o660;
+
+#[derive(Default)]
+struct Queue {
+    /// (line, is_partial), oldest first.
+    lines: VecDeque<(String, bool)>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Sub {
+    q: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl Sub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.q.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The listening socket and its subscribers.
+pub struct Broadcaster {
+    path: PathBuf,
+    subs: Arc<Mutex<Vec<Arc<Sub>>>>,
+}
+
+impl Broadcaster {
+    /// Binds `path` (a stale socket file left by a dead process is
+    /// replaced; a live one is an error), mode [`SOCKET_MODE`].
+    pub fn bind(path: &Path) -> Result<Self> {
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(Error::config(
+                    "socket",
+                    format!("{} is in use by another process", path.display()),
+                ));
+            }
+            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+        }
+        let listener = UnixListener::bind(path).map_err(|e| Error::io(path, e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+            .map_err(|e| Error::io(path, e))?;
+        let subs: Arc<Mutex<Vec<Arc<Sub>>>> = Arc::default();
+        let list = subs.clone();
+        std::thread::Builder::new()
+            .name("sparsa-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let sub = Arc::new(Sub::default());
+                    list.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(sub.clone());
+                    let _ = std::thread::Builder::new()
+                        .name("sparsa-subscriber".into())
+                        .spawn(move || write_loop(stream, &sub));
+                }
+            })
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Broadcaster {
+            path: path.to_path_buf(),
+            subs,
+        })
+    }
+
+    /// Queues one event line for every subscriber; never waits on a reader.
+    pub fn publish(&self, line: &str, partial: bool) {
+        let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|s| {
+            let mut q = s.lock();
+            if q.closed {
+                return false;
+            }
+            if partial && q.lines.back().is_some_and(|(_, p)| *p) {
+                // Coalesce: a newer partial replaces an unsent one.
+                q.lines.pop_back();
+            }
+            if q.lines.len() >= MAX_PENDING {
+                q.closed = true;
+                s.ready.notify_one();
+                tracing::warn!("a socket subscriber stopped reading; disconnected");
+                return false;
+            }
+            q.lines.push_back((line.to_string(), partial));
+            s.ready.notify_one();
+            true
+        });
+    }
+
+    /// Connected subscribers.
+    pub fn subscribers(&self) -> usize {
+        self.subs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for Broadcaster {
+    fn drop(&mut self) {
+        for s in self.subs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            s.lock().closed = true;
+            s.ready.notify_one();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One subscriber's writer: sends queued lines until it is closed or the
+/// reader goes away. Pending lines are flushed before a close.
+fn write_loop(mut stream: UnixStream, sub: &Sub) {
+    loop {
+        let (batch, closed) = {
+            let mut q = sub.lock();
+            while q.lines.is_empty() && !q.closed {
+                q = sub.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            (std::mem::take(&mut q.lines), q.closed)
+        };
+        for (line, _) in batch {
+            if writeln!(stream, "{line}").is_err() {
+                sub.lock().closed = true;
+                return;
+            }
+        }
+        if closed {
+            return;
+        }
+    }
+}
