@@ -268,6 +268,8 @@ impl Callback {
         T: SizedSample,
         f32: FromSample<T>,
     {
+        #[cfg(debug_assertions)]
+        let _guard = alloc_guard::Forbid::new();
         let mut tmp = [0.0f32; 1024];
         let mut dropped = 0u64;
         let frame_chunk = (tmp.len() / self.channels) * self.channels;
@@ -338,9 +340,24 @@ struct Pump {
 impl Pump {
     fn run(mut self) -> Result<()> {
         let mut resampler = self.resampler()?;
+        // Fault injection for tests: `SPARSA_FAULT_STALL_PUMP=AFTER_MS:STALL_MS`
+        // stops draining the ring once, so the ring overflows as it would
+        // under CPU starvation.
+        let mut stall = std::env::var("SPARSA_FAULT_STALL_PUMP").ok().and_then(|v| {
+            let (a, b) = v.split_once(':')?;
+            Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+        });
+        let started = Instant::now();
+        let mut pending_gap = 0u64;
         let mut raw = vec![0.0f32; 8192];
         let mut mono = Vec::new();
         loop {
+            if let Some((after, ms)) = stall {
+                if started.elapsed() >= Duration::from_millis(after) {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    stall = None;
+                }
+            }
             let stopping = self.stop.load(Ordering::Relaxed);
             let mut progressed = false;
             // Deliver up to each callback's mark, in order, with its time.
@@ -349,6 +366,12 @@ impl Pump {
                     break; // its samples are not all visible yet
                 }
                 self.marks.skip(1);
+                if self.popped < m.ring_pos {
+                    // Audio after a hole: report the hole first, as one gap.
+                    if pending_gap > 0 {
+                        self.gap(&mut resampler, &mut pending_gap)?;
+                    }
+                }
                 while self.popped < m.ring_pos {
                     let want = ((m.ring_pos - self.popped) as usize).min(raw.len());
                     let n = self.cons.pop_slice(&mut raw[..want]);
@@ -357,17 +380,14 @@ impl Pump {
                     crate::audio::downmix_into(&raw[..n], self.channels, &mut mono);
                     self.send(&mut resampler, &mono, m.at)?;
                 }
-                if m.dropped > 0 {
-                    let lost_s = m.dropped as f64 / self.channels as f64 / self.dev_rate as f64;
-                    // The resampler's history belongs to audio before the hole.
-                    resampler = self.resampler()?;
-                    if let Some(s) = &self.sender {
-                        s.gap(m.dropped, lost_s)?;
-                    }
-                }
+                // Consecutive overrunning callbacks make one hole.
+                pending_gap += m.dropped;
                 progressed = true;
             }
             if stopping {
+                if pending_gap > 0 {
+                    self.gap(&mut resampler, &mut pending_gap)?;
+                }
                 // Whatever is left (marks lost to a full mark ring) goes out now.
                 loop {
                     let n = self.cons.pop_slice(&mut raw);
@@ -395,6 +415,18 @@ impl Pump {
         }
     }
 
+    /// Sends one gap for `dropped` samples and restarts the resampler (its
+    /// history belongs to the audio before the hole).
+    fn gap(&self, resampler: &mut Option<StreamResampler>, dropped: &mut u64) -> Result<()> {
+        let lost_s = *dropped as f64 / self.channels as f64 / self.dev_rate as f64;
+        if let Some(s) = &self.sender {
+            s.gap(*dropped, lost_s)?;
+        }
+        *dropped = 0;
+        *resampler = self.resampler()?;
+        Ok(())
+    }
+
     fn resampler(&self) -> Result<Option<StreamResampler>> {
         if self.dev_rate == self.rate {
             Ok(None)
@@ -420,4 +452,73 @@ impl Pump {
         }
         s.send(buf, at)
     }
+}
+
+/// Debug builds (tests included) abort if the audio callback allocates or
+/// frees memory: a global allocator that checks a thread-local flag set for
+/// the duration of [`Callback::on_data`].
+#[cfg(debug_assertions)]
+mod alloc_guard {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static FORBIDDEN: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Forbids allocation on this thread while alive.
+    pub struct Forbid;
+
+    impl Forbid {
+        pub fn new() -> Self {
+            FORBIDDEN.with(|f| f.set(true));
+            Forbid
+        }
+    }
+
+    impl Drop for Forbid {
+        fn drop(&mut self) {
+            FORBIDDEN.with(|f| f.set(false));
+        }
+    }
+
+    fn check() {
+        if FORBIDDEN.try_with(Cell::get).unwrap_or(false) {
+            // No formatting here: that could allocate again.
+            let msg = b"sparsa: the audio callback allocated memory (debug allocation guard)\n";
+            // SAFETY: writing a static buffer to fd 2.
+            unsafe { write(2, msg.as_ptr(), msg.len()) };
+            std::process::abort();
+        }
+    }
+
+    extern "C" {
+        fn write(fd: i32, buf: *const u8, count: usize) -> isize;
+    }
+
+    /// The system allocator, checked.
+    pub struct Guarded;
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl GlobalAlloc for Guarded {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            check();
+            System.alloc(l)
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            check();
+            System.dealloc(p, l)
+        }
+        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+            check();
+            System.alloc_zeroed(l)
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+            check();
+            System.realloc(p, l, n)
+        }
+    }
+
+    #[global_allocator]
+    static GUARD: Guarded = Guarded;
 }

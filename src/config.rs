@@ -69,10 +69,11 @@ impl ListenConfig {
                 m.to_string(),
             ))
         };
-        if !(self.ring_seconds > 0.0 && self.ring_seconds <= 600.0) {
+        if !(self.ring_seconds.is_finite() && self.ring_seconds > 0.0 && self.ring_seconds <= 600.0)
+        {
             return bad("ring_seconds must be in (0, 600]");
         }
-        if !(self.stats_interval_s >= 0.0) {
+        if !self.stats_interval_s.is_finite() || self.stats_interval_s < 0.0 {
             return bad("stats_interval_s must be >= 0");
         }
         Ok(())
