@@ -179,6 +179,15 @@ impl Capture {
             stats: stats.clone(),
             started,
         };
+        // Small device blocks (20 ms) keep capture latency low; devices that
+        // refuse a fixed size get their default.
+        let mut config = config;
+        let block = (dev_rate / 50).max(64);
+        if let cpal::SupportedBufferSize::Range { min, max } = supported.buffer_size() {
+            if (*min..=*max).contains(&block) {
+                config.buffer_size = cpal::BufferSize::Fixed(block);
+            }
+        }
         let stream = match supported.sample_format() {
             SampleFormat::F32 => build::<f32>(&dev, config, cb, stats.clone()),
             SampleFormat::I16 => build::<i16>(&dev, config, cb, stats.clone()),

@@ -97,13 +97,14 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Busy nanoseconds per stage: front end, scorer, decoder.
     pub busy_ns: [AtomicU64; 3],
-    /// Capture-to-output latencies of events since the last report, ms.
-    latencies_ms: Mutex<Vec<f32>>,
+    /// Capture-to-output latencies of events since the last report, ms:
+    /// all events, and finals only.
+    latencies_ms: Mutex<(Vec<f32>, Vec<f32>)>,
 }
 
 impl Stats {
-    /// Takes the latencies gathered since the last call.
-    pub fn take_latencies(&self) -> Vec<f32> {
+    /// Takes the latencies gathered since the last call: (all events, finals).
+    pub fn take_latencies(&self) -> (Vec<f32>, Vec<f32>) {
         std::mem::take(&mut *self.latencies_ms.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -310,6 +311,8 @@ impl Pipeline {
             let (rx, back) = (scores.rx.clone(), scores.back_tx.clone());
             let mut stage = DecodeStage::new(model.clone());
             stage.set_endpointing(cfg.endpointing);
+            let pdfs = model.am.topology.num_pdfs();
+            let shift = Duration::from_secs_f32(model.am.frontend.config().frame_shift_ms / 1000.0);
             let stats = stats.clone();
             threads.push(spawn(
                 "sparsa-decoder",
@@ -323,7 +326,28 @@ impl Pipeline {
                                 captured,
                                 busy,
                             } => {
-                                stage.accept_scores(&buf, busy, &mut events);
+                                // Row by row, so each event is stamped with the
+                                // capture time of the newest audio its frame
+                                // needed: `captured` belongs to the last row.
+                                let rows = buf.len() / pdfs.max(1);
+                                for (k, row) in buf.chunks_exact(pdfs).enumerate() {
+                                    let share = if k == 0 { busy } else { Duration::ZERO };
+                                    stage.accept_scores(row, share, &mut events);
+                                    let at = captured
+                                        .checked_sub(shift * (rows - 1 - k) as u32)
+                                        .unwrap_or(captured);
+                                    for event in events.drain(..) {
+                                        if ev_tx
+                                            .send(Emitted {
+                                                event,
+                                                captured: at,
+                                            })
+                                            .is_err()
+                                        {
+                                            return;
+                                        }
+                                    }
+                                }
                                 let _ = back.try_send(buf);
                                 (captured, false)
                             }
@@ -359,11 +383,14 @@ impl Pipeline {
                 for e in ev_rx.iter() {
                     sink(&e.event)?;
                     let ms = e.captured.elapsed().as_secs_f32() * 1e3;
-                    out_stats
+                    let mut l = out_stats
                         .latencies_ms
                         .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(ms);
+                        .unwrap_or_else(|p| p.into_inner());
+                    l.0.push(ms);
+                    if matches!(e.event, Event::Final { .. }) {
+                        l.1.push(ms);
+                    }
                 }
                 Ok(())
             })

@@ -393,7 +393,13 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
             .iter()
             .map(|b| b.load(Ordering::Relaxed) as f64 * 1e-9)
             .collect();
-        let lat = sparsa::pipeline::percentiles(stats.take_latencies());
+        let (all, finals) = stats.take_latencies();
+        let fmt = |v: Vec<f32>| {
+            sparsa::pipeline::percentiles(v)
+                .map(|(a, b, n)| format!("p50 {a:.1} p99 {b:.1} n {n}"))
+                .unwrap_or_else(|| "none".into())
+        };
+        let (lat, lat_final) = (fmt(all), fmt(finals));
         tracing::info!(
             audio_s = format!("{audio_s:.1}"),
             rtf = format!("{:.4}", busy.iter().sum::<f64>() / audio_s.max(1e-9)),
@@ -405,7 +411,8 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
             ),
             queues = ?queues,
             dropped_samples = cap_stats.dropped.load(Ordering::Relaxed),
-            latency_ms_p50_p99_n = ?lat.map(|(a, b, n)| (format!("{a:.1}"), format!("{b:.1}"), n)),
+            latency_ms = %lat,
+            final_latency_ms = %lat_final,
             subscribers = broadcaster.as_ref().map_or(0, |b| b.subscribers()),
             final_report,
             "stats"
