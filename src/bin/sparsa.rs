@@ -375,10 +375,14 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
         sender,
         stop.clone(),
     )?;
+    let lookahead_ms = 1e3 * sparsa::recognizer::AcousticStage::new(model.clone()).latency_s();
     tracing::info!(
         device = %capture.description,
         model = %cfg.model.display(),
         scorer = model.scoring.path.name(),
+        declared_latency_ms = format!(
+            "device block 20, front end + network look-ahead {lookahead_ms:.0}, decoder 0"
+        ),
         "listening"
     );
     let started = Instant::now();
