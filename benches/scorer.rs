@@ -55,49 +55,30 @@ fn scorer(c: &mut Criterion) {
     // One stream per thread, as the recognizer runs.
     std::env::set_var("MATMUL_NUM_THREADS", "1");
     let models = models();
-    let mut g = c.benchmark_group("scorer_batch1");
-    g.throughput(Throughput::Elements(1));
-    for (am, x) in &models {
-        for path in paths(am) {
-            let sn = ScoringNet::new(am, ScorerConfig { path, batch: 1 }).expect("path");
-            let frames: Vec<Array2<f32>> = x
-                .axis_chunks_iter(Axis(0), 1)
-                .map(|r| r.to_owned())
-                .collect();
-            g.bench_function(id(am, path), |b| {
-                let (mut work, mut out) = (Work::default(), Array2::zeros((0, 0)));
-                let mut t = 0;
-                b.iter(|| {
-                    sn.forward(&frames[t], &mut work, &mut out);
-                    t = (t + 1) % frames.len();
-                    black_box(out[[0, 0]])
+    for (group, batch) in [("scorer_batch1", 1), ("scorer_block8", BLOCK)] {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(batch as u64));
+        for (am, x) in &models {
+            for path in paths(am) {
+                let sn = ScoringNet::new(am, ScorerConfig { path, batch }).expect("path");
+                let blocks: Vec<Array2<f32>> = x
+                    .axis_chunks_iter(Axis(0), batch)
+                    .filter(|b| b.nrows() == batch)
+                    .map(|b| b.to_owned())
+                    .collect();
+                g.bench_function(id(am, path), |b| {
+                    let (mut work, mut out) = (Work::default(), Array2::zeros((0, 0)));
+                    let mut t = 0;
+                    b.iter(|| {
+                        sn.forward(&blocks[t], &mut work, &mut out);
+                        t = (t + 1) % blocks.len();
+                        black_box(out[[0, 0]])
+                    });
                 });
-            });
+            }
         }
+        g.finish();
     }
-    g.finish();
-    let mut g = c.benchmark_group("scorer_block8");
-    g.throughput(Throughput::Elements(BLOCK as u64));
-    for (am, x) in &models {
-        for path in paths(am) {
-            let sn = ScoringNet::new(am, ScorerConfig { path, batch: BLOCK }).expect("path");
-            let blocks: Vec<Array2<f32>> = x
-                .axis_chunks_iter(Axis(0), BLOCK)
-                .filter(|b| b.nrows() == BLOCK)
-                .map(|b| b.to_owned())
-                .collect();
-            g.bench_function(id(am, path), |b| {
-                let (mut work, mut out) = (Work::default(), Array2::zeros((0, 0)));
-                let mut t = 0;
-                b.iter(|| {
-                    sn.forward(&blocks[t], &mut work, &mut out);
-                    t = (t + 1) % blocks.len();
-                    black_box(out[[0, 0]])
-                });
-            });
-        }
-    }
-    g.finish();
 }
 
 criterion_group! {

@@ -69,18 +69,7 @@ impl Tensor {
 
     /// Decodes, checking the value count against the shape; `what` names the tensor in errors.
     pub fn values(&self, what: &str) -> std::result::Result<Vec<f32>, String> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(self.f32le.as_bytes())
-            .map_err(|e| format!("{what}: bad base64: {e}"))?;
-        let want: usize = self.shape.iter().product();
-        if bytes.len() != want * 4 {
-            return Err(format!(
-                "{what}: shape {:?} needs {} values but the data holds {} bytes",
-                self.shape,
-                want,
-                bytes.len()
-            ));
-        }
+        let bytes = decode_tensor(&self.f32le, &self.shape, 4, what)?;
         let v: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -90,6 +79,26 @@ impl Tensor {
         }
         Ok(v)
     }
+}
+
+/// The bytes of a base64 tensor, checked against `shape` × `width` bytes.
+fn decode_tensor(
+    b64: &str,
+    shape: &[usize],
+    width: usize,
+    what: &str,
+) -> std::result::Result<Vec<u8>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|e| format!("{what}: bad base64: {e}"))?;
+    let want: usize = shape.iter().product();
+    if bytes.len() != want * width {
+        return Err(format!(
+            "{what}: shape {shape:?} needs {want} values but the data holds {} bytes",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A dense int8 tensor stored as base64 of its bytes.
@@ -114,17 +123,7 @@ impl I8Tensor {
 
     /// Decodes, checking the count against the shape.
     pub fn values(&self, what: &str) -> std::result::Result<Vec<i8>, String> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(self.i8.as_bytes())
-            .map_err(|e| format!("{what}: bad base64: {e}"))?;
-        let want: usize = self.shape.iter().product();
-        if bytes.len() != want {
-            return Err(format!(
-                "{what}: shape {:?} needs {want} values but the data holds {}",
-                self.shape,
-                bytes.len()
-            ));
-        }
+        let bytes = decode_tensor(&self.i8, &self.shape, 1, what)?;
         Ok(bytes.into_iter().map(|b| b as i8).collect())
     }
 }
