@@ -10,8 +10,10 @@ export XDG_RUNTIME_DIR=/tmp/sparsa-xdg
 sh tests/scripts/pulse.sh start >/dev/null
 bin=target/release/sparsa
 [ -x "$bin" ] || cargo build --release --locked
-log=$(mktemp)
-RUST_LOG=info "$bin" listen "$@" >/dev/null 2>"$log" &
+log=$(mktemp); cfg=$(mktemp)
+# One stats line at exit, over the whole run.
+echo "(stats_interval_s: 0.0)" > "$cfg"
+RUST_LOG=info "$bin" listen --config "$cfg" "$@" >/dev/null 2>"$log" &
 pid=$!
 sleep 1.5
 for f in $(cut -d' ' -f2 ../shared/corpora/speechocean762/test/wav.scp | head -n "$n"); do
@@ -20,4 +22,4 @@ for f in $(cut -d' ' -f2 ../shared/corpora/speechocean762/test/wav.scp | head -n
 done
 kill -INT "$pid"; wait "$pid"
 grep "final_report=true" "$log" | sed 's/.*stats //'
-rm -f "$log"
+rm -f "$log" "$cfg"
