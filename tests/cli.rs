@@ -517,3 +517,15 @@ fn quantize_then_bench_and_every_scorer_path_transcribes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_shipped_digit_model_reads_8_khz_fsdd_audio() {
+    // theo is FSDD's test speaker, unseen in training.
+    let out = run_ok(
+        sparsa()
+            .args(["transcribe", "--format", "text", "--model", "models/fsdd"])
+            .arg(common::data("fsdd_theo_00_0.flac"))
+            .current_dir(common::root()),
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "ZERO");
+}
