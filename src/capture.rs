@@ -93,8 +93,9 @@ pub struct CaptureStats {
 struct Mark {
     /// Samples pushed into the ring in total after this callback.
     ring_pos: u64,
-    /// Samples dropped by this callback (after its pushed part).
-    dropped: u64,
+    /// Samples dropped in total up to and including this callback
+    /// (cumulative, so a mark lost to a full mark ring loses no count).
+    dropped_total: u64,
     at: Instant,
 }
 
@@ -176,6 +177,7 @@ impl Capture {
             marks: mprod,
             channels,
             pushed: 0,
+            dropped_total: 0,
             stats: stats.clone(),
             started,
         };
@@ -215,6 +217,7 @@ impl Capture {
             sender: Some(sender),
             stop,
             popped: 0,
+            dropped_seen: 0,
         };
         let pump = std::thread::Builder::new()
             .name("sparsa-capture".into())
@@ -263,6 +266,7 @@ struct Callback {
     marks: HeapProd<Mark>,
     channels: usize,
     pushed: u64,
+    dropped_total: u64,
     stats: Arc<CaptureStats>,
     started: Instant,
 }
@@ -288,18 +292,25 @@ impl Callback {
             }
             // Whole frames only, so channels stay aligned after an overrun.
             let room = (self.prod.vacant_len() / self.channels) * self.channels;
-            let n = room.min(chunk.len());
+            // After a drop the rest of this block goes too: audio is never
+            // joined across a hole inside one callback.
+            let n = if dropped > 0 {
+                0
+            } else {
+                room.min(chunk.len())
+            };
             let pushed = self.prod.push_slice(&tmp[..n]);
             self.pushed += pushed as u64;
             dropped += (chunk.len() - pushed) as u64;
         }
         if dropped > 0 {
             self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+            self.dropped_total += dropped;
         }
         // A full mark ring only costs timing precision (and the gap's position).
         let _ = self.marks.try_push(Mark {
             ring_pos: self.pushed,
-            dropped,
+            dropped_total: self.dropped_total,
             at: Instant::now(),
         });
         self.stats.callbacks.fetch_add(1, Ordering::Relaxed);
@@ -344,10 +355,22 @@ struct Pump {
     stop: Arc<AtomicBool>,
     /// Samples popped from the ring in total.
     popped: u64,
+    /// Cumulative drop count of the last mark handled.
+    dropped_seen: u64,
 }
 
 impl Pump {
+    /// Runs until stopped; the pipeline's input is ended on every exit
+    /// path, so what was recognized is always finalized.
     fn run(mut self) -> Result<()> {
+        let result = self.pump();
+        if let Some(s) = self.sender.take() {
+            s.finish();
+        }
+        result
+    }
+
+    fn pump(&mut self) -> Result<()> {
         let mut resampler = self.resampler()?;
         // Fault injection for tests: `SPARSA_FAULT_STALL_PUMP=AFTER_MS:STALL_MS`
         // stops draining the ring once, so the ring overflows as it would
@@ -358,7 +381,8 @@ impl Pump {
         });
         let started = Instant::now();
         let mut pending_gap = 0u64;
-        let mut raw = vec![0.0f32; 8192];
+        // Whole frames per read, so channels never shift.
+        let mut raw = vec![0.0f32; (8192 / self.channels).max(1) * self.channels];
         let mut mono = Vec::new();
         loop {
             if let Some((after, ms)) = stall {
@@ -390,7 +414,8 @@ impl Pump {
                     self.send(&mut resampler, &mono, m.at)?;
                 }
                 // Consecutive overrunning callbacks make one hole.
-                pending_gap += m.dropped;
+                pending_gap += m.dropped_total - self.dropped_seen;
+                self.dropped_seen = m.dropped_total;
                 progressed = true;
             }
             if stopping {
@@ -429,6 +454,12 @@ impl Pump {
     fn gap(&self, resampler: &mut Option<StreamResampler>, dropped: &mut u64) -> Result<()> {
         let lost_s = *dropped as f64 / self.channels as f64 / self.dev_rate as f64;
         if let Some(s) = &self.sender {
+            // The audio just before the hole is still in the resampler.
+            if let Some(r) = resampler {
+                let mut tail = s.buffer();
+                r.finish(&mut tail);
+                s.send(tail, Instant::now())?;
+            }
             s.gap(*dropped, lost_s)?;
         }
         *dropped = 0;

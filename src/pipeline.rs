@@ -88,6 +88,9 @@ impl Default for PipelineConfig {
     }
 }
 
+/// Latencies kept between two reports (the rest are not sampled).
+const MAX_LATENCIES: usize = 100_000;
+
 /// Running counters, readable while the pipeline runs.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -387,8 +390,11 @@ impl Pipeline {
                         .latencies_ms
                         .lock()
                         .unwrap_or_else(|p| p.into_inner());
-                    l.0.push(ms);
-                    if matches!(e.event, Event::Final { .. }) {
+                    // Bounded: nobody may ever take them (stats off, transcribe).
+                    if l.0.len() < MAX_LATENCIES {
+                        l.0.push(ms);
+                    }
+                    if matches!(e.event, Event::Final { .. }) && l.1.len() < MAX_LATENCIES {
                         l.1.push(ms);
                     }
                 }
@@ -432,8 +438,15 @@ impl Pipeline {
         // Our own senders must go, or a stage whose upstream died would wait forever.
         drop(self.depths);
         let out = self.output.join();
+        let mut panicked = false;
         for t in self.threads {
-            let _ = t.join();
+            panicked |= t.join().is_err();
+        }
+        if panicked {
+            return Err(Error::io(
+                std::path::Path::new("pipeline"),
+                std::io::Error::other("a recognizer thread panicked"),
+            ));
         }
         match out {
             Ok(Ok(())) => Ok(()),

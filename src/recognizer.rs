@@ -208,7 +208,7 @@ impl DecodeStage {
     /// Decodes score rows (`pdfs` values per frame); `upstream` is the
     /// front-end and scorer time spent on them (for the RTF).
     pub fn accept_scores(&mut self, scores: &[f32], upstream: Duration, events: &mut Vec<Event>) {
-        let t0 = Instant::now();
+        let mut t0 = Instant::now();
         self.busy += upstream;
         let pdfs = self.model.am.topology.num_pdfs();
         for row in scores.chunks_exact(pdfs) {
@@ -218,6 +218,8 @@ impl DecodeStage {
                 if self.endpointing && self.decoder.endpoint_detected() {
                     self.busy += t0.elapsed();
                     self.emit_final(events);
+                    // Time from here on belongs to the next utterance.
+                    t0 = Instant::now();
                     continue;
                 }
                 let text = self.decoder.partial().text();

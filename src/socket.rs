@@ -12,11 +12,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Unread events after which a subscriber is dropped.
 pub const MAX_PENDING: usize = 10_000;
 /// Mode of the socket file: owner and group may connect.
 pub const SOCKET_MODE: u32 = 0o660;
+/// A write to a subscriber that takes longer than this disconnects it.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Queue {
@@ -41,13 +45,21 @@ impl Sub {
 pub struct Broadcaster {
     path: PathBuf,
     subs: Arc<Mutex<Vec<Arc<Sub>>>>,
+    writers: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Broadcaster {
     /// Binds `path` (a stale socket file left by a dead process is
     /// replaced; a live one is an error), mode [`SOCKET_MODE`].
     pub fn bind(path: &Path) -> Result<Self> {
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(Error::config(
+                    "socket",
+                    format!("{} exists and is not a socket", path.display()),
+                ));
+            }
             if UnixStream::connect(path).is_ok() {
                 return Err(Error::config(
                     "socket",
@@ -60,24 +72,42 @@ impl Broadcaster {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
             .map_err(|e| Error::io(path, e))?;
         let subs: Arc<Mutex<Vec<Arc<Sub>>>> = Arc::default();
-        let list = subs.clone();
+        let writers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (list, handles) = (subs.clone(), writers.clone());
         std::thread::Builder::new()
             .name("sparsa-accept".into())
             .spawn(move || {
-                for stream in listener.incoming().flatten() {
+                for stream in listener.incoming() {
+                    let stream = match stream {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // E.g. out of file descriptors: do not spin.
+                            tracing::warn!("socket accept failed: {e}");
+                            std::thread::sleep(Duration::from_millis(100));
+                            continue;
+                        }
+                    };
+                    // A reader that stops reading cannot block its writer forever.
+                    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
                     let sub = Arc::new(Sub::default());
                     list.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push(sub.clone());
-                    let _ = std::thread::Builder::new()
+                    if let Ok(h) = std::thread::Builder::new()
                         .name("sparsa-subscriber".into())
-                        .spawn(move || write_loop(stream, &sub));
+                        .spawn(move || write_loop(stream, &sub))
+                    {
+                        let mut hs = handles.lock().unwrap_or_else(|e| e.into_inner());
+                        hs.retain(|h| !h.is_finished());
+                        hs.push(h);
+                    }
                 }
             })
             .map_err(|e| Error::io(path, e))?;
         Ok(Broadcaster {
             path: path.to_path_buf(),
             subs,
+            writers,
         })
     }
 
@@ -112,10 +142,22 @@ impl Broadcaster {
 }
 
 impl Drop for Broadcaster {
+    /// Closes every subscriber after its queued events are written (finals
+    /// are not lost at exit), waiting at most about [`WRITE_TIMEOUT`].
     fn drop(&mut self) {
         for s in self.subs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             s.lock().closed = true;
             s.ready.notify_one();
+        }
+        let deadline = std::time::Instant::now() + WRITE_TIMEOUT;
+        let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in writers {
+            while !w.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            }
         }
         let _ = std::fs::remove_file(&self.path);
     }

@@ -146,6 +146,10 @@ struct AmArgs {
     /// Mel filters.
     #[arg(long, default_value_t = 40)]
     mel_bins: usize,
+    /// Weight, in frames, of the training mean in online CMN while a
+    /// stream's own window fills (smaller adapts faster to a new speaker).
+    #[arg(long, default_value_t = 100, value_name = "FRAMES")]
+    cmn_prior_frames: usize,
     /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
     #[arg(long, value_delimiter = ',', value_name = "F,F")]
     speed_perturb: Vec<f32>,
@@ -249,6 +253,10 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         frontend: FrontendConfig {
             sample_rate_hz: a.rate,
             num_mel_bins: a.mel_bins,
+            cmn: Some(sparsa::frontend::CmnConfig {
+                prior_frames: a.cmn_prior_frames,
+                ..Default::default()
+            }),
             ..FrontendConfig::default()
         },
         activation: a.activation,

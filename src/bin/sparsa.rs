@@ -366,8 +366,14 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
     })?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .map_err(|e| anyhow::anyhow!("cannot install the signal handler: {e}"))?;
+    // First signal: finalize and exit 0. A second one (say the output is
+    // stuck and the flush cannot finish): exit at once.
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the signal handler: {e}"))?;
     let capture = sparsa::capture::Capture::start(
         cfg.device.as_deref(),
         rate,
