@@ -25,14 +25,15 @@ enum Command {
     ///
     /// Computes features with the recognizer's front end, aligns from a flat
     /// start, trains the DNN with SGD and realigns for several rounds, then
-    /// writes OUT/am.ron (RON model) and OUT/lexicon.txt (training vocabulary).
+    /// writes OUT/am.ron (RON model with its int8 export) and OUT/lexicon.txt
+    /// (training vocabulary).
     ///
     /// Example (the shipped default model):
     ///   sparsa-train am --train ../shared/corpora/speechocean762/train \
     ///     --dev ../shared/corpora/speechocean762/dev \
     ///     --lexicon ../shared/lexicon/cmudict.dict \
     ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt \
-    ///     --activation relu --out models/default
+    ///     --activation relu --speed-perturb 0.9,1.1 --out models/default
     #[command(verbatim_doc_comment)]
     Am(AmArgs),
     /// Estimate an n-gram LM (interpolated modified Kneser-Ney) from the
