@@ -1,7 +1,8 @@
-//! One stream, single-threaded: samples in, recognition events out. The
-//! reference semantics that the threaded pipeline and every test compare
-//! against: front end → scorer → decoder, with partial results, endpoints
-//! and final results with word timings.
+//! Recognition of one stream: the loaded `Model` and its settings, the
+//! stages (`AcousticStage`: front end + scorer; `DecodeStage`: decoder,
+//! partials, endpoints, finals, gaps) and `Recognizer`, which runs them on
+//! one thread — the reference semantics the threaded pipeline is tested
+//! against.
 
 use crate::decoder::{Decoder, DecoderConfig, Hypothesis, SearchGraph, WordResult};
 use crate::error::{Error, Result};

@@ -25,6 +25,14 @@ fn clip(rel: &str) -> PathBuf {
     common::corpora().join("speechocean762/audio").join(rel)
 }
 
+/// Waits for the virtual device (one test at a time) and makes sure the
+/// sound server runs.
+fn take_device() -> std::sync::MutexGuard<'static, ()> {
+    let turn = DEVICE.lock().unwrap_or_else(|e| e.into_inner());
+    start_pulse();
+    turn
+}
+
 fn start_pulse() {
     let st = Command::new("sh")
         .arg(common::root().join("tests/scripts/pulse.sh"))
@@ -150,8 +158,7 @@ fn offline(path: &PathBuf) -> String {
 
 #[test]
 fn live_speech_is_transcribed_like_the_files_with_nothing_dropped_and_sockets_served() {
-    let _turn = DEVICE.lock().unwrap_or_else(|e| e.into_inner());
-    start_pulse();
+    let _turn = take_device();
     let sock_dir = tempfile::tempdir().unwrap();
     let sock = sock_dir.path().join("events.sock");
     let l = Listener::start(&["--socket", sock.to_str().unwrap()], &[]);
@@ -220,8 +227,7 @@ fn live_speech_is_transcribed_like_the_files_with_nothing_dropped_and_sockets_se
 
 #[test]
 fn sigint_mid_speech_still_gives_a_final_result() {
-    let _turn = DEVICE.lock().unwrap_or_else(|e| e.into_inner());
-    start_pulse();
+    let _turn = take_device();
     let l = Listener::start(&[], &[]);
     let path = clip(CLIPS[1].0);
     let mut play = Command::new("paplay")
@@ -243,8 +249,7 @@ fn sigint_mid_speech_still_gives_a_final_result() {
 
 #[test]
 fn a_starved_consumer_loses_audio_as_a_counted_gap_and_recognition_resumes() {
-    let _turn = DEVICE.lock().unwrap_or_else(|e| e.into_inner());
-    start_pulse();
+    let _turn = take_device();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sparsa.ron");
     std::fs::write(&cfg, "(ring_seconds: 0.25, stats_interval_s: 1.0)").unwrap();

@@ -193,23 +193,13 @@ fn int8_logp(q: &QNetwork, x: &ndarray::Array2<f32>, sparse: bool, block: usize)
 fn int8_tracks_f32_and_every_int8_path_agrees_exactly_on_real_speech() {
     let clip = common::data("so762_000490017.flac");
     for name in ["default", "leaky", "tanh"] {
-        let mut am = shipped(name);
+        let am = shipped(name);
         let x = file_inputs(&am, &clip).unwrap();
-        if am.quantized.is_none() {
-            // Older model folders: calibrate on the clip itself.
-            let (layers, _) = quantize(&am.network, x.view(), 99.99);
-            am.quantized = Some(sparsa::model::Quantized {
-                calibration: sparsa::model::Calibration {
-                    data: "test clip".into(),
-                    utterances: 1,
-                    frames: x.nrows(),
-                    percentile: 99.99,
-                },
-                stats: Vec::new(),
-                layers,
-            });
-        }
-        let layers = &am.quantized.as_ref().unwrap().layers;
+        let layers = &am
+            .quantized
+            .as_ref()
+            .unwrap_or_else(|| panic!("shipped model {name} has no int8 tensors"))
+            .layers;
         let relu = am.network.activation == sparsa::nnet::Activation::Relu;
         let portable = QNetwork::new(&am.network, layers, relu, Isa::Portable).unwrap();
         let reference = int8_logp(&portable, &x, false, 1);
