@@ -5,6 +5,7 @@
 //! `sparsa-train` trainer. See the README's `## Architecture` for the code map.
 
 pub mod align;
+pub mod analyze;
 pub mod audio;
 pub mod bench;
 pub mod capture;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod datadir;
 pub mod decoder;
 pub mod error;
+pub mod experiment;
 pub mod features;
 pub mod frontend;
 pub mod hmm;
@@ -21,6 +23,7 @@ pub mod lm;
 pub mod model;
 pub mod nnet;
 pub mod pipeline;
+pub mod plot;
 pub mod quant;
 pub mod recognizer;
 pub mod resample;

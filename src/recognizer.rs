@@ -95,13 +95,20 @@ impl Model {
     /// Loads a model folder with these settings (dither included).
     pub fn load_with(dir: &Path, lm_path: Option<&Path>, cfg: &RecognizerConfig) -> Result<Self> {
         let mut m = Self::load(dir, lm_path, cfg.decoder.clone(), cfg.scorer)?;
-        if let Some(amplitude) = cfg.dither {
-            let mut fe = m.am.frontend.config().clone();
+        m.set_dither(cfg.dither)?;
+        Ok(m)
+    }
+
+    /// Sets the front end's recognition-time dither (int16 units; `None`
+    /// keeps the model's own setting, 0 turns it off).
+    pub fn set_dither(&mut self, amplitude: Option<f32>) -> Result<()> {
+        if let Some(amplitude) = amplitude {
+            let mut fe = self.am.frontend.config().clone();
             fe.dither =
                 (amplitude > 0.0).then_some(crate::frontend::DitherConfig { amplitude, seed: 0 });
-            m.am.frontend = fe.validate()?;
+            self.am.frontend = fe.validate()?;
         }
-        Ok(m)
+        Ok(())
     }
 
     /// Builds a model from parts.
@@ -402,4 +409,30 @@ impl Recognizer {
         self.decode.gap(samples, lost_s, events);
         self.acoustic.reset();
     }
+}
+
+/// Decodes one audio file as a single utterance (endpointing off), as
+/// `sparsa eval` scores a data dir: returns the final words and the audio
+/// duration in seconds.
+pub fn decode_file(model: &Arc<Model>, path: &Path) -> Result<(String, f64)> {
+    let rate = model.am.frontend.config().sample_rate_hz;
+    let mut rec = Recognizer::new(model.clone());
+    rec.set_endpointing(false);
+    let mut stream = crate::audio::MonoStream::open(path, None, rate)?;
+    let (mut events, mut block) = (Vec::new(), Vec::new());
+    let mut samples = 0usize;
+    while stream.read_block(&mut block)? {
+        samples += block.len();
+        rec.accept_samples(&block, &mut events);
+    }
+    rec.input_finished(&mut events);
+    let text = events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Final { text, .. } => Some(text),
+            Event::Partial { .. } | Event::Gap { .. } => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((text, samples as f64 / rate as f64))
 }

@@ -73,6 +73,7 @@ const RAMP_GAIN: f32 = 0.01;
 const STOP_GAIN: f32 = 0.002;
 
 /// One utterance with features and frame labels.
+#[derive(Clone)]
 struct Utt {
     id: String,
     words: Vec<String>,
@@ -454,6 +455,74 @@ impl Run<'_> {
         bar.finish_and_clear();
         failed
     }
+
+    /// The trained model with its provenance; priors from the current labels.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        network: Network,
+        frontend: std::sync::Arc<crate::frontend::FrontendParams>,
+        recipe: String,
+        per_round: Vec<f32>,
+        skipped: Vec<String>,
+        missing: Vec<String>,
+        started: Instant,
+    ) -> AcousticModel {
+        let cfg = self.cfg;
+        let provenance = Provenance {
+            sparsa_version: env!("CARGO_PKG_VERSION").into(),
+            train_data: cfg.train.iter().map(|p| p.display().to_string()).collect(),
+            dev_data: cfg.dev.display().to_string(),
+            lexicons: cfg
+                .lexicons
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            train_utterances: self.train.len(),
+            train_frames: frames_of(&self.train),
+            skipped,
+            missing_words: missing,
+            seed: cfg.seed,
+            recipe,
+            epochs: self.metrics.clone(),
+            dev_frame_acc_per_round: per_round,
+            train_seconds: started.elapsed().as_secs_f32(),
+            command: cfg.command.clone(),
+        };
+        AcousticModel {
+            frontend,
+            phones: self.phones.clone(),
+            topology: self.topo.clone(),
+            network,
+            log_priors: self.log_priors(),
+            provenance,
+            quantized: None,
+        }
+    }
+}
+
+/// The network and SGD part of a recipe, for provenance.
+fn network_recipe(cfg: &TrainConfig) -> String {
+    format!(
+        "{}x{} {} DNN, splice -{}..+{}, global mean/variance input normalization; init {}; \
+         minibatch {} SGD, lr {} (mean-CE gradient), momentum 0.5->0.9 over the first epoch, no regularization; \
+         newbob on dev CE (halve below {}% relative gain, stop below {}%), at most {} epochs per early round and {} in the last; frames shuffled globally each epoch",
+        cfg.hidden_layers,
+        cfg.hidden_units,
+        cfg.activation.name(),
+        cfg.splice.left,
+        cfg.splice.right,
+        match cfg.activation {
+            Activation::Tanh => "Glorot-uniform",
+            _ => "He-normal (hidden), Glorot-uniform (output)",
+        },
+        cfg.batch,
+        cfg.learning_rate,
+        RAMP_GAIN * 100.0,
+        STOP_GAIN * 100.0,
+        cfg.align_epochs,
+        cfg.max_epochs
+    )
 }
 
 /// All normalized, spliced input rows of an utterance.
@@ -473,6 +542,40 @@ fn apply_cmn(feats: &mut [f32], dim: usize, cmn: &CmnConfig) {
     for f in feats.chunks_mut(dim) {
         c.process(f);
     }
+}
+
+/// Frames in a set.
+fn frames_of(set: &[Utt]) -> usize {
+    set.iter().map(|u| u.frames).sum()
+}
+
+/// Global mean shift and inverse standard deviation of the (CMN-applied)
+/// features of `utts`, tiled over the splice.
+fn input_normalization(utts: &[Utt], dim: usize, splice: Splice) -> (Array1<f32>, Array1<f32>) {
+    let mut mean = vec![0.0f64; dim];
+    let mut sq = vec![0.0f64; dim];
+    for u in utts {
+        for f in u.feats.chunks(dim) {
+            for i in 0..dim {
+                mean[i] += f[i] as f64;
+                sq[i] += (f[i] as f64).powi(2);
+            }
+        }
+    }
+    let frames = frames_of(utts).max(1) as f64;
+    let shift: Vec<f32> = mean.iter().map(|m| (m / frames) as f32).collect();
+    let scale: Vec<f32> = (0..dim)
+        .map(|i| {
+            let m = mean[i] / frames;
+            let var = (sq[i] / frames - m * m).max(1e-6);
+            (1.0 / var.sqrt()) as f32
+        })
+        .collect();
+    let width = splice.width();
+    (
+        Array1::from_iter(shift.iter().copied().cycle().take(dim * width)),
+        Array1::from_iter(scale.iter().copied().cycle().take(dim * width)),
+    )
 }
 
 /// Runs the whole recipe and returns the trained model and its lexicon
@@ -549,35 +652,12 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
     let train_utts = to_utts(train_raw);
     let dev_utts = to_utts(dev_raw);
 
-    // Global mean and variance of the normalized features, tiled over the splice.
-    let mut mean = vec![0.0f64; dim];
-    let mut sq = vec![0.0f64; dim];
-    let mut frames = 0usize;
-    for u in &train_utts {
-        for f in u.feats.chunks(dim) {
-            for i in 0..dim {
-                mean[i] += f[i] as f64;
-                sq[i] += (f[i] as f64).powi(2);
-            }
-        }
-        frames += u.frames;
-    }
-    let shift: Vec<f32> = mean.iter().map(|m| (m / frames as f64) as f32).collect();
-    let scale: Vec<f32> = (0..dim)
-        .map(|i| {
-            let m = mean[i] / frames as f64;
-            let var = (sq[i] / frames as f64 - m * m).max(1e-6);
-            (1.0 / var.sqrt()) as f32
-        })
-        .collect();
-    let width = cfg.splice.width();
-    let input_shift = Array1::from_iter(shift.iter().copied().cycle().take(dim * width));
-    let input_scale = Array1::from_iter(scale.iter().copied().cycle().take(dim * width));
+    let (input_shift, input_scale) = input_normalization(&train_utts, dim, cfg.splice);
     eprintln!(
         "training on {} utterances ({} frames, {:.2} h), dev {} utterances; {} skipped",
         train_utts.len(),
-        frames,
-        frames as f64 / 360_000.0,
+        frames_of(&train_utts),
+        frames_of(&train_utts) as f64 / 360_000.0,
         dev_utts.len(),
         skipped.len()
     );
@@ -651,56 +731,180 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         let alis: Vec<&[PdfId]> = run.train.iter().map(|u| u.labels.as_slice()).collect();
         run.topo.estimate_transitions(alis);
     }
-    let log_priors = run.log_priors();
-    let provenance = Provenance {
-        sparsa_version: env!("CARGO_PKG_VERSION").into(),
-        train_data: cfg.train.iter().map(|p| p.display().to_string()).collect(),
-        dev_data: cfg.dev.display().to_string(),
-        lexicons: cfg.lexicons.iter().map(|p| p.display().to_string()).collect(),
-        train_utterances: run.train.len(),
-        train_frames: run.train.iter().map(|u| u.frames).sum(),
+    let recipe = format!(
+        "{}monophone 3-state HMMs; flat start (energy-based end silences, uniform phones); {rounds} rounds of train-then-realign (Viterbi with log posterior - log prior), the network carried over between bootstrap rounds and re-initialized for the last; {}",
+        if cfg.speed_perturb.is_empty() {
+            String::new()
+        } else {
+            format!("train speed-perturbed x{:?}; ", cfg.speed_perturb)
+        },
+        network_recipe(cfg)
+    );
+    let model = run.finish(
+        net,
+        frontend_params,
+        recipe,
+        per_round,
         skipped,
-        missing_words: missing,
-        seed: cfg.seed,
-        recipe: format!(
-            "{}monophone 3-state HMMs; flat start (energy-based end silences, uniform phones); {rounds} rounds of train-then-realign (Viterbi with log posterior - log prior), the network carried over between bootstrap rounds and re-initialized for the last; \
-             {}x{} {} DNN, splice -{}..+{}, global mean/variance input normalization; init {}; \
-             minibatch {} SGD, lr {} (mean-CE gradient), momentum 0.5->0.9 over the first epoch, no regularization; \
-             newbob on dev CE (halve below {}% relative gain, stop below {}%), at most {} epochs per early round and {} in the last; frames shuffled globally each epoch",
-            if cfg.speed_perturb.is_empty() {
-                String::new()
-            } else {
-                format!("train speed-perturbed x{:?}; ", cfg.speed_perturb)
-            },
-            cfg.hidden_layers,
-            cfg.hidden_units,
-            cfg.activation.name(),
-            cfg.splice.left,
-            cfg.splice.right,
-            match cfg.activation {
-                Activation::Tanh => "Glorot-uniform",
-                _ => "He-normal (hidden), Glorot-uniform (output)",
-            },
-            cfg.batch,
-            cfg.learning_rate,
-            RAMP_GAIN * 100.0,
-            STOP_GAIN * 100.0,
-            cfg.align_epochs,
-            cfg.max_epochs
-        ),
-        epochs: run.metrics.clone(),
-        dev_frame_acc_per_round: per_round,
-        train_seconds: started.elapsed().as_secs_f32(),
-        command: cfg.command.clone(),
-    };
-    let model = AcousticModel {
-        frontend: frontend_params,
-        phones: run.phones.clone(),
-        topology: run.topo.clone(),
-        network: net,
-        log_priors,
-        provenance,
-        quantized: None,
-    };
+        missing,
+        started,
+    );
     Ok((model, vocabulary))
+}
+
+/// Train and dev sets labelled once by a reference model: the fixed
+/// alignment every cell of an experiment trains on, so cells differ only in
+/// their network.
+pub struct FixedAlignment {
+    frontend: std::sync::Arc<crate::frontend::FrontendParams>,
+    phones: PhoneSet,
+    lexicon: Lexicon,
+    topo: Topology,
+    train: Vec<Utt>,
+    dev: Vec<Utt>,
+    skipped: Vec<String>,
+    missing: Vec<String>,
+    reference: String,
+    /// The training vocabulary (words of the aligned train utterances).
+    pub vocabulary: Lexicon,
+}
+
+impl FixedAlignment {
+    /// Aligned train and dev frames.
+    pub fn frames(&self) -> (usize, usize) {
+        (frames_of(&self.train), frames_of(&self.dev))
+    }
+}
+
+/// Computes features of `cfg.train` and `cfg.dev` with the reference model's
+/// front end (its CMN prior included) and labels them by Viterbi alignment
+/// with its network, priors and transitions. Utterances no path fits are
+/// skipped (and listed in the models' provenance).
+pub fn align_with_model(
+    cfg: &TrainConfig,
+    reference: &AcousticModel,
+    reference_name: &str,
+) -> Result<FixedAlignment> {
+    let phones = reference.phones.clone();
+    let lexicon = Lexicon::load(&cfg.lexicons, &phones)?;
+    let mut cfg = cfg.clone();
+    cfg.frontend = reference.frontend.config().clone();
+    let dim = cfg.frontend.num_mel_bins;
+    let cmn = cfg.frontend.cmn.clone().unwrap_or_default();
+    let (train_raw, mut skipped, missing) = load_set(&cfg.train, &lexicon, &cfg, "train", &[1.0])?;
+    let (dev_raw, dev_skipped, _) = load_set(
+        std::slice::from_ref(&cfg.dev),
+        &lexicon,
+        &cfg,
+        "dev",
+        &[1.0],
+    )?;
+    skipped.extend(dev_skipped.into_iter().map(|s| format!("dev {s}")));
+    let prepare = |set: Vec<(Utt, Vec<f32>)>| -> Vec<Utt> {
+        set.into_iter()
+            .map(|(mut u, _)| {
+                apply_cmn(&mut u.feats, dim, &cmn);
+                u
+            })
+            .collect()
+    };
+    let run = Run {
+        cfg: &cfg,
+        phones,
+        lexicon,
+        topo: reference.topology.clone(),
+        train: Vec::new(),
+        dev: Vec::new(),
+        rng: Rng::new(cfg.seed),
+        steps: 0,
+        metrics: Vec::new(),
+    };
+    let mut train = prepare(train_raw);
+    let mut dev = prepare(dev_raw);
+    let net = &reference.network;
+    run.realign(net, &reference.log_priors, &mut train, "train");
+    run.realign(net, &reference.log_priors, &mut dev, "dev");
+    let mut keep = |set: Vec<Utt>, what: &str| -> Vec<Utt> {
+        set.into_iter()
+            .filter(|u| {
+                let ok = u.labels.len() == u.frames;
+                if !ok {
+                    skipped.push(format!("{what} {}: no alignment path fits", u.id));
+                }
+                ok
+            })
+            .collect()
+    };
+    let train = keep(train, "train");
+    let dev = keep(dev, "dev");
+    if train.is_empty() || dev.is_empty() {
+        return Err(Error::config(
+            "train",
+            "no train or dev utterance could be aligned",
+        ));
+    }
+    let vocabulary = run.lexicon.restrict(
+        train
+            .iter()
+            .flat_map(|u| u.words.iter().map(String::as_str)),
+    );
+    Ok(FixedAlignment {
+        frontend: reference.frontend.clone(),
+        phones: run.phones,
+        lexicon: run.lexicon,
+        topo: run.topo,
+        train,
+        dev,
+        skipped,
+        missing,
+        reference: reference_name.to_string(),
+        vocabulary,
+    })
+}
+
+/// Trains one fresh network on a fixed alignment (one newbob run of at most
+/// `cfg.max_epochs` epochs; `cfg.rounds`, speed perturbation and the data
+/// paths of `cfg` are not used). Priors come from the alignment.
+pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticModel {
+    let started = Instant::now();
+    let dim = data.frontend.dim();
+    let (input_shift, input_scale) = input_normalization(&data.train, dim, cfg.splice);
+    let mut run = Run {
+        cfg,
+        phones: data.phones.clone(),
+        lexicon: data.lexicon.clone(),
+        topo: data.topo.clone(),
+        train: data.train.clone(),
+        dev: data.dev.clone(),
+        rng: Rng::new(cfg.seed),
+        steps: 0,
+        metrics: Vec::new(),
+    };
+    let net = init_network(
+        cfg.activation,
+        cfg.splice,
+        dim,
+        cfg.hidden_layers,
+        cfg.hidden_units,
+        run.topo.num_pdfs(),
+        input_shift,
+        input_scale,
+        &mut Rng::new(cfg.seed ^ 0x5eed),
+    );
+    let net = run.train_round(net, 0, cfg.max_epochs.max(1));
+    let acc = run.evaluate(&net, &run.dev).acc();
+    let recipe = format!(
+        "fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); one fresh network trained on it; {}",
+        data.reference,
+        network_recipe(cfg)
+    );
+    run.finish(
+        net,
+        data.frontend.clone(),
+        recipe,
+        vec![acc],
+        data.skipped.clone(),
+        data.missing.clone(),
+        started,
+    )
 }

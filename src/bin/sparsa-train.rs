@@ -52,6 +52,94 @@ enum Command {
     ///   sparsa-train quantize --model models/default --train ../shared/corpora/speechocean762/train
     #[command(verbatim_doc_comment)]
     Quantize(QuantizeArgs),
+    /// Reproduce Maas et al. (2013) on your data: train and decode the grid
+    /// {tanh, relu, leaky} x {1..4 hidden layers} with one width and recipe.
+    ///
+    /// Train and dev are aligned once by --align-model (default: the shipped
+    /// ReLU model); every cell trains a fresh network on that alignment (one
+    /// newbob run), is decoded on dev and test with the train-text trigram LM
+    /// and the tuned decoder settings (f32 scorer), and is measured for
+    /// hidden-unit sparsity on dev. Finished cells are checkpointed in
+    /// OUT/cells/NAME/result.ron: a rerun skips them, an interrupted run
+    /// resumes. Writes OUT/results.csv, OUT/results.md, OUT/wer_by_depth.png
+    /// and OUT/activation_probability.png.
+    ///
+    /// The README's grid (about 1.5 h on 2 cores):
+    ///   sparsa-train experiment --train ../shared/corpora/speechocean762/train \
+    ///     --dev ../shared/corpora/speechocean762/dev \
+    ///     --test ../shared/corpora/speechocean762/test \
+    ///     --lexicon ../shared/lexicon/cmudict.dict \
+    ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt --out grid
+    #[command(verbatim_doc_comment)]
+    Experiment(ExperimentArgs),
+}
+
+#[derive(Args)]
+struct ExperimentArgs {
+    /// Training data dir (repeatable).
+    #[arg(long, required = true, value_name = "DIR")]
+    train: Vec<PathBuf>,
+    /// Dev data dir: learning-rate schedule, metrics, WER, sparsity.
+    #[arg(long, value_name = "DIR")]
+    dev: PathBuf,
+    /// Test data dir: WER only.
+    #[arg(long, value_name = "DIR")]
+    test: PathBuf,
+    /// CMUdict-format lexicon (repeatable; merged).
+    #[arg(long = "lexicon", required = true, value_name = "FILE")]
+    lexicons: Vec<PathBuf>,
+    /// Output folder (cells, report, plots); reuse it to resume.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Model folder whose network aligns train and dev for every cell.
+    #[arg(long, default_value = "models/default", value_name = "DIR")]
+    align_model: PathBuf,
+    /// Activations.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tanh,relu,leaky"
+    )]
+    activations: Vec<Activation>,
+    /// Hidden-layer counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
+    depths: Vec<usize>,
+    /// Units per hidden layer (the paper used 2048 on 300 h; 256 keeps the
+    /// grid to about 1.5 h here).
+    #[arg(long, default_value_t = 256)]
+    units: usize,
+    /// Epoch cap per cell (newbob usually stops earlier).
+    #[arg(long, default_value_t = 6)]
+    max_epochs: usize,
+    /// Seeds: every seed runs at --seed-depths, the first one elsewhere.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    seeds: Vec<u64>,
+    /// Depths at which every seed runs.
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    seed_depths: Vec<usize>,
+    /// Initial learning rate.
+    #[arg(long, default_value_t = 0.03)]
+    learning_rate: f32,
+    /// Minibatch size in frames.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Frames of context on each side.
+    #[arg(long, default_value_t = 5)]
+    context: usize,
+    /// Dev frames for the sparsity statistics.
+    #[arg(long, default_value_t = 10_000, value_name = "FRAMES")]
+    analyze_frames: usize,
+    /// Use only a fixed random subset of N utterances of train and dev for
+    /// training, and the first N of dev and test for decoding (quick runs).
+    #[arg(long, value_name = "N")]
+    max_utts: Option<usize>,
+    /// Threads for features, alignment and decoding.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// Calibration settings shared by `am` and `quantize`.
@@ -171,6 +259,7 @@ fn main() {
         Command::Am(a) => am(a),
         Command::Lm(a) => lm(a),
         Command::Quantize(a) => quantize(a),
+        Command::Experiment(a) => experiment(a),
     };
     if let Err(err) = result {
         std::process::exit(common::report("sparsa-train", &err));
@@ -246,6 +335,70 @@ fn quantize(a: QuantizeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The command line, without the program's install path, for provenance.
+fn command_line() -> String {
+    std::iter::once("sparsa-train".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
+    let cfg = sparsa::experiment::ExperimentConfig {
+        base: TrainConfig {
+            train: a.train,
+            dev: a.dev,
+            lexicons: a.lexicons,
+            // Replaced by the alignment model's front end.
+            frontend: FrontendConfig::default(),
+            activation: Activation::Relu,
+            hidden_layers: 1,
+            hidden_units: a.units,
+            splice: Splice {
+                left: a.context,
+                right: a.context,
+            },
+            rounds: 1,
+            align_epochs: 0,
+            max_epochs: a.max_epochs,
+            learning_rate: a.learning_rate,
+            batch: a.batch,
+            seed: 1,
+            max_utts: a.max_utts,
+            speed_perturb: Vec::new(),
+            threads: a.threads,
+            progress: !a.quiet,
+            command: command_line(),
+        },
+        test: a.test,
+        align_model: a.align_model,
+        out: a.out,
+        activations: a.activations,
+        depths: a.depths,
+        seeds: a.seeds,
+        seed_depths: a.seed_depths,
+        analyze_frames: a.analyze_frames,
+        max_decode_utts: a.max_utts,
+    };
+    if cfg.seeds.is_empty() || cfg.depths.contains(&0) || cfg.depths.is_empty() {
+        anyhow::bail!("need at least one seed and depths of at least 1");
+    }
+    let t0 = std::time::Instant::now();
+    let results = sparsa::experiment::run(&cfg)?;
+    eprintln!(
+        "{} cells in {}; report in {} ({:.0} s this run)",
+        results.len(),
+        cfg.out.display(),
+        cfg.out.join("results.md").display(),
+        t0.elapsed().as_secs_f32()
+    );
+    print!(
+        "{}",
+        std::fs::read_to_string(cfg.out.join("results.md")).unwrap_or_default()
+    );
+    Ok(())
+}
+
 fn am(a: AmArgs) -> anyhow::Result<()> {
     let cfg = TrainConfig {
         train: a.train,
@@ -278,10 +431,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         threads: a.threads,
         progress: !a.quiet,
         // Program name without its install path, so the record reads the same everywhere.
-        command: std::iter::once("sparsa-train".to_string())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" "),
+        command: command_line(),
     };
     let (mut model, lexicon) = train(&cfg)?;
     let data = sparsa::datadir::DataDir::open(&cfg.train[0])?;

@@ -601,7 +601,6 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     use sparsa::wer::{align, ErrorCounts};
     let model = args.decode.load()?;
     let data = sparsa::datadir::DataDir::open(&args.data)?;
-    let rate = model.am.frontend.config().sample_rate_hz;
     let mut utts = data.utterances;
     if let Some(n) = args.max_utts {
         utts.truncate(n);
@@ -612,27 +611,9 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let mut per_spk: std::collections::BTreeMap<String, ErrorCounts> = Default::default();
     let mut hyps = String::new();
     let mut audio_s = 0.0f64;
-    let mut events = Vec::new();
-    let mut block = Vec::new();
     for u in &utts {
-        let mut rec = Recognizer::new(model.clone());
-        rec.set_endpointing(false);
-        let mut stream = MonoStream::open(&u.audio, None, rate)?;
-        let mut samples = 0usize;
-        while stream.read_block(&mut block)? {
-            samples += block.len();
-            rec.accept_samples(&block, &mut events);
-        }
-        rec.input_finished(&mut events);
-        audio_s += samples as f64 / rate as f64;
-        let text = events
-            .drain(..)
-            .filter_map(|e| match e {
-                Event::Final { text, .. } => Some(text),
-                Event::Partial { .. } | Event::Gap { .. } => None,
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let (text, secs) = sparsa::recognizer::decode_file(&model, &u.audio)?;
+        audio_s += secs;
         let hyp: Vec<&str> = text.split_whitespace().collect();
         let c = align(&u.words, &hyp);
         total.add(c);

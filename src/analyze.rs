@@ -1,0 +1,290 @@
+//! Hidden-unit statistics of an acoustic model on real speech — activation
+//! probabilities, population and lifetime sparsity, dead and always-on
+//! units, dispersion — the measurements of Maas et al. (2013) §4 behind
+//! `sparsa analyze` and the experiment grid.
+//!
+//! A unit is *active* on a frame when its output is > 0: for ReLU that is
+//! "not an exact zero"; for leaky ReLU and tanh, whose outputs are rarely
+//! exactly zero, it is the sign. Exact zeros are counted separately.
+
+use crate::datadir::DataDir;
+use crate::error::{Error, Result};
+use crate::model::AcousticModel;
+use crate::rng::Rng;
+use ndarray::Array2;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Statistics of one hidden layer over a set of frames.
+#[derive(Clone, Debug)]
+pub struct LayerStats {
+    /// Frames seen.
+    pub frames: usize,
+    /// Per unit: fraction of frames on which it is active (> 0).
+    pub active_prob: Vec<f64>,
+    /// Per frame: fraction of the layer's units that are inactive (≤ 0).
+    pub population_sparsity: Vec<f32>,
+    /// Fraction of all outputs that are exactly 0.0.
+    pub exact_zeros: f64,
+}
+
+impl LayerStats {
+    fn new(units: usize) -> Self {
+        LayerStats {
+            frames: 0,
+            active_prob: vec![0.0; units],
+            population_sparsity: Vec::new(),
+            exact_zeros: 0.0,
+        }
+    }
+
+    /// Adds frames (rows) of this layer's outputs; `active_prob` and
+    /// `exact_zeros` hold counts until [`Self::finish`].
+    fn add(&mut self, out: &Array2<f32>) {
+        let units = self.active_prob.len();
+        for row in out.rows() {
+            let mut inactive = 0usize;
+            for (c, &v) in self.active_prob.iter_mut().zip(row) {
+                if v > 0.0 {
+                    *c += 1.0;
+                } else {
+                    inactive += 1;
+                }
+                if v == 0.0 {
+                    self.exact_zeros += 1.0;
+                }
+            }
+            self.population_sparsity
+                .push(inactive as f32 / units.max(1) as f32);
+            self.frames += 1;
+        }
+    }
+
+    fn finish(&mut self) {
+        let n = self.frames.max(1) as f64;
+        self.active_prob.iter_mut().for_each(|c| *c /= n);
+        self.exact_zeros /= n * self.active_prob.len().max(1) as f64;
+    }
+
+    /// Mean fraction of inactive units per frame.
+    pub fn mean_population_sparsity(&self) -> f64 {
+        mean(self.population_sparsity.iter().map(|&v| v as f64))
+    }
+
+    /// Standard deviation of the per-frame population sparsity.
+    pub fn std_population_sparsity(&self) -> f64 {
+        let m = self.mean_population_sparsity();
+        mean(
+            self.population_sparsity
+                .iter()
+                .map(|&v| (v as f64 - m).powi(2)),
+        )
+        .sqrt()
+    }
+
+    /// Mean lifetime sparsity: the fraction of frames a unit is inactive,
+    /// averaged over units (equals the mean population sparsity).
+    pub fn mean_lifetime_sparsity(&self) -> f64 {
+        1.0 - mean(self.active_prob.iter().copied())
+    }
+
+    /// Units never active.
+    pub fn dead(&self) -> usize {
+        self.active_prob.iter().filter(|&&p| p == 0.0).count()
+    }
+
+    /// Units active on every frame.
+    pub fn always_on(&self) -> usize {
+        self.active_prob.iter().filter(|&&p| p == 1.0).count()
+    }
+
+    /// Coefficient of variation (std / mean) of the units' activation
+    /// probabilities: 0 when every unit is active equally often.
+    pub fn dispersion_cv(&self) -> f64 {
+        let m = mean(self.active_prob.iter().copied());
+        let var = mean(self.active_prob.iter().map(|p| (p - m).powi(2)));
+        if m > 0.0 {
+            var.sqrt() / m
+        } else {
+            0.0
+        }
+    }
+
+    /// Entropy of the activation probabilities normalized to a
+    /// distribution over units, divided by its maximum log(units): 1 when
+    /// activity is spread evenly over all units, near 0 when a few units
+    /// do all the work.
+    pub fn dispersion_entropy(&self) -> f64 {
+        let total: f64 = self.active_prob.iter().sum();
+        let n = self.active_prob.len();
+        if total <= 0.0 || n < 2 {
+            return 0.0;
+        }
+        let h: f64 = self
+            .active_prob
+            .iter()
+            .filter(|&&p| p > 0.0)
+            .map(|&p| {
+                let q = p / total;
+                -q * q.ln()
+            })
+            .sum();
+        h / (n as f64).ln()
+    }
+
+    /// Activation probabilities sorted from most to least active (the
+    /// paper's figure).
+    pub fn sorted_active_prob(&self) -> Vec<f64> {
+        let mut p = self.active_prob.clone();
+        p.sort_by(|a, b| b.total_cmp(a));
+        p
+    }
+}
+
+fn mean(it: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = it.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        s / n as f64
+    }
+}
+
+/// Runs the model's f32 network over up to `max_frames` frames of `data`
+/// (utterances taken in a fixed pseudo-random order, so the frames spread
+/// over speakers; whole utterances, the last one cut) and returns one
+/// [`LayerStats`] per hidden layer. Features come from the model's own
+/// streaming front end, as in recognition.
+pub fn hidden_stats(
+    am: &AcousticModel,
+    data: &DataDir,
+    max_frames: usize,
+) -> Result<Vec<LayerStats>> {
+    let net = &am.network;
+    let hidden = net.hidden_layers();
+    let mut stats: Vec<LayerStats> = net.layers[..hidden]
+        .iter()
+        .map(|l| LayerStats::new(l.b.len()))
+        .collect();
+    let mut order: Vec<usize> = (0..data.utterances.len()).collect();
+    Rng::new(0xa7a1).shuffle(&mut order);
+    let mut acts = Vec::new();
+    let mut seen = 0usize;
+    for i in order {
+        if seen >= max_frames {
+            break;
+        }
+        let u = &data.utterances[i];
+        let mut x = crate::scorer::file_inputs(am, &u.audio)?;
+        let take = x.nrows().min(max_frames - seen);
+        if take == 0 {
+            continue;
+        }
+        if take < x.nrows() {
+            x = x.slice(ndarray::s![..take, ..]).to_owned();
+        }
+        net.forward(x.view(), &mut acts);
+        for (s, a) in stats.iter_mut().zip(&acts) {
+            s.add(a);
+        }
+        seen += take;
+    }
+    if seen == 0 {
+        return Err(Error::config(
+            &data.dir.display().to_string(),
+            "no frames to analyze",
+        ));
+    }
+    stats.iter_mut().for_each(LayerStats::finish);
+    Ok(stats)
+}
+
+/// Header of [`layer_csv_rows`].
+pub const LAYER_CSV_HEADER: &str = "model,activation,layer,units,frames,mean_population_sparsity,std_population_sparsity,mean_lifetime_sparsity,exact_zeros,dead_units,always_on_units,dispersion_cv,dispersion_entropy";
+
+/// One CSV row per hidden layer (see [`LAYER_CSV_HEADER`]).
+pub fn layer_csv_rows(model: &str, activation: &str, stats: &[LayerStats]) -> String {
+    let mut out = String::new();
+    for (l, s) in stats.iter().enumerate() {
+        // INVARIANT: writing to a String cannot fail.
+        writeln!(
+            out,
+            "{model},{activation},{},{},{},{:.4},{:.4},{:.4},{:.4},{},{},{:.4},{:.4}",
+            l + 1,
+            s.active_prob.len(),
+            s.frames,
+            s.mean_population_sparsity(),
+            s.std_population_sparsity(),
+            s.mean_lifetime_sparsity(),
+            s.exact_zeros,
+            s.dead(),
+            s.always_on(),
+            s.dispersion_cv(),
+            s.dispersion_entropy()
+        )
+        .expect("string write");
+    }
+    out
+}
+
+/// The paper's figure: sorted activation probabilities (see
+/// [`LayerStats::sorted_active_prob`]) of the last hidden layer, one curve
+/// per model, x = unit rank.
+pub fn plot_activation_probability(path: &Path, curves: &[(String, Vec<f64>)]) -> Result<()> {
+    let series: Vec<crate::plot::Series> = curves
+        .iter()
+        .map(|(label, sorted)| crate::plot::Series {
+            label: label.clone(),
+            points: sorted
+                .iter()
+                .copied()
+                .enumerate()
+                .map(|(i, p)| (i as f64, p))
+                .collect(),
+        })
+        .collect();
+    crate::plot::line_chart(
+        path,
+        &crate::plot::Chart {
+            title: "Last hidden layer: activation probability per unit (sorted)",
+            x_label: "unit (sorted by activation probability)",
+            y_label: "P(output > 0)",
+            y_range: Some((0.0, 1.0)),
+        },
+        &series,
+    )
+}
+
+/// Histogram (50 bins, as fractions of frames) of the per-frame population
+/// sparsity of a layer, one curve per model.
+pub fn plot_population_sparsity(path: &Path, curves: &[(String, &LayerStats)]) -> Result<()> {
+    const BINS: usize = 50;
+    let series: Vec<crate::plot::Series> = curves
+        .iter()
+        .map(|(label, s)| {
+            let mut h = [0usize; BINS];
+            for &v in &s.population_sparsity {
+                h[((v * BINS as f32) as usize).min(BINS - 1)] += 1;
+            }
+            let n = s.population_sparsity.len().max(1) as f64;
+            crate::plot::Series {
+                label: label.clone(),
+                points: h
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| ((i as f64 + 0.5) / BINS as f64, c as f64 / n))
+                    .collect(),
+            }
+        })
+        .collect();
+    crate::plot::line_chart(
+        path,
+        &crate::plot::Chart {
+            title: "Last hidden layer: population sparsity per frame",
+            x_label: "fraction of units inactive (output <= 0) in a frame",
+            y_label: "fraction of frames",
+            y_range: None,
+        },
+        &series,
+    )
+}
