@@ -288,3 +288,47 @@ pub fn plot_population_sparsity(path: &Path, curves: &[(String, &LayerStats)]) -
         &series,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(rows: &[&[f32]]) -> LayerStats {
+        let units = rows[0].len();
+        let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        let mut s = LayerStats::new(units);
+        s.add(&Array2::from_shape_vec((rows.len(), units), flat).unwrap());
+        s.finish();
+        s
+    }
+
+    #[test]
+    fn hand_made_layer() {
+        // Unit 0 always on, unit 1 dead (zeros and negatives), unit 2 half.
+        let s = stats(&[&[1.0, 0.0, 2.0], &[0.5, -0.1, 0.0]]);
+        assert_eq!(s.active_prob, vec![1.0, 0.0, 0.5]);
+        assert_eq!((s.dead(), s.always_on()), (1, 1));
+        assert_eq!(s.population_sparsity, vec![1.0 / 3.0, 2.0 / 3.0]);
+        assert!((s.mean_population_sparsity() - 0.5).abs() < 1e-6);
+        assert!((s.mean_lifetime_sparsity() - 0.5).abs() < 1e-12);
+        assert!((s.exact_zeros - 2.0 / 6.0).abs() < 1e-12);
+        assert_eq!(s.sorted_active_prob(), vec![1.0, 0.5, 0.0]);
+        // p = (1, 0, .5): mean .5, std sqrt(1/6).
+        assert!((s.dispersion_cv() - (1.0f64 / 6.0).sqrt() / 0.5).abs() < 1e-12);
+        // q = (2/3, 0, 1/3) over 3 units.
+        let h = -(2.0f64 / 3.0) * (2.0f64 / 3.0).ln() - (1.0f64 / 3.0) * (1.0f64 / 3.0).ln();
+        assert!((s.dispersion_entropy() - h / 3.0f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn evenly_spread_units_have_full_entropy() {
+        let s = stats(&[&[1.0, 0.0], &[0.0, 1.0]]);
+        assert_eq!(s.dispersion_cv(), 0.0);
+        assert!((s.dispersion_entropy() - 1.0).abs() < 1e-12);
+        let dead = stats(&[&[0.0, 0.0]]);
+        assert_eq!(
+            (dead.dispersion_cv(), dead.dispersion_entropy()),
+            (0.0, 0.0)
+        );
+    }
+}

@@ -57,6 +57,26 @@ enum Command {
     /// Each utterance is decoded as one utterance (no endpointing). Writes
     /// the hypotheses in Kaldi `text` format with --hyp.
     Eval(EvalArgs),
+    /// Hidden-unit sparsity and dispersion of models on real speech, as in
+    /// Maas et al. (2013): are rectifier codes sparse yet spread over units?
+    ///
+    /// Runs each model's f32 network over --frames frames of the data dir
+    /// (whole utterances in a fixed pseudo-random order) and, per hidden
+    /// layer, measures each unit's activation probability P(output > 0)
+    /// (for leaky ReLU and tanh "active" means > 0 too; exact zeros are
+    /// counted separately), population sparsity per frame (mean, std,
+    /// histogram), lifetime sparsity, dead and always-on units, and the
+    /// dispersion of the activation probabilities (coefficient of
+    /// variation; entropy normalized to 1 = evenly spread).
+    /// Writes OUT/layers.csv, OUT/units.csv, OUT/activation_probability.png
+    /// (last hidden layer, sorted, all models on one axis: the paper's
+    /// figure) and OUT/population_sparsity.png.
+    ///
+    /// Example:
+    ///   sparsa analyze models/default models/leaky models/tanh \
+    ///     ../shared/corpora/speechocean762/dev --out analysis
+    #[command(verbatim_doc_comment)]
+    Analyze(AnalyzeArgs),
     /// Print what a model is and where it came from: shape, front end,
     /// training data, recipe, and the per-epoch metrics of its training.
     ModelInfo {
@@ -273,6 +293,19 @@ enum OutputFormat {
 }
 
 #[derive(Args)]
+struct AnalyzeArgs {
+    /// Model folders (or am.ron files), then the Kaldi data dir to run them on.
+    #[arg(required = true, num_args = 2.., value_name = "MODEL... DATA_DIR")]
+    paths: Vec<PathBuf>,
+    /// Frames to analyze.
+    #[arg(long, default_value_t = 10_000)]
+    frames: usize,
+    /// Output folder for the CSV files and plots (created).
+    #[arg(long, default_value = "analysis", value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct EvalArgs {
     /// Kaldi data dir (wav.scp, text, utt2spk).
     data: PathBuf,
@@ -302,6 +335,7 @@ fn main() {
         Command::Transcribe(args) => transcribe(args),
         Command::Eval(args) => eval(args),
         Command::ModelInfo { model } => model_info(&model),
+        Command::Analyze(args) => analyze(args),
         Command::Bench(args) => bench(args),
         Command::Listen(args) => listen(args),
     };
@@ -656,6 +690,76 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    use sparsa::analyze::{hidden_stats, layer_csv_rows, LAYER_CSV_HEADER};
+    // INVARIANT: clap requires at least two paths.
+    let (data_path, models) = args.paths.split_last().expect("two paths");
+    let data = sparsa::datadir::DataDir::open(data_path)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut layers_csv = format!("{LAYER_CSV_HEADER}\n");
+    let mut units_csv = String::from("model,activation,layer,unit,active_prob\n");
+    let mut last = Vec::new();
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "| model | layer | units | mean population sparsity % (std) | exact zeros % | dead | always on | dispersion CV | dispersion entropy |\n|---|---|---|---|---|---|---|---|---|"
+    )?;
+    for path in models {
+        let am = sparsa::model::AcousticModel::load(path)?;
+        let stats = hidden_stats(&am, &data, args.frames)?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let act = am.network.activation.name();
+        layers_csv.push_str(&layer_csv_rows(&name, act, &stats));
+        for (l, s) in stats.iter().enumerate() {
+            for (u, p) in s.active_prob.iter().enumerate() {
+                units_csv.push_str(&format!("{name},{act},{},{u},{p:.5}\n", l + 1));
+            }
+            writeln!(
+                o,
+                "| {name} ({act}) | {} | {} | {:.1} ({:.1}) | {:.1} | {} | {} | {:.3} | {:.3} |",
+                l + 1,
+                s.active_prob.len(),
+                100.0 * s.mean_population_sparsity(),
+                100.0 * s.std_population_sparsity(),
+                100.0 * s.exact_zeros,
+                s.dead(),
+                s.always_on(),
+                s.dispersion_cv(),
+                s.dispersion_entropy()
+            )?;
+        }
+        // INVARIANT: hidden_stats fails for a network without hidden layers.
+        let s = stats.last().expect("a hidden layer").clone();
+        last.push((format!("{name} ({act}, {} frames)", s.frames), s));
+    }
+    let write = |file: &str, text: &str| {
+        let p = args.out.join(file);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+    };
+    write("layers.csv", &layers_csv)?;
+    write("units.csv", &units_csv)?;
+    let sorted: Vec<(String, Vec<f64>)> = last
+        .iter()
+        .map(|(n, s)| (n.clone(), s.sorted_active_prob()))
+        .collect();
+    sparsa::analyze::plot_activation_probability(
+        &args.out.join("activation_probability.png"),
+        &sorted,
+    )?;
+    let refs: Vec<(String, &sparsa::analyze::LayerStats)> =
+        last.iter().map(|(n, s)| (n.clone(), s)).collect();
+    sparsa::analyze::plot_population_sparsity(&args.out.join("population_sparsity.png"), &refs)?;
+    eprintln!(
+        "wrote layers.csv, units.csv, activation_probability.png, population_sparsity.png to {}",
+        args.out.display()
+    );
     Ok(())
 }
 
