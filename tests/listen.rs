@@ -287,3 +287,120 @@ fn a_starved_consumer_loses_audio_as_a_counted_gap_and_recognition_resumes() {
         "{after:?}"
     );
 }
+
+/// Waits for a child to exit, at most `secs`; its exit code (None: killed
+/// by a signal). Panics on a hang.
+fn wait_exit(child: &mut Child, secs: u64, what: &str) -> Option<i32> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code();
+        }
+        if t0.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("{what}: still running after {secs} s (hang)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sound_server_killed_mid_speech_finalizes_and_exits_for_systemd_to_restart() {
+    let _turn = take_device();
+    let mut l = Listener::start(&[], &[]);
+    let mut play = Command::new("paplay")
+        .arg(clip(CLIPS[1].0))
+        .env("XDG_RUNTIME_DIR", XDG)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1800));
+    let st = Command::new("pulseaudio")
+        .arg("--kill")
+        .env("XDG_RUNTIME_DIR", XDG)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _ = play.wait();
+    // The watchdog notices 3 s without audio; the exit code is documented
+    // (README "Operations") and systemd's Restart=on-failure restarts it.
+    let code = wait_exit(&mut l.child, 20, "listen after the sound server died");
+    let mut out = String::new();
+    l.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let log = l.log();
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("stopped delivering"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        !finals(&events).is_empty(),
+        "the words heard before the server died are finalized: {events:?}"
+    );
+    // Leave no half-dead server for the next test (take_device restarts it).
+    let t0 = Instant::now();
+    while Command::new("pulseaudio")
+        .arg("--check")
+        .env("XDG_RUNTIME_DIR", XDG)
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "pulseaudio did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn stdout_closed_by_the_reader_is_a_clean_exit() {
+    let _turn = take_device();
+    let mut l = Listener::start(&[], &[]);
+    let stdout = l.child.stdout.take().unwrap();
+    // The reader takes one event, then goes away (like `| head -n 1`).
+    let first = std::thread::spawn(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    });
+    paplay(&clip(CLIPS[0].0));
+    let line = first.join().unwrap();
+    assert!(line.contains("\"type\""), "{line}");
+    // More speech: the next write meets the closed pipe.
+    paplay(&clip(CLIPS[2].0));
+    let code = wait_exit(&mut l.child, 20, "listen with its stdout closed");
+    let log = l.log();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn a_garbage_model_file_fails_at_startup_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::root();
+    for f in ["lexicon.txt", "lm.arpa"] {
+        std::fs::copy(root.join("models/default").join(f), dir.path().join(f)).unwrap();
+    }
+    let mut garbage = std::fs::read(root.join("models/default/am.ron")).unwrap();
+    garbage.truncate(5000);
+    garbage.extend_from_slice(b"\x00\xff garbage");
+    std::fs::write(dir.path().join("am.ron"), garbage).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sparsa"))
+        .args(["listen", "--model"])
+        .arg(dir.path())
+        .env("XDG_RUNTIME_DIR", XDG)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("am.ron"), "says which file: {err}");
+}

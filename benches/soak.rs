@@ -1,0 +1,423 @@
+//! Soak test: hours of real speech (speechocean762 utterances back to back,
+//! 1.5 s of silence between them) through the recognizer, with the resident
+//! memory sampled every second and every utterance checked for a final.
+//!
+//!   cargo bench --bench soak -- pipeline --hours 2      # threaded pipeline, as fast as it goes
+//!   cargo bench --bench soak -- listen --minutes 10     # `sparsa listen`, real time, PulseAudio
+//!
+//! Writes `soak-MODE.csv` (seconds, audio seconds, RSS kB) and
+//! `soak-MODE.png` to `--out` (default `target/soak`) and prints the
+//! figures: utterances fed, finals, utterances without a final, RSS after
+//! warm-up (first 10% of the run) and the growth after it. Fails (exit 1)
+//! if an utterance got no final or memory grew by more than 1 MB.
+//! Under `cargo test` it runs a one-minute pipeline smoke test.
+
+use sparsa::audio::MonoStream;
+use sparsa::datadir::DataDir;
+use sparsa::plot::{line_chart, Chart, Series};
+use sparsa::recognizer::{Event, Model, RecognizerConfig};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const RATE: u32 = 16_000;
+const SILENCE_S: f64 = 1.5;
+const WARMUP: f64 = 0.1;
+const MAX_GROWTH_KB: i64 = 1024;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Utterance audio files of speechocean762 (train, dev, test), cycled until
+/// `seconds` of audio (speech + silences) are planned.
+fn playlist(seconds: f64) -> Vec<PathBuf> {
+    let corpus = root().join("../shared/corpora/speechocean762");
+    let mut files = Vec::new();
+    for split in ["train", "dev", "test"] {
+        let d = DataDir::open(&corpus.join(split)).expect("speechocean762 data dir");
+        files.extend(d.utterances.into_iter().map(|u| u.audio));
+    }
+    // About 3.5 s of speech per utterance on average; trimmed while feeding.
+    let n = (seconds / (3.5 + SILENCE_S)).ceil() as usize + 1;
+    files.iter().cycle().take(n).cloned().collect()
+}
+
+/// Resident set size of a process, kB.
+fn rss_kb(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Samples RSS every second until `stop`; rows (wall s, audio s, kB) go
+/// into a vector allocated up front so sampling itself does not grow memory.
+fn sampler(
+    pid: String,
+    audio_samples: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(f64, f64, u64)>> {
+    std::thread::spawn(move || {
+        let mut rows = Vec::with_capacity(100_000);
+        let t0 = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if rows.len() < rows.capacity() {
+                rows.push((
+                    t0.elapsed().as_secs_f64(),
+                    audio_samples.load(Ordering::Relaxed) as f64 / RATE as f64,
+                    rss_kb(&pid),
+                ));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        rows
+    })
+}
+
+/// Utterance spans (stream seconds) against final spans: how many
+/// utterances no non-empty final overlaps.
+fn uncovered(utts: &[(f64, f64)], finals: &[(f64, f64)]) -> usize {
+    utts.iter()
+        .filter(|(s, e)| !finals.iter().any(|(fs, fe)| fs < e && fe > s))
+        .count()
+}
+
+struct Outcome {
+    mode: &'static str,
+    rows: Vec<(f64, f64, u64)>,
+    utts: Vec<(f64, f64)>,
+    finals: Vec<(f64, f64)>,
+    audio_s: f64,
+    wall_s: f64,
+}
+
+/// Feeds the playlist through `Pipeline` in-process as fast as it goes.
+fn pipeline(seconds: f64) -> Outcome {
+    let model = Arc::new(
+        Model::load_with(
+            &root().join("models/default"),
+            None,
+            &RecognizerConfig::default(),
+        )
+        .expect("models/default"),
+    );
+    let files = playlist(seconds);
+    let finals = Arc::new(Mutex::new(Vec::with_capacity(4 * files.len())));
+    let sink_finals = finals.clone();
+    let (pipe, sender) = sparsa::pipeline::Pipeline::start(
+        model,
+        sparsa::pipeline::PipelineConfig::default(),
+        move |e| {
+            if let Event::Final {
+                text,
+                start_s,
+                end_s,
+                ..
+            } = e
+            {
+                if !text.is_empty() {
+                    let mut f = sink_finals.lock().unwrap();
+                    if f.len() < f.capacity() {
+                        f.push((*start_s as f64, *end_s as f64));
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
+    .expect("pipeline");
+    let fed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rss = sampler("self".into(), fed.clone(), stop.clone());
+    let t0 = Instant::now();
+    let mut utts = Vec::with_capacity(files.len());
+    let mut samples = 0u64;
+    let target = (seconds * RATE as f64) as u64;
+    let mut block = Vec::new();
+    'files: for f in &files {
+        let start = samples;
+        let mut stream = MonoStream::open(f, None, RATE).expect("corpus audio");
+        while stream.read_block(&mut block).expect("corpus audio") {
+            let mut buf = sender.buffer();
+            buf.extend_from_slice(&block);
+            samples += buf.len() as u64;
+            sender.send(buf, Instant::now()).expect("pipeline running");
+            fed.store(samples, Ordering::Relaxed);
+        }
+        utts.push((start as f64 / RATE as f64, samples as f64 / RATE as f64));
+        let mut silence = (SILENCE_S * RATE as f64) as usize;
+        while silence > 0 {
+            let n = silence.min(1600);
+            let mut buf = sender.buffer();
+            buf.resize(n, 0.0);
+            sender.send(buf, Instant::now()).expect("pipeline running");
+            samples += n as u64;
+            silence -= n;
+        }
+        fed.store(samples, Ordering::Relaxed);
+        if samples >= target {
+            break 'files;
+        }
+    }
+    sender.finish();
+    pipe.join().expect("pipeline");
+    stop.store(true, Ordering::Relaxed);
+    let rows = rss.join().unwrap();
+    let finals = finals.lock().unwrap().clone();
+    Outcome {
+        mode: "pipeline",
+        rows,
+        utts,
+        finals,
+        audio_s: samples as f64 / RATE as f64,
+        wall_s: t0.elapsed().as_secs_f64(),
+    }
+}
+
+/// Writes the playlist as one 16 kHz mono WAV and plays it in real time
+/// into the private PulseAudio's null sink while `sparsa listen` captures
+/// its monitor.
+fn listen(seconds: f64, out: &Path) -> Outcome {
+    let xdg = "/tmp/sparsa-xdg";
+    let st = std::process::Command::new("sh")
+        .arg(root().join("tests/scripts/pulse.sh"))
+        .arg("start")
+        .env("XDG_RUNTIME_DIR", xdg)
+        .status()
+        .expect("sh");
+    assert!(st.success(), "could not start PulseAudio (run .ci/setup)");
+    // Leading silence: capture settles before the first utterance.
+    let lead = 2.0;
+    let wav = out.join("soak-listen-input.wav");
+    let mut utts = Vec::new();
+    {
+        let mut pcm: Vec<i16> = vec![0; (lead * RATE as f64) as usize];
+        let mut block = Vec::new();
+        for f in playlist(seconds) {
+            let start = pcm.len();
+            let mut stream = MonoStream::open(&f, None, RATE).expect("corpus audio");
+            while stream.read_block(&mut block).expect("corpus audio") {
+                pcm.extend(block.iter().map(|&v| (v * 32767.0).round() as i16));
+            }
+            utts.push((
+                start as f64 / RATE as f64 - lead,
+                pcm.len() as f64 / RATE as f64 - lead,
+            ));
+            pcm.resize(pcm.len() + (SILENCE_S * RATE as f64) as usize, 0);
+            if pcm.len() as f64 >= (seconds + lead) * RATE as f64 {
+                break;
+            }
+        }
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&wav).expect("create wav"));
+        let bytes = (pcm.len() * 2) as u32;
+        w.write_all(b"RIFF").unwrap();
+        w.write_all(&(36 + bytes).to_le_bytes()).unwrap();
+        w.write_all(b"WAVEfmt ").unwrap();
+        for v in [16u32, 0x0001_0001, RATE, RATE * 2, 0x0010_0002] {
+            w.write_all(&v.to_le_bytes()).unwrap();
+        }
+        w.write_all(b"data").unwrap();
+        w.write_all(&bytes.to_le_bytes()).unwrap();
+        for s in pcm {
+            w.write_all(&s.to_le_bytes()).unwrap();
+        }
+    }
+    let log = out.join("soak-listen.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sparsa"))
+        .args(["listen", "--format", "jsonl"])
+        .current_dir(root())
+        .env("XDG_RUNTIME_DIR", xdg)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("sparsa listen");
+    let pid = child.id().to_string();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut finals = Vec::new();
+        let mut first_start: Option<f64> = None;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["type"] == "final" && v["text"].as_str().is_some_and(|t| !t.is_empty()) {
+                let (s, e) = (
+                    v["start_s"].as_f64().unwrap_or(0.0),
+                    v["end_s"].as_f64().unwrap_or(0.0),
+                );
+                first_start.get_or_insert(s);
+                finals.push((s, e));
+            }
+        }
+        finals
+    });
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("listening")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "listen did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let played = Arc::new(AtomicU64::new(0));
+    let rss = sampler(pid.clone(), played.clone(), stop.clone());
+    let t_play = Instant::now();
+    let clock = {
+        let (played, stop) = (played.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                played.store(
+                    (t_play.elapsed().as_secs_f64() * RATE as f64) as u64,
+                    Ordering::Relaxed,
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let st = std::process::Command::new("paplay")
+        .arg(&wav)
+        .env("XDG_RUNTIME_DIR", xdg)
+        .status()
+        .expect("paplay");
+    assert!(st.success(), "paplay failed");
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status();
+    let finals = reader.join().unwrap();
+    let code = child.wait().unwrap().code();
+    stop.store(true, Ordering::Relaxed);
+    let rows = rss.join().unwrap();
+    clock.join().unwrap();
+    assert_eq!(code, Some(0), "listen exit code; log in {}", log.display());
+    // Stream time in listen starts at the first captured sample, which is
+    // played audio time plus the (small, constant) capture start offset;
+    // align the two by the first final against the first utterance.
+    let offset = match (finals.first(), utts.first()) {
+        (Some(f), Some(u)) if (f.0 - u.0).abs() < 3.0 => f.0 - u.0,
+        _ => 0.0,
+    };
+    let utts = utts.iter().map(|(s, e)| (s + offset, e + offset)).collect();
+    let _ = std::fs::remove_file(&wav);
+    Outcome {
+        mode: "listen",
+        rows,
+        utts,
+        finals,
+        audio_s: t_play.elapsed().as_secs_f64(),
+        wall_s: t0.elapsed().as_secs_f64(),
+    }
+}
+
+/// Prints the figures, writes CSV + PNG; returns whether the bars are met
+/// (the memory bar only with `memory_bar`: a smoke run has no steady state).
+fn report(o: &Outcome, out: &Path, memory_bar: bool) -> bool {
+    let csv: String = std::iter::once("wall_s,audio_s,rss_kb\n".to_string())
+        .chain(
+            o.rows
+                .iter()
+                .map(|(w, a, r)| format!("{w:.1},{a:.1},{r}\n")),
+        )
+        .collect();
+    std::fs::write(out.join(format!("soak-{}.csv", o.mode)), csv).unwrap();
+    let warm = o
+        .rows
+        .iter()
+        .find(|r| r.0 >= WARMUP * o.wall_s)
+        .map_or(0, |r| r.2);
+    let after: Vec<u64> = o
+        .rows
+        .iter()
+        .filter(|r| r.0 >= WARMUP * o.wall_s)
+        .map(|r| r.2)
+        .collect();
+    let max_after = after.iter().copied().max().unwrap_or(warm);
+    let last = after.last().copied().unwrap_or(warm);
+    let growth = max_after as i64 - warm as i64;
+    let missing = uncovered(&o.utts, &o.finals);
+    println!(
+        "soak {}: {:.2} h of audio in {:.1} min wall; {} utterances, {} finals, {} utterances without a final; RSS after warm-up {:.1} MB, max after {:.1} MB, at end {:.1} MB: growth {} kB",
+        o.mode,
+        o.audio_s / 3600.0,
+        o.wall_s / 60.0,
+        o.utts.len(),
+        o.finals.len(),
+        missing,
+        warm as f64 / 1024.0,
+        max_after as f64 / 1024.0,
+        last as f64 / 1024.0,
+        growth
+    );
+    let points = o
+        .rows
+        .iter()
+        .map(|(_, a, r)| (a / 60.0, *r as f64 / 1024.0))
+        .collect();
+    line_chart(
+        &out.join(format!("soak-{}.png", o.mode)),
+        &Chart {
+            title: &format!(
+                "sparsa {}: resident memory over {:.1} h of speech",
+                o.mode,
+                o.audio_s / 3600.0
+            ),
+            x_label: "audio minutes",
+            y_label: "RSS MB",
+            y_range: None,
+        },
+        &[Series {
+            label: format!(
+                "RSS ({} utterances, {} finals)",
+                o.utts.len(),
+                o.finals.len()
+            ),
+            points,
+        }],
+    )
+    .unwrap();
+    missing == 0 && (growth <= MAX_GROWTH_KB || !memory_bar)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/soak"));
+    std::fs::create_dir_all(&out).unwrap();
+    let outcome = if !bench {
+        // `cargo test`: a one-minute smoke run of the pipeline mode.
+        pipeline(60.0)
+    } else if args.iter().any(|a| a == "listen") {
+        listen(value("--minutes").unwrap_or(10.0) * 60.0, &out)
+    } else {
+        pipeline(value("--hours").unwrap_or(2.0) * 3600.0)
+    };
+    let ok = report(&outcome, &out, bench);
+    std::io::stdout().flush().unwrap();
+    if !ok {
+        eprintln!(
+            "soak {}: FAILED (an utterance without a final, or memory grew)",
+            outcome.mode
+        );
+        std::process::exit(1);
+    }
+}
