@@ -180,6 +180,7 @@ impl Capture {
             dropped_total: 0,
             stats: stats.clone(),
             started,
+            stop: stop.clone(),
         };
         // Small device blocks (20 ms) keep capture latency low; devices that
         // refuse a fixed size get their default.
@@ -269,6 +270,8 @@ struct Callback {
     dropped_total: u64,
     stats: Arc<CaptureStats>,
     started: Instant,
+    /// Set when the session ends: audio after it is not part of it.
+    stop: Arc<AtomicBool>,
 }
 
 impl Callback {
@@ -283,6 +286,15 @@ impl Callback {
     {
         #[cfg(debug_assertions)]
         let _guard = alloc_guard::Forbid::new();
+        self.stats.callbacks.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .last_callback_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if self.stop.load(Ordering::Relaxed) {
+            // The session is over; the pump drains what came before. Audio
+            // after the stop is neither recognized nor counted as dropped.
+            return;
+        }
         let mut tmp = [0.0f32; 1024];
         let mut dropped = 0u64;
         let frame_chunk = (tmp.len() / self.channels) * self.channels;
@@ -313,10 +325,6 @@ impl Callback {
             dropped_total: self.dropped_total,
             at: Instant::now(),
         });
-        self.stats.callbacks.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .last_callback_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -432,6 +440,16 @@ impl Pump {
                     mono.clear();
                     crate::audio::downmix_into(&raw[..n], self.channels, &mut mono);
                     self.send(&mut resampler, &mono, Instant::now())?;
+                }
+                // Callbacks that overran while the drain above waited on a
+                // slow pipeline: their drops are reported too (as one gap
+                // at the end), so gap events always add up to the stats.
+                while let Some(m) = self.marks.try_pop() {
+                    pending_gap += m.dropped_total - self.dropped_seen;
+                    self.dropped_seen = m.dropped_total;
+                }
+                if pending_gap > 0 {
+                    self.gap(&mut resampler, &mut pending_gap)?;
                 }
                 if let (Some(r), Some(s)) = (&mut resampler, &self.sender) {
                     let mut tail = s.buffer();

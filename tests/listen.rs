@@ -63,9 +63,14 @@ struct Listener {
 
 impl Listener {
     fn start(extra: &[&str], env: &[(&str, &str)]) -> Listener {
+        Self::start_with(Command::new(env!("CARGO_BIN_EXE_sparsa")), extra, env)
+    }
+
+    /// Starts `cmd listen ...` (cmd is sparsa, or a wrapper such as `nice`
+    /// already given sparsa's path).
+    fn start_with(mut cmd: Command, extra: &[&str], env: &[(&str, &str)]) -> Listener {
         let dir = tempfile::tempdir().unwrap();
         let stderr = dir.path().join("stderr.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sparsa"));
         cmd.arg("listen")
             .args(extra)
             .current_dir(common::root())
@@ -403,4 +408,159 @@ fn a_garbage_model_file_fails_at_startup_with_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(err.contains("am.ron"), "says which file: {err}");
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn cpu_starvation_drops_audio_as_gaps_and_recognition_resumes_with_bounded_memory() {
+    let _turn = take_device();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sparsa.ron");
+    std::fs::write(&cfg, "(ring_seconds: 0.5, stats_interval_s: 1.0)").unwrap();
+    // The daemon at the lowest priority, four busy loops at normal priority
+    // on this (2-core) machine: it gets about 1.5% of a core while they run.
+    let mut nice = Command::new("nice");
+    nice.args(["-n", "19", env!("CARGO_BIN_EXE_sparsa")]);
+    let l = Listener::start_with(nice, &["--config", cfg.to_str().unwrap()], &[]);
+    let pid = l.child.id();
+    let rss_before = rss_kb(pid);
+    let busy: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut rss_max = rss_before;
+    let mut play = Command::new("paplay")
+        .arg(clip(CLIPS[1].0))
+        .env("XDG_RUNTIME_DIR", XDG)
+        .spawn()
+        .unwrap();
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(100));
+        rss_max = rss_max.max(rss_kb(pid));
+    }
+    for mut b in busy {
+        b.kill().unwrap();
+        b.wait().unwrap();
+    }
+    let _ = play.wait();
+    // Load over: the backlog drains, then new speech is recognized.
+    std::thread::sleep(Duration::from_millis(3000));
+    paplay(&clip(CLIPS[0].0));
+    std::thread::sleep(Duration::from_millis(1500));
+    rss_max = rss_max.max(rss_kb(pid));
+    let (events, code, log) = l.interrupt();
+    assert_eq!(code, Some(0), "{log}");
+    let gaps: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "gap").collect();
+    assert!(
+        !gaps.is_empty(),
+        "no gap under starvation: {events:?}\n{log}"
+    );
+    let reported: u64 = gaps
+        .iter()
+        .map(|g| g["dropped_samples"].as_u64().unwrap())
+        .sum();
+    let last_stats = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("final_report=true"))
+        .unwrap();
+    assert!(
+        last_stats.contains(&format!("dropped_samples={reported} ")),
+        "gap events ({reported} samples) and the stats count the same drops: {last_stats}"
+    );
+    let after: Vec<String> = events
+        .iter()
+        .rev()
+        .take_while(|e| e["type"] != "gap")
+        .filter(|e| e["type"] == "final")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        after.iter().any(|t| t.contains("SEE THE")),
+        "speech after the load is recognized: {after:?}"
+    );
+    assert!(
+        rss_max < rss_before + 16 * 1024,
+        "memory bounded under overload: {rss_before} kB -> {rss_max} kB"
+    );
+}
+
+/// The paths a traced process changed: successful creating, writing,
+/// renaming, removing or binding system calls in an `strace -f` log.
+fn written_paths(trace: &str) -> Vec<String> {
+    let writes = |l: &str| {
+        let call = l.split_whitespace().nth(1).unwrap_or("");
+        let name = call.split('(').next().unwrap_or("");
+        match name {
+            "open" | "openat" => ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+                .iter()
+                .any(|f| l.contains(f)),
+            "creat" | "mkdir" | "mkdirat" | "rename" | "renameat" | "renameat2" | "unlink"
+            | "unlinkat" | "link" | "linkat" | "symlink" | "symlinkat" | "truncate" | "chmod"
+            | "fchmodat" | "bind" => true,
+            _ => false,
+        }
+    };
+    trace
+        .lines()
+        .filter(|l| writes(l) && !l.contains("= -1 "))
+        .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn listen_writes_no_file_but_its_socket() {
+    let _turn = take_device();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("events.sock");
+    let trace = dir.path().join("trace");
+    let mut strace = Command::new("strace");
+    strace
+        .args(["-f", "-qq", "-e"])
+        .arg("trace=open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,link,linkat,symlink,symlinkat,truncate,chmod,fchmodat,bind")
+        .arg("-o")
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_sparsa"));
+    let mut l = Listener::start_with(strace, &["--socket", sock.to_str().unwrap()], &[]);
+    paplay(&clip(CLIPS[0].0));
+    std::thread::sleep(Duration::from_millis(1000));
+    // strace (run with -o) shields itself from signals: stop the tracee.
+    let strace_pid = l.child.id();
+    let tracee =
+        std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children")).unwrap();
+    let tracee = tracee.split_whitespace().next().expect("traced sparsa");
+    let st = Command::new("sh")
+        .args(["-c", &format!("kill -INT {tracee}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let code = wait_exit(&mut l.child, 20, "traced listen");
+    assert_eq!(code, Some(0), "{}", l.log());
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let sock_s = sock.to_str().unwrap();
+    let written = written_paths(&trace);
+    assert!(
+        written.iter().any(|p| p == sock_s),
+        "the socket is in the trace: {written:?}"
+    );
+    let outside: Vec<&String> = written
+        .iter()
+        .filter(|p| p.as_str() != sock_s && !p.starts_with("/dev/"))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "files written besides the socket: {outside:?}"
+    );
 }
