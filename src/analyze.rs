@@ -132,6 +132,18 @@ impl LayerStats {
         h / (n as f64).ln()
     }
 
+    /// Histogram of the per-frame population sparsity: the fraction of
+    /// frames in each of `bins` equal bins over [0, 1].
+    pub fn population_histogram(&self, bins: usize) -> Vec<f64> {
+        let bins = bins.max(1);
+        let mut h = vec![0usize; bins];
+        for &v in &self.population_sparsity {
+            h[((v * bins as f32) as usize).min(bins - 1)] += 1;
+        }
+        let n = self.population_sparsity.len().max(1) as f64;
+        h.into_iter().map(|c| c as f64 / n).collect()
+    }
+
     /// Activation probabilities sorted from most to least active (the
     /// paper's figure).
     pub fn sorted_active_prob(&self) -> Vec<f64> {
@@ -255,26 +267,22 @@ pub fn plot_activation_probability(path: &Path, curves: &[(String, Vec<f64>)]) -
     )
 }
 
-/// Histogram (50 bins, as fractions of frames) of the per-frame population
-/// sparsity of a layer, one curve per model.
+/// Bins of the population-sparsity histogram (plot and CSV).
+pub const BINS: usize = 50;
+
+/// Histogram ([`BINS`] bins, as fractions of frames) of the per-frame
+/// population sparsity of a layer, one curve per model.
 pub fn plot_population_sparsity(path: &Path, curves: &[(String, &LayerStats)]) -> Result<()> {
-    const BINS: usize = 50;
     let series: Vec<crate::plot::Series> = curves
         .iter()
-        .map(|(label, s)| {
-            let mut h = [0usize; BINS];
-            for &v in &s.population_sparsity {
-                h[((v * BINS as f32) as usize).min(BINS - 1)] += 1;
-            }
-            let n = s.population_sparsity.len().max(1) as f64;
-            crate::plot::Series {
-                label: label.clone(),
-                points: h
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &c)| ((i as f64 + 0.5) / BINS as f64, c as f64 / n))
-                    .collect(),
-            }
+        .map(|(label, s)| crate::plot::Series {
+            label: label.clone(),
+            points: s
+                .population_histogram(BINS)
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| ((i as f64 + 0.5) / BINS as f64, f))
+                .collect(),
         })
         .collect();
     crate::plot::line_chart(
@@ -313,6 +321,7 @@ mod tests {
         assert!((s.mean_lifetime_sparsity() - 0.5).abs() < 1e-12);
         assert!((s.exact_zeros - 2.0 / 6.0).abs() < 1e-12);
         assert_eq!(s.sorted_active_prob(), vec![1.0, 0.5, 0.0]);
+        assert_eq!(s.population_histogram(3), vec![0.0, 0.5, 0.5]);
         // p = (1, 0, .5): mean .5, std sqrt(1/6).
         assert!((s.dispersion_cv() - (1.0f64 / 6.0).sqrt() / 0.5).abs() < 1e-12);
         // q = (2/3, 0, 1/3) over 3 units.

@@ -152,6 +152,8 @@ fn analyze_measures_shipped_models() {
     }
     let units = std::fs::read_to_string(dir.path().join("units.csv")).unwrap();
     assert_eq!(units.lines().count(), 1 + 2 * 4 * 512);
+    let hist = std::fs::read_to_string(dir.path().join("population_sparsity.csv")).unwrap();
+    assert_eq!(hist.lines().count(), 1 + 2 * 4 * sparsa::analyze::BINS);
     for f in ["activation_probability.png", "population_sparsity.png"] {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(&bytes[..4], b"\x89PNG", "{f}");

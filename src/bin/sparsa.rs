@@ -68,7 +68,9 @@ enum Command {
     /// histogram), lifetime sparsity, dead and always-on units, and the
     /// dispersion of the activation probabilities (coefficient of
     /// variation; entropy normalized to 1 = evenly spread).
-    /// Writes OUT/layers.csv, OUT/units.csv, OUT/activation_probability.png
+    /// Writes OUT/layers.csv, OUT/units.csv (per unit: activation probability
+    /// and lifetime sparsity), OUT/population_sparsity.csv (histogram per
+    /// layer), OUT/activation_probability.png
     /// (last hidden layer, sorted, all models on one axis: the paper's
     /// figure) and OUT/population_sparsity.png.
     ///
@@ -701,7 +703,9 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut layers_csv = format!("{LAYER_CSV_HEADER}\n");
-    let mut units_csv = String::from("model,activation,layer,unit,active_prob\n");
+    let mut units_csv = String::from("model,activation,layer,unit,active_prob,lifetime_sparsity\n");
+    let mut hist_csv =
+        String::from("model,activation,layer,population_sparsity_from,to,fraction_of_frames\n");
     let mut last = Vec::new();
     let mut o = std::io::stdout().lock();
     writeln!(
@@ -719,7 +723,20 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         layers_csv.push_str(&layer_csv_rows(&name, act, &stats));
         for (l, s) in stats.iter().enumerate() {
             for (u, p) in s.active_prob.iter().enumerate() {
-                units_csv.push_str(&format!("{name},{act},{},{u},{p:.5}\n", l + 1));
+                units_csv.push_str(&format!(
+                    "{name},{act},{},{u},{p:.5},{:.5}\n",
+                    l + 1,
+                    1.0 - p
+                ));
+            }
+            let bins = sparsa::analyze::BINS;
+            for (b, f) in s.population_histogram(bins).iter().enumerate() {
+                hist_csv.push_str(&format!(
+                    "{name},{act},{},{:.2},{:.2},{f:.5}\n",
+                    l + 1,
+                    b as f64 / bins as f64,
+                    (b + 1) as f64 / bins as f64
+                ));
             }
             writeln!(
                 o,
@@ -745,6 +762,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     };
     write("layers.csv", &layers_csv)?;
     write("units.csv", &units_csv)?;
+    write("population_sparsity.csv", &hist_csv)?;
     let sorted: Vec<(String, Vec<f64>)> = last
         .iter()
         .map(|(n, s)| (n.clone(), s.sorted_active_prob()))
@@ -757,7 +775,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         last.iter().map(|(n, s)| (n.clone(), s)).collect();
     sparsa::analyze::plot_population_sparsity(&args.out.join("population_sparsity.png"), &refs)?;
     eprintln!(
-        "wrote layers.csv, units.csv, activation_probability.png, population_sparsity.png to {}",
+        "wrote layers.csv, units.csv, population_sparsity.csv, activation_probability.png, population_sparsity.png to {}",
         args.out.display()
     );
     Ok(())
