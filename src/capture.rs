@@ -7,6 +7,11 @@
 //! losing audio; it pushes into two preallocated `ringbuf` rings (samples,
 //! and per-callback marks: ring position, capture time, samples dropped)
 //! and bumps atomics. The pump polls every few milliseconds.
+//!
+//! Audio can also be lost before the callback sees it: an ALSA overrun, or
+//! a sound server discarding the data of a client too starved to read. The
+//! callback notices that as capture timestamps running ahead of the samples
+//! received ([`LossDetector`]) and reports the hole like a ring overrun.
 
 use crate::error::{Error, Result};
 use crate::pipeline::AudioSender;
@@ -78,14 +83,65 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
 pub struct CaptureStats {
     /// Callbacks run.
     pub callbacks: AtomicU64,
-    /// Samples (all channels) dropped because the ring was full.
+    /// Samples (all channels) lost: dropped because the ring was full, or
+    /// lost before the callback (see `lost_upstream`).
     pub dropped: AtomicU64,
+    /// Of `dropped`, samples lost before the callback saw them.
+    pub lost_upstream: AtomicU64,
     /// Errors reported by the audio backend.
     pub errors: AtomicU64,
     /// The backend said the device is gone.
     pub device_lost: AtomicBool,
     /// Milliseconds since capture start of the last callback.
     pub last_callback_ms: AtomicU64,
+}
+
+/// Capture times running ahead of the audio received by more than this
+/// are a hole (jitter of the timestamps stays well below it).
+const LOST_JUMP_S: f64 = 0.06;
+/// Per-callback weight of the slow tracking of device-vs-system clock drift.
+const DRIFT_GAIN: f64 = 0.002;
+
+/// Finds audio lost before the callback: the capture time of each block
+/// against the time its samples account for. A slowly moving offset is
+/// clock drift and followed; a jump is lost audio.
+#[derive(Debug)]
+struct LossDetector {
+    rate: f64,
+    /// Frames accounted for: received plus lost.
+    frames: u64,
+    /// First capture instant.
+    origin: Option<cpal::StreamInstant>,
+    /// Tracked offset, seconds: capture time minus accounted time.
+    baseline: f64,
+}
+
+impl LossDetector {
+    fn new(rate: u32) -> Self {
+        LossDetector {
+            rate: rate as f64,
+            frames: 0,
+            origin: None,
+            baseline: 0.0,
+        }
+    }
+
+    /// A block of `frames` captured at `capture`; returns the frames lost
+    /// just before it.
+    fn observe(&mut self, capture: cpal::StreamInstant, frames: u64) -> u64 {
+        let origin = *self.origin.get_or_insert(capture);
+        let t = capture.saturating_duration_since(origin).as_secs_f64();
+        let offset = t - self.frames as f64 / self.rate;
+        let jump = offset - self.baseline;
+        let lost = if jump > LOST_JUMP_S {
+            (jump * self.rate).round() as u64
+        } else {
+            self.baseline += DRIFT_GAIN * jump;
+            0
+        };
+        self.frames += lost + frames;
+        lost
+    }
 }
 
 /// Where a callback ended: ring position after it, when, and what it lost.
@@ -181,6 +237,7 @@ impl Capture {
             stats: stats.clone(),
             started,
             stop: stop.clone(),
+            upstream: LossDetector::new(dev_rate),
         };
         // Small device blocks (20 ms) keep capture latency low; devices that
         // refuse a fixed size get their default.
@@ -272,6 +329,7 @@ struct Callback {
     started: Instant,
     /// Set when the session ends: audio after it is not part of it.
     stop: Arc<AtomicBool>,
+    upstream: LossDetector,
 }
 
 impl Callback {
@@ -279,7 +337,7 @@ impl Callback {
     /// stack buffer and pushes whole frames into the ring; what does not fit
     /// is counted as dropped. No allocation, lock, log, print, I/O or
     /// blocking happens here (the rings are preallocated and lock-free).
-    fn on_data<T>(&mut self, data: &[T])
+    fn on_data<T>(&mut self, data: &[T], capture: cpal::StreamInstant)
     where
         T: SizedSample,
         f32: FromSample<T>,
@@ -294,6 +352,22 @@ impl Callback {
             // The session is over; the pump drains what came before. Audio
             // after the stop is neither recognized nor counted as dropped.
             return;
+        }
+        let lost = self
+            .upstream
+            .observe(capture, (data.len() / self.channels) as u64)
+            * self.channels as u64;
+        if lost > 0 {
+            // The hole comes before this block: a mark at the current ring
+            // position carries it, so the pump reports it before the audio.
+            self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
+            self.stats.lost_upstream.fetch_add(lost, Ordering::Relaxed);
+            self.dropped_total += lost;
+            let _ = self.marks.try_push(Mark {
+                ring_pos: self.pushed,
+                dropped_total: self.dropped_total,
+                at: Instant::now(),
+            });
         }
         let mut tmp = [0.0f32; 1024];
         let mut dropped = 0u64;
@@ -340,7 +414,9 @@ where
 {
     dev.build_input_stream::<T, _, _>(
         config,
-        move |data: &[T], _: &cpal::InputCallbackInfo| cb.on_data(data),
+        move |data: &[T], info: &cpal::InputCallbackInfo| {
+            cb.on_data(data, info.timestamp().capture)
+        },
         // Backends may report errors in a tight loop: count, flag, never log here.
         move |e: cpal::Error| {
             stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -579,4 +655,42 @@ mod alloc_guard {
 
     #[global_allocator]
     static GUARD: Guarded = Guarded;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: f64) -> cpal::StreamInstant {
+        cpal::StreamInstant::ZERO
+            .checked_add(Duration::from_secs_f64(t))
+            .unwrap()
+    }
+
+    #[test]
+    fn steady_jittery_and_drifting_streams_lose_nothing() {
+        let mut d = LossDetector::new(16_000);
+        // An hour of 20 ms blocks, a device clock 200 ppm fast, ±15 ms of
+        // timestamp jitter.
+        let mut lost = 0;
+        for i in 0..180_000u64 {
+            let jitter = 0.015 * (((i * 7919) % 13) as f64 / 6.0 - 1.0);
+            let t = (i as f64 * 0.02) * (1.0 + 200e-6) + jitter;
+            lost += d.observe(at(10.0 + t.max(0.0)), 320);
+        }
+        assert_eq!(lost, 0);
+    }
+
+    #[test]
+    fn a_hole_is_measured_where_it_happened() {
+        let mut d = LossDetector::new(16_000);
+        for i in 0..100u64 {
+            assert_eq!(d.observe(at(i as f64 * 0.02), 320), 0);
+        }
+        // 300 ms of audio never arrived.
+        assert_eq!(d.observe(at(2.0 + 0.3), 320), 4800);
+        for i in 1..100u64 {
+            assert_eq!(d.observe(at(2.3 + i as f64 * 0.02), 320), 0);
+        }
+    }
 }

@@ -457,6 +457,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
             ),
             queues = ?queues,
             dropped_samples = cap_stats.dropped.load(Ordering::Relaxed),
+            lost_upstream = cap_stats.lost_upstream.load(Ordering::Relaxed),
             latency_ms = %lat,
             final_latency_ms = %lat_final,
             subscribers = broadcaster.as_ref().map_or(0, |b| b.subscribers()),
