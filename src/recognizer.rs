@@ -57,7 +57,12 @@ impl RecognizerConfig {
     /// Reads a RON config file; errors name the file and the position.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        ron::from_str(&text).map_err(|e| Error::config(&path.display().to_string(), e.to_string()))
+        Self::from_ron(&text, &path.display().to_string())
+    }
+
+    /// Parses config text; `name` (the file) is used in errors.
+    pub fn from_ron(text: &str, name: &str) -> Result<Self> {
+        ron::from_str(text).map_err(|e| Error::config(name, e.to_string()))
     }
 }
 
