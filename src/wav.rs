@@ -37,7 +37,8 @@ impl SampleFormat {
         }
     }
 
-    /// Decodes one little-endian sample to f32 in [-1, 1).
+    /// Decodes one little-endian sample to f32 in [-1, 1] (float input is
+    /// clipped, so nothing downstream sees NaN, infinities or huge values).
     #[inline]
     pub fn decode(self, b: &[u8]) -> f32 {
         match self {
@@ -49,7 +50,11 @@ impl SampleFormat {
             SampleFormat::I32 => {
                 i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0
             }
-            SampleFormat::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            // Clipped like any conversion to PCM; NaN (never audio) is silence.
+            SampleFormat::F32 => match f32::from_le_bytes([b[0], b[1], b[2], b[3]]) {
+                v if v.is_nan() => 0.0,
+                v => v.clamp(-1.0, 1.0),
+            },
         }
     }
 }
