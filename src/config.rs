@@ -76,6 +76,6 @@ impl ListenConfig {
         if !self.stats_interval_s.is_finite() || self.stats_interval_s < 0.0 {
             return bad("stats_interval_s must be >= 0");
         }
-        Ok(())
+        self.recognizer.validate(name)
     }
 }
