@@ -183,17 +183,19 @@ impl<R: Read> WavReader<R> {
             self.consumed += whole as u64;
             self.bytes.copy_within(whole..avail, 0);
             self.carry = avail - whole;
-            if got < want || self.header.data_bytes == Some(self.consumed) {
+            // Bytes of the data chunk received, a trailing partial frame included.
+            let received = self.consumed + self.carry as u64;
+            if got < want || self.header.data_bytes == Some(received) {
                 self.finished = true;
-                if let Some(total) = self.header.data_bytes {
-                    if self.consumed < total {
-                        let offset = self.header.data_offset + self.consumed + self.carry as u64;
-                        if out.is_empty() {
-                            return Err(self.truncated(offset));
-                        }
-                        self.pending_truncation = Some(offset);
+                if self.header.data_bytes.is_some_and(|total| received < total) {
+                    let offset = self.header.data_offset + received;
+                    if out.is_empty() {
+                        return Err(self.truncated(offset));
                     }
+                    self.pending_truncation = Some(offset);
                 } else if self.carry > 0 {
+                    // A placeholder length, or a declared one that is not a
+                    // whole number of frames.
                     tracing::debug!(
                         source = %self.name,
                         bytes = self.carry,
