@@ -111,6 +111,9 @@ fn seeds_are_valid() {
         sparsa::lm::NgramLm::from_arpa(&text, &f.display().to_string())
             .unwrap_or_else(|e| panic!("{e}"));
     }
+    // The config target runs every config that loads on a tiny model.
+    let events = harness::recognize_with(&Default::default()).expect("the tiny model loads");
+    assert!(events > 0, "the tiny model recognized nothing");
     for (f, data) in seeds("config") {
         let text = String::from_utf8(data).expect("UTF-8");
         let name = f.display().to_string();

@@ -19,8 +19,9 @@ const TINY_LEXICON: &str = "A AA\nB AA AA\n";
 const TINY_LM: &str = "\\data\\\nngram 1=4\n\n\\1-grams:\n-0.5\t</s>\n-99\t<s>\t0\n-0.5\tA\t0\n-0.5\tB\t0\n\n\\end\\\n";
 
 /// Runs a loaded model as `sparsa transcribe` does (front end, scorer,
-/// decoder, endpoints) over 0.4 s of deterministic noise.
-fn recognize(model: Model) {
+/// decoder, endpoints) over 0.4 s of deterministic noise; returns the
+/// number of events (partials and finals).
+fn recognize(model: Model) -> usize {
     let rate = model.am.frontend.config().sample_rate_hz as usize;
     let mut x = 1u32;
     let samples: Vec<f32> = (0..rate * 2 / 5)
@@ -35,11 +36,12 @@ fn recognize(model: Model) {
         rec.accept_samples(chunk, &mut events);
     }
     rec.input_finished(&mut events);
+    events.len()
 }
 
 /// Loads the tiny model with `cfg` (through `Model::load_with`, as the CLI
-/// does) and recognizes with it.
-fn recognize_with(cfg: &RecognizerConfig) {
+/// does) and recognizes with it; `None` if the model does not load.
+pub fn recognize_with(cfg: &RecognizerConfig) -> Option<usize> {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("sparsa-fuzz-model-{}", std::process::id()));
@@ -53,9 +55,7 @@ fn recognize_with(cfg: &RecognizerConfig) {
         }
         dir
     });
-    if let Ok(model) = Model::load_with(dir, None, cfg) {
-        recognize(model);
-    }
+    Model::load_with(dir, None, cfg).ok().map(recognize)
 }
 
 /// Decodes everything `reader` holds as the recognizer would: through
