@@ -71,6 +71,14 @@ impl FlacDecoder {
             )
         };
         match self.reader.blocks().read_next_or_eof(buffer) {
+            Ok(Some(block)) if block.channels() != self.channels => {
+                self.finished = true;
+                Err(fail(format!(
+                    "corrupt FLAC (frame has {} channels, stream info declares {})",
+                    block.channels(),
+                    self.channels
+                )))
+            }
             Ok(Some(block)) => {
                 let n = block.duration();
                 out.reserve(n as usize * self.channels as usize);

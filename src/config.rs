@@ -56,19 +56,19 @@ impl ListenConfig {
     /// Reads a RON config file; errors name the file and position.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
-        let cfg: ListenConfig = ron::from_str(&text)
-            .map_err(|e| crate::Error::config(&path.display().to_string(), e.to_string()))?;
-        cfg.validate(path)?;
+        Self::from_ron(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `name` (the file) is used in errors.
+    pub fn from_ron(text: &str, name: &str) -> Result<Self> {
+        let cfg: ListenConfig =
+            ron::from_str(text).map_err(|e| crate::Error::config(name, e.to_string()))?;
+        cfg.validate(name)?;
         Ok(cfg)
     }
 
-    fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |m: &str| {
-            Err(crate::Error::config(
-                &path.display().to_string(),
-                m.to_string(),
-            ))
-        };
+    fn validate(&self, name: &str) -> Result<()> {
+        let bad = |m: &str| Err(crate::Error::config(name, m.to_string()));
         if !(self.ring_seconds.is_finite() && self.ring_seconds > 0.0 && self.ring_seconds <= 600.0)
         {
             return bad("ring_seconds must be in (0, 600]");
@@ -76,6 +76,6 @@ impl ListenConfig {
         if !self.stats_interval_s.is_finite() || self.stats_interval_s < 0.0 {
             return bad("stats_interval_s must be >= 0");
         }
-        Ok(())
+        self.recognizer.validate(name)
     }
 }

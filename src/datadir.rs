@@ -32,15 +32,7 @@ struct Table {
     entries: BTreeMap<String, (usize, String)>,
 }
 
-fn read_table(dir: &Path, file: &str, problems: &mut Vec<String>) -> Option<Table> {
-    let path = dir.join(file);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(format!("{file}: cannot read: {e}"));
-            return None;
-        }
-    };
+fn parse_table(file: &str, text: &str, problems: &mut Vec<String>) -> Table {
     let mut entries = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
@@ -60,7 +52,7 @@ fn read_table(dir: &Path, file: &str, problems: &mut Vec<String>) -> Option<Tabl
         }
         entries.insert(id.to_string(), (lineno, rest.to_string()));
     }
-    Some(Table { entries })
+    Table { entries }
 }
 
 /// Resolves a `wav.scp` entry; relative paths are tried against the data
@@ -112,14 +104,62 @@ impl DataDir {
                 problems: vec!["not a directory".into()],
             });
         }
-        let wav = read_table(dir, "wav.scp", &mut problems);
-        let text = read_table(dir, "text", &mut problems);
-        let utt2spk = read_table(dir, "utt2spk", &mut problems);
+        let mut read = |file: &str| match std::fs::read_to_string(dir.join(file)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(format!("{file}: cannot read: {e}"));
+                None
+            }
+        };
+        let wav = read("wav.scp");
+        let text = read("text");
+        let utt2spk = read("utt2spk");
         let spk2utt = if dir.join("spk2utt").exists() {
-            read_table(dir, "spk2utt", &mut problems)
+            read("spk2utt")
         } else {
             None
         };
+        Self::check(
+            dir,
+            [wav.as_deref(), text.as_deref(), utt2spk.as_deref()],
+            spk2utt.as_deref(),
+            problems,
+        )
+    }
+
+    /// Cross-checks a data dir given as the text of its files (`spk2utt`
+    /// is optional), reporting problems as [`DataDir::open`] does. Audio
+    /// paths in `wav_scp` are resolved against `dir` and its parent.
+    pub fn parse(
+        dir: &Path,
+        wav_scp: &str,
+        text: &str,
+        utt2spk: &str,
+        spk2utt: Option<&str>,
+    ) -> Result<Self> {
+        Self::check(
+            dir,
+            [Some(wav_scp), Some(text), Some(utt2spk)],
+            spk2utt,
+            Vec::new(),
+        )
+    }
+
+    /// `required` is wav.scp, text and utt2spk (`None`: unreadable, with
+    /// the reason already in `problems`).
+    fn check(
+        dir: &Path,
+        required: [Option<&str>; 3],
+        spk2utt: Option<&str>,
+        mut problems: Vec<String>,
+    ) -> Result<Self> {
+        let [wav, text, utt2spk] = [
+            ("wav.scp", required[0]),
+            ("text", required[1]),
+            ("utt2spk", required[2]),
+        ]
+        .map(|(file, t)| t.map(|t| parse_table(file, t, &mut problems)));
+        let spk2utt = spk2utt.map(|t| parse_table("spk2utt", t, &mut problems));
         let (Some(wav), Some(text), Some(utt2spk)) = (wav, text, utt2spk) else {
             return Err(Error::DataDir {
                 dir: dir.to_path_buf(),

@@ -23,6 +23,10 @@ use std::sync::Arc;
 /// Scale from [-1, 1) samples to Kaldi's int16 range.
 const INT16_SCALE: f32 = 32768.0;
 
+/// Longest CMN window accepted (10 minutes of 10 ms frames): the window is
+/// allocated up front, so a model file must not ask for an unbounded one.
+pub const MAX_CMN_WINDOW_FRAMES: usize = 60_000;
+
 /// Analysis window applied to each frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -209,8 +213,11 @@ impl FrontendConfig {
             }
         }
         if let Some(cmn) = &c.cmn {
-            if cmn.window_frames == 0 {
-                problems.push("cmn.window_frames must be at least 1".into());
+            if !(1..=MAX_CMN_WINDOW_FRAMES).contains(&cmn.window_frames) {
+                problems.push(format!(
+                    "cmn.window_frames {} outside 1..={MAX_CMN_WINDOW_FRAMES}",
+                    cmn.window_frames
+                ));
             }
             if let Some(p) = &cmn.prior_mean {
                 if p.len() != c.num_mel_bins {

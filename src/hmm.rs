@@ -85,6 +85,12 @@ impl Topology {
 
     /// Checks the table against a phone set.
     pub fn validate(&self, phones: &PhoneSet) -> Result<()> {
+        if self.states_per_phone == 0 {
+            return Err(Error::config(
+                "topology.states_per_phone",
+                "must be at least 1",
+            ));
+        }
         if self.pdfs.len() != phones.len() {
             return Err(Error::config(
                 "topology.pdfs",

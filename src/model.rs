@@ -91,10 +91,14 @@ fn decode_tensor(
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.as_bytes())
         .map_err(|e| format!("{what}: bad base64: {e}"))?;
-    let want: usize = shape.iter().product();
-    if bytes.len() != want * width {
+    let want_bytes = shape
+        .iter()
+        .try_fold(width, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("{what}: shape {shape:?} is too large"))?;
+    if bytes.len() != want_bytes {
         return Err(format!(
-            "{what}: shape {shape:?} needs {want} values but the data holds {} bytes",
+            "{what}: shape {shape:?} needs {} values but the data holds {} bytes",
+            want_bytes / width,
             bytes.len()
         ));
     }
@@ -497,7 +501,11 @@ impl AcousticModel {
                 frontend.dim()
             ));
         }
-        let input_dim = nf.feat_dim * nf.splice.width();
+        let input_dim = (nf.splice.left)
+            .checked_add(nf.splice.right)
+            .and_then(|w| w.checked_add(1))
+            .and_then(|w| w.checked_mul(nf.feat_dim))
+            .ok_or_else(|| format!("network.splice {:?} is too wide", nf.splice))?;
         let vec_of =
             |t: &Tensor, what: &str, len: usize| -> std::result::Result<Array1<f32>, String> {
                 if t.shape != [len] {

@@ -19,13 +19,16 @@ use std::time::{Duration, Instant};
 /// File name of the LM inside a model folder.
 pub const LM_FILE: &str = "lm.arpa";
 
+/// Largest scorer block a config may ask for (frames per network call).
+pub const MAX_SCORER_BATCH: usize = 4096;
+
 /// Recognizer settings, as read from a RON config file (`--config`):
 /// every field optional, unknown fields rejected.
 ///
 /// ```text
 /// (
 ///   decoder: (lm_weight: 1.0, beam: 13.0, endpoint: (rules: [...])),
-///   scorer: (path: int8-sparse, batch: 1),
+///   scorer: (path: r#int8-sparse, batch: 1),  // `r#`: RON identifiers cannot hold `-`
 /// )
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
@@ -57,7 +60,28 @@ impl RecognizerConfig {
     /// Reads a RON config file; errors name the file and the position.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        ron::from_str(&text).map_err(|e| Error::config(&path.display().to_string(), e.to_string()))
+        Self::from_ron(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `name` (the file) is used in errors.
+    pub fn from_ron(text: &str, name: &str) -> Result<Self> {
+        let cfg: Self = ron::from_str(text).map_err(|e| Error::config(name, e.to_string()))?;
+        cfg.validate(name)?;
+        Ok(cfg)
+    }
+
+    /// Checks values the parser cannot: `name` (the file) is used in errors.
+    pub fn validate(&self, name: &str) -> Result<()> {
+        if self.scorer.batch > MAX_SCORER_BATCH {
+            return Err(Error::config(
+                name,
+                format!(
+                    "scorer.batch {} is above the maximum {MAX_SCORER_BATCH}",
+                    self.scorer.batch
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -295,7 +295,7 @@ impl Scorer {
         if ready <= self.next {
             return 0;
         }
-        let ready = ready.min(self.next + self.sn.batch);
+        let ready = ready.min(self.next.saturating_add(self.sn.batch));
         let n = ready - self.next;
         let d = net.feat_dim;
         let left = net.splice.left;

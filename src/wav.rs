@@ -37,7 +37,8 @@ impl SampleFormat {
         }
     }
 
-    /// Decodes one little-endian sample to f32 in [-1, 1).
+    /// Decodes one little-endian sample to f32 in [-1, 1] (float input is
+    /// clipped, so nothing downstream sees NaN, infinities or huge values).
     #[inline]
     pub fn decode(self, b: &[u8]) -> f32 {
         match self {
@@ -49,7 +50,11 @@ impl SampleFormat {
             SampleFormat::I32 => {
                 i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0
             }
-            SampleFormat::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            // Clipped like any conversion to PCM; NaN (never audio) is silence.
+            SampleFormat::F32 => match f32::from_le_bytes([b[0], b[1], b[2], b[3]]) {
+                v if v.is_nan() => 0.0,
+                v => v.clamp(-1.0, 1.0),
+            },
         }
     }
 }
@@ -178,17 +183,19 @@ impl<R: Read> WavReader<R> {
             self.consumed += whole as u64;
             self.bytes.copy_within(whole..avail, 0);
             self.carry = avail - whole;
-            if got < want || self.header.data_bytes == Some(self.consumed) {
+            // Bytes of the data chunk received, a trailing partial frame included.
+            let received = self.consumed + self.carry as u64;
+            if got < want || self.header.data_bytes == Some(received) {
                 self.finished = true;
-                if let Some(total) = self.header.data_bytes {
-                    if self.consumed < total {
-                        let offset = self.header.data_offset + self.consumed + self.carry as u64;
-                        if out.is_empty() {
-                            return Err(self.truncated(offset));
-                        }
-                        self.pending_truncation = Some(offset);
+                if self.header.data_bytes.is_some_and(|total| received < total) {
+                    let offset = self.header.data_offset + received;
+                    if out.is_empty() {
+                        return Err(self.truncated(offset));
                     }
+                    self.pending_truncation = Some(offset);
                 } else if self.carry > 0 {
+                    // A placeholder length, or a declared one that is not a
+                    // whole number of frames.
                     tracing::debug!(
                         source = %self.name,
                         bytes = self.carry,
