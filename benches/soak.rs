@@ -197,7 +197,7 @@ fn listen(seconds: f64, out: &Path) -> Outcome {
     assert!(st.success(), "could not start PulseAudio (run .ci/setup)");
     // Leading silence: capture settles before the first utterance.
     let lead = 2.0;
-    let wav = out.join("soak-listen-input.wav");
+    let wav = std::env::temp_dir().join("sparsa-soak-listen-input.wav");
     let mut utts = Vec::new();
     {
         let mut pcm: Vec<i16> = vec![0; (lead * RATE as f64) as usize];

@@ -488,8 +488,8 @@ fn cpu_starvation_drops_audio_as_gaps_and_recognition_resumes_with_bounded_memor
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        after.iter().any(|t| t.contains("SEE THE")),
-        "speech after the load is recognized: {after:?}"
+        after.iter().any(|t| t.contains("CAN SEE")),
+        "speech after the load is recognized: {after:?}\n{events:?}"
     );
     assert!(
         rss_max < rss_before + 16 * 1024,

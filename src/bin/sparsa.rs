@@ -199,7 +199,7 @@ struct DecodeArgs {
     #[arg(long, value_name = "FILE")]
     lm: Option<PathBuf>,
     /// Settings as RON: `(decoder: (lm_weight: 1.0, beam: 13.0, ...),
-    /// scorer: (path: int8-sparse, batch: 1))`; every field optional, unknown
+    /// scorer: (path: r#int8-sparse, batch: 1))`; every field optional, unknown
     /// fields rejected. Flags below override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
