@@ -64,7 +64,7 @@ enum Command {
     /// resumes. Writes OUT/results.csv, OUT/results.md, OUT/wer_by_depth.png
     /// and OUT/activation_probability.png.
     ///
-    /// The README's grid (about 1.5 h on 2 cores):
+    /// The README's grid (48 min on 2 cores here):
     ///   sparsa-train experiment --train ../shared/corpora/speechocean762/train \
     ///     --dev ../shared/corpora/speechocean762/dev \
     ///     --test ../shared/corpora/speechocean762/test \
@@ -106,7 +106,7 @@ struct ExperimentArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
     depths: Vec<usize>,
     /// Units per hidden layer (the paper used 2048 on 300 h; 256 keeps the
-    /// grid to about 1.5 h here).
+    /// grid to under an hour here).
     #[arg(long, default_value_t = 256)]
     units: usize,
     /// Epoch cap per cell (newbob usually stops earlier).
