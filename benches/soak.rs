@@ -61,15 +61,21 @@ fn rss_kb(pid: &str) -> u64 {
 
 /// Samples RSS every second until `stop`; rows (wall s, audio s, kB) go
 /// into a vector allocated up front so sampling itself does not grow memory.
+/// With `stats`, it also drains the pipeline's latency samples, as the
+/// daemon's stats report does.
 fn sampler(
     pid: String,
     audio_samples: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    stats: Option<Arc<sparsa::pipeline::Stats>>,
 ) -> std::thread::JoinHandle<Vec<(f64, f64, u64)>> {
     std::thread::spawn(move || {
         let mut rows = Vec::with_capacity(100_000);
         let t0 = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if let Some(s) = &stats {
+                drop(s.take_latencies());
+            }
             if rows.len() < rows.capacity() {
                 rows.push((
                     t0.elapsed().as_secs_f64(),
@@ -137,7 +143,12 @@ fn pipeline(seconds: f64) -> Outcome {
     .expect("pipeline");
     let fed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let rss = sampler("self".into(), fed.clone(), stop.clone());
+    let rss = sampler(
+        "self".into(),
+        fed.clone(),
+        stop.clone(),
+        Some(pipe.stats().clone()),
+    );
     let t0 = Instant::now();
     let mut utts = Vec::with_capacity(files.len());
     let mut samples = 0u64;
@@ -273,7 +284,7 @@ fn listen(seconds: f64, out: &Path) -> Outcome {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let played = Arc::new(AtomicU64::new(0));
-    let rss = sampler(pid.clone(), played.clone(), stop.clone());
+    let rss = sampler(pid.clone(), played.clone(), stop.clone(), None);
     let t_play = Instant::now();
     let clock = {
         let (played, stop) = (played.clone(), stop.clone());

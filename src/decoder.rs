@@ -288,6 +288,9 @@ pub struct Decoder {
     hist_ids: HashMap<Vec<WordId>, u32>,
     hists: Vec<Vec<WordId>>,
     lm_cache: Vec<Option<Vec<f32>>>,
+    /// LM score rows of finished utterances, reused: no allocation churn
+    /// (and heap fragmentation) per history over hours of audio.
+    spare_rows: Vec<Vec<f32>>,
     /// (history, word) → history after the word, so word ends do not re-intern.
     extend_cache: HashMap<(u32, u32), u32>,
     /// Per-frame scratch: word ends (score, link, history) and expanded histories.
@@ -321,6 +324,7 @@ impl Decoder {
             hist_ids: HashMap::new(),
             hists: Vec::new(),
             lm_cache: Vec::new(),
+            spare_rows: Vec::new(),
             extend_cache: HashMap::new(),
             ends: Vec::new(),
             expanded: Vec::new(),
@@ -342,7 +346,7 @@ impl Decoder {
         self.links.clear();
         self.hist_ids.clear();
         self.hists.clear();
-        self.lm_cache.clear();
+        self.spare_rows.extend(self.lm_cache.drain(..).flatten());
         self.extend_cache.clear();
         self.best_ac_cum.clear();
         self.best_ac_cum.push(0.0);
@@ -392,17 +396,15 @@ impl Decoder {
             let hist = &self.hists[h as usize];
             let scale = g.config.lm_weight * LN10;
             let wip = g.config.word_insertion_penalty;
-            let v: Vec<f32> = g
-                .lm_ids
-                .iter()
-                .map(|&id| {
-                    if id == NONE {
-                        0.0
-                    } else {
-                        scale * g.lm.log10_prob(hist, id) + wip
-                    }
-                })
-                .collect();
+            let mut v = self.spare_rows.pop().unwrap_or_default();
+            v.clear();
+            v.extend(g.lm_ids.iter().map(|&id| {
+                if id == NONE {
+                    0.0
+                } else {
+                    scale * g.lm.log10_prob(hist, id) + wip
+                }
+            }));
             self.lm_cache[h as usize] = Some(v);
         }
         // INVARIANT: the cache entry was filled just above.
