@@ -49,14 +49,9 @@ fn playlist(seconds: f64) -> Vec<PathBuf> {
     files.iter().cycle().take(n).cloned().collect()
 }
 
-/// Resident set size of a process, kB.
+/// Resident set size of a process, kB (0 if unreadable).
 fn rss_kb(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    sparsa::pipeline::resident_kb(pid).unwrap_or(0)
 }
 
 /// Samples RSS every second until `stop`; rows (wall s, audio s, kB) go

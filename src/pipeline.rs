@@ -468,3 +468,14 @@ pub fn percentiles(mut v: Vec<f32>) -> Option<(f32, f32, usize)> {
     let at = |p: f32| v[((p / 100.0) * (v.len() - 1) as f32).round() as usize];
     Some((at(50.0), at(99.0), v.len()))
 }
+
+/// Resident memory of a process (`"self"` or a pid) in kB, from
+/// `/proc/PID/status`; `None` where that is unavailable. Logged in the
+/// daemon's stats and sampled by the soak test.
+pub fn resident_kb(pid: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}

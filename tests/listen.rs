@@ -411,12 +411,7 @@ fn a_garbage_model_file_fails_at_startup_with_exit_2() {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    sparsa::pipeline::resident_kb(&pid.to_string()).unwrap_or(0)
 }
 
 #[test]

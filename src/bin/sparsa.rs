@@ -461,6 +461,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
             latency_ms = %lat,
             final_latency_ms = %lat_final,
             subscribers = broadcaster.as_ref().map_or(0, |b| b.subscribers()),
+            rss_kb = sparsa::pipeline::resident_kb("self").unwrap_or(0),
             final_report,
             "stats"
         );
