@@ -9,8 +9,8 @@
 use sparsa::audio::{AudioReader, MonoStream, RawFormat, STDIN_NAME};
 use sparsa::recognizer::{Model, Recognizer, RecognizerConfig};
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::sync::Arc;
 
 /// A tiny valid model (2 phones, 1 × 3 ReLU, int8 tensors), the fuzzers'
 /// seed, with a two-word lexicon and a unigram LM.
@@ -39,23 +39,19 @@ fn recognize(model: Model) -> usize {
     events.len()
 }
 
-/// Loads the tiny model with `cfg` (through `Model::load_with`, as the CLI
-/// does) and recognizes with it; `None` if the model does not load.
+/// Builds the tiny model (in memory: nothing is written) with `cfg`'s
+/// decoder, scorer and dither settings, as `Model::load_with` applies them,
+/// and recognizes with it; `None` if the model does not load.
 pub fn recognize_with(cfg: &RecognizerConfig) -> Option<usize> {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("sparsa-fuzz-model-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create model dir");
-        for (file, text) in [
-            ("am.ron", TINY_AM),
-            ("lexicon.txt", TINY_LEXICON),
-            ("lm.arpa", TINY_LM),
-        ] {
-            std::fs::write(dir.join(file), text).expect("write model file");
-        }
-        dir
-    });
-    Model::load_with(dir, None, cfg).ok().map(recognize)
+    let am = sparsa::model::AcousticModel::from_ron(TINY_AM, Path::new("tiny/am.ron")).ok()?;
+    let mut lexicon = sparsa::lexicon::Lexicon::default();
+    lexicon
+        .parse(TINY_LEXICON, "tiny/lexicon.txt", &am.phones)
+        .ok()?;
+    let lm = sparsa::lm::NgramLm::from_arpa(TINY_LM, "tiny/lm.arpa").ok()?;
+    let mut model = Model::new(am, &lexicon, lm, cfg.decoder.clone(), cfg.scorer).ok()?;
+    model.set_dither(cfg.dither).ok()?;
+    Some(recognize(model))
 }
 
 /// Decodes everything `reader` holds as the recognizer would: through
