@@ -174,6 +174,12 @@ pub fn hidden_stats(
 ) -> Result<Vec<LayerStats>> {
     let net = &am.network;
     let hidden = net.hidden_layers();
+    if hidden == 0 {
+        return Err(Error::config(
+            "model",
+            "the network has no hidden layers to analyze",
+        ));
+    }
     let mut stats: Vec<LayerStats> = net.layers[..hidden]
         .iter()
         .map(|l| LayerStats::new(l.b.len()))

@@ -94,17 +94,25 @@ pub struct CaptureStats {
     pub device_lost: AtomicBool,
     /// Milliseconds since capture start of the last callback.
     pub last_callback_ms: AtomicU64,
+    /// A callback has seen the stop flag: no callback pushes anything after.
+    stop_seen: AtomicBool,
 }
 
 /// Capture times running ahead of the audio received by more than this
 /// are a hole (jitter of the timestamps stays well below it).
 const LOST_JUMP_S: f64 = 0.06;
+/// Blocks a jump must persist before it counts: a lost block shifts every
+/// later timestamp, while a thread preempted between the backend's delay
+/// and clock readings makes one timestamp late.
+const LOST_CONFIRM_BLOCKS: u8 = 3;
 /// Per-callback weight of the slow tracking of device-vs-system clock drift.
 const DRIFT_GAIN: f64 = 0.002;
 
 /// Finds audio lost before the callback: the capture time of each block
 /// against the time its samples account for. A slowly moving offset is
-/// clock drift and followed; a jump is lost audio.
+/// clock drift and followed; a jump that persists is lost audio (reported
+/// a few blocks late, at the smallest jump seen, so a late timestamp among
+/// them does not inflate it).
 #[derive(Debug)]
 struct LossDetector {
     rate: f64,
@@ -114,6 +122,8 @@ struct LossDetector {
     origin: Option<cpal::StreamInstant>,
     /// Tracked offset, seconds: capture time minus accounted time.
     baseline: f64,
+    /// A jump being confirmed: its smallest size so far and blocks seen.
+    pending: Option<(f64, u8)>,
 }
 
 impl LossDetector {
@@ -123,22 +133,29 @@ impl LossDetector {
             frames: 0,
             origin: None,
             baseline: 0.0,
+            pending: None,
         }
     }
 
     /// A block of `frames` captured at `capture`; returns the frames lost
-    /// just before it.
+    /// (reported once the jump has persisted for a few blocks).
     fn observe(&mut self, capture: cpal::StreamInstant, frames: u64) -> u64 {
         let origin = *self.origin.get_or_insert(capture);
         let t = capture.saturating_duration_since(origin).as_secs_f64();
-        let offset = t - self.frames as f64 / self.rate;
-        let jump = offset - self.baseline;
-        let lost = if jump > LOST_JUMP_S {
-            (jump * self.rate).round() as u64
+        let jump = t - self.frames as f64 / self.rate - self.baseline;
+        let mut lost = 0;
+        if jump > LOST_JUMP_S {
+            let (smallest, seen) = self.pending.map_or((jump, 0), |(s, n)| (s.min(jump), n));
+            if seen + 1 >= LOST_CONFIRM_BLOCKS {
+                lost = (smallest * self.rate).round() as u64;
+                self.pending = None;
+            } else {
+                self.pending = Some((smallest, seen + 1));
+            }
         } else {
+            self.pending = None;
             self.baseline += DRIFT_GAIN * jump;
-            0
-        };
+        }
         self.frames += lost + frames;
         lost
     }
@@ -275,6 +292,7 @@ impl Capture {
             sender: Some(sender),
             stop,
             popped: 0,
+            stats: stats.clone(),
             dropped_seen: 0,
         };
         let pump = std::thread::Builder::new()
@@ -351,6 +369,7 @@ impl Callback {
         if self.stop.load(Ordering::Relaxed) {
             // The session is over; the pump drains what came before. Audio
             // after the stop is neither recognized nor counted as dropped.
+            self.stats.stop_seen.store(true, Ordering::Release);
             return;
         }
         let lost = self
@@ -358,8 +377,10 @@ impl Callback {
             .observe(capture, (data.len() / self.channels) as u64)
             * self.channels as u64;
         if lost > 0 {
-            // The hole comes before this block: a mark at the current ring
-            // position carries it, so the pump reports it before the audio.
+            // The hole came before this block (or up to two before it: the
+            // jump is confirmed over three blocks). A mark at the current
+            // ring position carries it, so the pump reports it before the
+            // audio that follows.
             self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
             self.stats.lost_upstream.fetch_add(lost, Ordering::Relaxed);
             self.dropped_total += lost;
@@ -439,6 +460,7 @@ struct Pump {
     stop: Arc<AtomicBool>,
     /// Samples popped from the ring in total.
     popped: u64,
+    stats: Arc<CaptureStats>,
     /// Cumulative drop count of the last mark handled.
     dropped_seen: u64,
 }
@@ -476,6 +498,17 @@ impl Pump {
                 }
             }
             let stopping = self.stop.load(Ordering::Relaxed);
+            if stopping {
+                // Let the callback acknowledge the stop (briefly: a dead
+                // device never will), so every block and drop it produced
+                // has its mark before the last drain.
+                let t = Instant::now();
+                while !self.stats.stop_seen.load(Ordering::Acquire)
+                    && t.elapsed() < Duration::from_millis(200)
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
             let mut progressed = false;
             // Deliver up to each callback's mark, in order, with its time.
             while let Some(m) = self.marks.try_peek().copied() {
@@ -682,15 +715,35 @@ mod tests {
     }
 
     #[test]
-    fn a_hole_is_measured_where_it_happened() {
+    fn a_hole_is_measured_exactly_once_it_persists() {
         let mut d = LossDetector::new(16_000);
         for i in 0..100u64 {
             assert_eq!(d.observe(at(i as f64 * 0.02), 320), 0);
         }
-        // 300 ms of audio never arrived.
-        assert_eq!(d.observe(at(2.0 + 0.3), 320), 4800);
-        for i in 1..100u64 {
+        // 300 ms of audio never arrived: counted once the shift persists
+        // (third block), exactly.
+        assert_eq!(d.observe(at(2.0 + 0.3), 320), 0);
+        assert_eq!(d.observe(at(2.02 + 0.3), 320), 0);
+        assert_eq!(d.observe(at(2.04 + 0.3), 320), 4800);
+        for i in 3..100u64 {
             assert_eq!(d.observe(at(2.3 + i as f64 * 0.02), 320), 0);
         }
+    }
+
+    #[test]
+    fn a_late_timestamp_is_not_a_hole() {
+        let mut d = LossDetector::new(16_000);
+        let mut lost = 0;
+        for i in 0..200u64 {
+            // Block 100's timestamp is 250 ms late (a preempted thread);
+            // block 150's two are 120 ms late.
+            let late = match i {
+                100 => 0.25,
+                150 | 151 => 0.12,
+                _ => 0.0,
+            };
+            lost += d.observe(at(i as f64 * 0.02 + late), 320);
+        }
+        assert_eq!(lost, 0);
     }
 }

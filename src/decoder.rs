@@ -276,6 +276,9 @@ impl Hypothesis {
 
 const NONE: u32 = u32::MAX;
 
+/// LM score rows kept for reuse between utterances.
+const MAX_SPARE_ROWS: usize = 512;
+
 /// Per-stream decoder state.
 pub struct Decoder {
     graph: Arc<SearchGraph>,
@@ -347,6 +350,8 @@ impl Decoder {
         self.hist_ids.clear();
         self.hists.clear();
         self.spare_rows.extend(self.lm_cache.drain(..).flatten());
+        // Keep a typical utterance's worth; one huge utterance's rows go.
+        self.spare_rows.truncate(MAX_SPARE_ROWS);
         self.extend_cache.clear();
         self.best_ac_cum.clear();
         self.best_ac_cum.push(0.0);

@@ -88,12 +88,16 @@ pub struct CellResult {
     pub last_dispersion_entropy: f64,
     /// Sorted activation probabilities of the last hidden layer (the figure).
     pub last_sorted_active_prob: Vec<f64>,
-    /// Seconds spent training, decoding, in all.
+    /// Seconds training the network.
     pub train_seconds: f32,
     /// Seconds decoding dev and test.
     pub decode_seconds: f32,
     /// Wall seconds for the whole cell.
     pub wall_seconds: f32,
+    /// Everything the cell's numbers depend on besides its coordinates: a
+    /// rerun into the same folder with other settings must not reuse it.
+    #[serde(default)]
+    pub recipe: String,
 }
 
 impl CellResult {
@@ -128,6 +132,34 @@ impl Cell {
 
 const RESULT_FILE: &str = "result.ron";
 
+/// The settings a cell's numbers depend on, besides activation, depth and seed.
+fn recipe(cfg: &ExperimentConfig) -> String {
+    let b = &cfg.base;
+    format!(
+        "train {:?}, dev {:?}, test {:?}, lexicons {:?}, alignment by {:?}, {} units, splice -{}..+{}, at most {} epochs, lr {}, batch {}, max utterances {:?}, decode {:?}, sparsity on {} frames",
+        b.train,
+        b.dev,
+        cfg.test,
+        b.lexicons,
+        cfg.align_model,
+        b.hidden_units,
+        b.splice.left,
+        b.splice.right,
+        b.max_epochs,
+        b.learning_rate,
+        b.batch,
+        b.max_utts,
+        cfg.max_decode_utts,
+        cfg.analyze_frames
+    )
+}
+
+fn load_result(path: &Path) -> Result<CellResult> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    ron::from_str::<CellResult>(&text)
+        .map_err(|e| Error::config(&path.display().to_string(), e.to_string()))
+}
+
 /// Runs (or resumes) the grid and writes the report; returns every
 /// finished cell's result.
 pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
@@ -152,11 +184,19 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
             }
         }
     }
-    let todo: Vec<Cell> = cells
-        .iter()
-        .copied()
-        .filter(|c| !cells_dir.join(c.name(width)).join(RESULT_FILE).exists())
-        .collect();
+    let recipe = recipe(cfg);
+    let mut todo = Vec::new();
+    for c in &cells {
+        let path = cells_dir.join(c.name(width)).join(RESULT_FILE);
+        if !path.exists() {
+            todo.push(*c);
+        } else if load_result(&path)?.recipe != recipe {
+            return Err(Error::config(
+                &path.display().to_string(),
+                "this cell was made with other settings; use a new --out folder (or delete the cell to rerun it)",
+            ));
+        }
+    }
     eprintln!(
         "experiment: {} cells, {} finished, {} to run ({}); output {}",
         cells.len(),
@@ -193,7 +233,7 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
         for (i, cell) in todo.iter().enumerate() {
             let name = cell.name(width);
             eprintln!("cell {}/{}: {name}", i + 1, todo.len());
-            let r = run_cell(cfg, *cell, &data, &lm, &lm_text, &dev, &test)?;
+            let r = run_cell(cfg, *cell, &data, &lm, &lm_text, &dev, &test, &recipe)?;
             eprintln!(
                 "cell {name}: dev CE {:.3}, dev frame acc {:.2}%, dev WER {:.2}%, test WER {:.2}%, last-layer sparsity {:.1}% ({:.0} s)",
                 r.dev_ce,
@@ -207,12 +247,9 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
     }
     let mut results = Vec::new();
     for c in &cells {
-        let path = cells_dir.join(c.name(width)).join(RESULT_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        results.push(
-            ron::from_str::<CellResult>(&text)
-                .map_err(|e| Error::config(&path.display().to_string(), e.to_string()))?,
-        );
+        results.push(load_result(
+            &cells_dir.join(c.name(width)).join(RESULT_FILE),
+        )?);
     }
     write_report(out, &results)?;
     Ok(results)
@@ -241,6 +278,7 @@ fn train_lm(train: &[PathBuf]) -> Result<NgramLm> {
     NgramLm::estimate(&sentences, 3)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_cell(
     cfg: &ExperimentConfig,
     cell: Cell,
@@ -249,6 +287,7 @@ fn run_cell(
     lm_text: &str,
     dev: &DataDir,
     test: &DataDir,
+    recipe: &str,
 ) -> Result<CellResult> {
     let t0 = Instant::now();
     let tc = TrainConfig {
@@ -324,6 +363,7 @@ fn run_cell(
         train_seconds,
         decode_seconds: t1.elapsed().as_secs_f32(),
         wall_seconds: t0.elapsed().as_secs_f32(),
+        recipe: recipe.to_string(),
     };
     let text = ron::ser::to_string_pretty(&result, ron::ser::PrettyConfig::default())
         .map_err(|e| Error::config("experiment", e.to_string()))?;
@@ -463,7 +503,7 @@ fn write_report(out: &Path, results: &[CellResult]) -> Result<()> {
         // INVARIANT: writing to a String cannot fail.
         writeln!(
             md,
-            "| {act} | {depth} | {:.2} M | {} | {} | {} | {} | {} | {sparsity} | {:.1} | {:.0} | {:.0} |",
+            "| {act} | {depth} | {:.2} M | {} | {} | {} | {} | {} | {sparsity} | {:.1} | {} | {:.0} |",
             first.params as f64 / 1e6,
             g.cells
                 .iter()
@@ -475,7 +515,11 @@ fn write_report(out: &Path, results: &[CellResult]) -> Result<()> {
             fmt_stat(g.stat(CellResult::dev_wer), 2),
             fmt_stat(g.stat(CellResult::test_wer), 2),
             100.0 * g.stat(|c| c.last_exact_zeros).0,
-            g.stat(|c| c.last_dead as f64).0,
+            g.cells
+                .iter()
+                .map(|c| c.last_dead.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             g.stat(|c| c.wall_seconds as f64).0,
         )
         .expect("string write");

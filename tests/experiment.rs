@@ -112,6 +112,12 @@ fn grid_runs_resumes_and_reports() {
     assert_eq!(a.dev_ce, b.dev_ce);
     assert_eq!((a.dev_errors, a.test_errors), (b.dev_errors, b.test_errors));
     assert_eq!(a.last_sorted_active_prob, b.last_sorted_active_prob);
+
+    // Other settings into the same folder: refused, not silently mixed.
+    let mut other = cfg.clone();
+    other.base.max_epochs = 1;
+    let err = run(&other).unwrap_err().to_string();
+    assert!(err.contains("other settings"), "{err}");
 }
 
 #[test]

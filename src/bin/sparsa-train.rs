@@ -343,6 +343,17 @@ fn command_line() -> String {
         .join(" ")
 }
 
+/// The values in their first order, each once.
+fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
 fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
     let cfg = sparsa::experiment::ExperimentConfig {
         base: TrainConfig {
@@ -373,15 +384,18 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
         test: a.test,
         align_model: a.align_model,
         out: a.out,
-        activations: a.activations,
-        depths: a.depths,
-        seeds: a.seeds,
+        activations: dedup(a.activations),
+        depths: dedup(a.depths),
+        seeds: dedup(a.seeds),
         seed_depths: a.seed_depths,
         analyze_frames: a.analyze_frames,
         max_decode_utts: a.max_utts,
     };
     if cfg.seeds.is_empty() || cfg.depths.contains(&0) || cfg.depths.is_empty() {
         anyhow::bail!("need at least one seed and depths of at least 1");
+    }
+    if cfg.base.batch == 0 || cfg.base.hidden_units == 0 || cfg.base.max_epochs == 0 {
+        anyhow::bail!("--batch, --units and --max-epochs must be at least 1");
     }
     let t0 = std::time::Instant::now();
     let results = sparsa::experiment::run(&cfg)?;
