@@ -1,6 +1,8 @@
 //! Soak test: hours of real speech (speechocean762 utterances back to back,
 //! 1.5 s of silence between them) through the recognizer, with the resident
-//! memory sampled every second and every utterance checked for a final.
+//! memory sampled every second and every utterance checked for recognized
+//! words (by the words' times, so a final's leading silence counts for
+//! nothing).
 //!
 //!   cargo bench --bench soak -- pipeline --hours 2      # threaded pipeline, as fast as it goes
 //!   cargo bench --bench soak -- listen --minutes 12     # `sparsa listen`, real time, PulseAudio
@@ -86,19 +88,30 @@ fn sampler(
     })
 }
 
-/// Utterance spans (stream seconds) against final spans: how many
-/// utterances no non-empty final overlaps, and how many finals overlap
-/// more than one utterance (utterances merged by a missed endpoint).
-fn coverage(utts: &[(f64, f64)], finals: &[(f64, f64)]) -> (usize, usize) {
-    let overlaps = |(s, e): (f64, f64), (fs, fe): (f64, f64)| fs < e && fe > s;
-    let missing = utts
-        .iter()
-        .filter(|&&u| !finals.iter().any(|&f| overlaps(u, f)))
-        .count();
-    let merged = finals
-        .iter()
-        .filter(|&&f| utts.iter().filter(|&&u| overlaps(u, f)).count() > 1)
-        .count();
+/// Slack around an utterance when placing words in it, seconds (word
+/// times are frame-accurate; `listen`'s stream clock is aligned to the
+/// playback only to within tens of milliseconds).
+const WORD_SLACK_S: f64 = 0.3;
+
+/// Utterance spans (stream seconds, sorted) against recognized words
+/// (final number, word midpoint): how many utterances got no word, and how
+/// many finals hold words of more than one utterance (a missed endpoint).
+fn coverage(utts: &[(f64, f64)], words: &[(u32, f64)]) -> (usize, usize) {
+    let utt_of = |t: f64| {
+        let i = utts.partition_point(|u| u.1 + WORD_SLACK_S < t);
+        utts.get(i).filter(|u| u.0 - WORD_SLACK_S <= t).map(|_| i)
+    };
+    let mut covered = vec![false; utts.len()];
+    let mut spans: std::collections::BTreeMap<u32, (usize, usize)> = Default::default();
+    for &(f, t) in words {
+        if let Some(i) = utt_of(t) {
+            covered[i] = true;
+            let e = spans.entry(f).or_insert((i, i));
+            *e = (e.0.min(i), e.1.max(i));
+        }
+    }
+    let missing = covered.iter().filter(|c| !**c).count();
+    let merged = spans.values().filter(|(lo, hi)| lo != hi).count();
     (missing, merged)
 }
 
@@ -106,7 +119,10 @@ struct Outcome {
     mode: &'static str,
     rows: Vec<(f64, f64, u64)>,
     utts: Vec<(f64, f64)>,
-    finals: Vec<(f64, f64)>,
+    /// Non-empty finals.
+    finals: usize,
+    /// (final number, word midpoint) of every recognized word.
+    words: Vec<(u32, f64)>,
     audio_s: f64,
     wall_s: f64,
     /// Samples lost (listen: the daemon's final stats; pipeline: none can be).
@@ -124,24 +140,23 @@ fn pipeline(seconds: f64) -> Outcome {
         .expect("models/default"),
     );
     let files = playlist(seconds);
-    let finals = Arc::new(Mutex::new(Vec::with_capacity(4 * files.len())));
-    let sink_finals = finals.clone();
+    // Allocated up front: the sink must not grow the memory it measures.
+    let words = Arc::new(Mutex::new((0u32, Vec::with_capacity(40 * files.len()))));
+    let sink_words = words.clone();
     let (pipe, sender) = sparsa::pipeline::Pipeline::start(
         model,
         sparsa::pipeline::PipelineConfig::default(),
         move |e| {
-            if let Event::Final {
-                text,
-                start_s,
-                end_s,
-                ..
-            } = e
-            {
-                if !text.is_empty() {
-                    let mut f = sink_finals.lock().unwrap();
-                    if f.len() < f.capacity() {
-                        f.push((*start_s as f64, *end_s as f64));
+            if let Event::Final { words, .. } = e {
+                if !words.is_empty() {
+                    let mut guard = sink_words.lock().unwrap();
+                    let (n, w) = &mut *guard;
+                    for x in words {
+                        if w.len() < w.capacity() {
+                            w.push((*n, 0.5 * (x.start_s + x.end_s) as f64));
+                        }
                     }
+                    *n += 1;
                 }
             }
             Ok(())
@@ -190,12 +205,13 @@ fn pipeline(seconds: f64) -> Outcome {
     pipe.join().expect("pipeline");
     stop.store(true, Ordering::Relaxed);
     let rows = rss.join().unwrap();
-    let finals = finals.lock().unwrap().clone();
+    let (finals, words) = words.lock().unwrap().clone();
     Outcome {
         mode: "pipeline",
         rows,
         utts,
-        finals,
+        finals: finals as usize,
+        words,
         audio_s: samples as f64 / RATE as f64,
         wall_s: t0.elapsed().as_secs_f64(),
         dropped: 0,
@@ -227,10 +243,7 @@ fn listen(seconds: f64, out: &Path) -> Outcome {
             while stream.read_block(&mut block).expect("corpus audio") {
                 pcm.extend(block.iter().map(|&v| (v * 32767.0).round() as i16));
             }
-            utts.push((
-                start as f64 / RATE as f64 - lead,
-                pcm.len() as f64 / RATE as f64 - lead,
-            ));
+            utts.push((start as f64 / RATE as f64, pcm.len() as f64 / RATE as f64));
             pcm.resize(pcm.len() + (SILENCE_S * RATE as f64) as usize, 0);
             if pcm.len() as f64 >= (seconds + lead) * RATE as f64 {
                 break;
@@ -263,21 +276,23 @@ fn listen(seconds: f64, out: &Path) -> Outcome {
     let pid = child.id().to_string();
     let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
-        let mut finals = Vec::new();
-        let mut first_start: Option<f64> = None;
+        let (mut finals, mut words) = (0u32, Vec::new());
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["type"] == "final" && v["text"].as_str().is_some_and(|t| !t.is_empty()) {
-                let (s, e) = (
-                    v["start_s"].as_f64().unwrap_or(0.0),
-                    v["end_s"].as_f64().unwrap_or(0.0),
-                );
-                first_start.get_or_insert(s);
-                finals.push((s, e));
+            let ws = v["words"].as_array().cloned().unwrap_or_default();
+            if v["type"] == "final" && !ws.is_empty() {
+                for w in ws {
+                    let (s, e) = (
+                        w["start_s"].as_f64().unwrap_or(0.0),
+                        w["end_s"].as_f64().unwrap_or(0.0),
+                    );
+                    words.push((finals, 0.5 * (s + e)));
+                }
+                finals += 1;
             }
         }
-        finals
+        (finals, words)
     });
     let t0 = Instant::now();
     while !std::fs::read_to_string(&log)
@@ -290,10 +305,14 @@ fn listen(seconds: f64, out: &Path) -> Outcome {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let t_listening = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let played = Arc::new(AtomicU64::new(0));
     let rss = sampler(pid.clone(), played.clone(), stop.clone(), None);
     let t_play = Instant::now();
+    // Stream time 0 is the first captured sample (just before the
+    // "listening" line); the WAV starts playing at t_play.
+    let offset = t_play.duration_since(t_listening).as_secs_f64();
     let clock = {
         let (played, stop) = (played.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -316,19 +335,12 @@ fn listen(seconds: f64, out: &Path) -> Outcome {
     let _ = std::process::Command::new("sh")
         .args(["-c", &format!("kill -INT {pid}")])
         .status();
-    let finals = reader.join().unwrap();
+    let (finals, words) = reader.join().unwrap();
     let code = child.wait().unwrap().code();
     stop.store(true, Ordering::Relaxed);
     let rows = rss.join().unwrap();
     clock.join().unwrap();
     assert_eq!(code, Some(0), "listen exit code; log in {}", log.display());
-    // Stream time in listen starts at the first captured sample, which is
-    // played audio time plus the (small, constant) capture start offset;
-    // align the two by the first final against the first utterance.
-    let offset = match (finals.first(), utts.first()) {
-        (Some(f), Some(u)) if (f.0 - u.0).abs() < 3.0 => f.0 - u.0,
-        _ => 0.0,
-    };
     let utts = utts.iter().map(|(s, e)| (s + offset, e + offset)).collect();
     let _ = std::fs::remove_file(&wav);
     let stats = std::fs::read_to_string(&log).unwrap_or_default();
@@ -343,7 +355,8 @@ fn listen(seconds: f64, out: &Path) -> Outcome {
         mode: "listen",
         rows,
         utts,
-        finals,
+        finals: finals as usize,
+        words,
         audio_s: t_play.elapsed().as_secs_f64(),
         wall_s: t0.elapsed().as_secs_f64(),
         dropped,
@@ -374,14 +387,14 @@ fn report(o: &Outcome, out: &Path, memory_bar: bool) -> bool {
     let first = o.rows.first().map_or(0, |r| r.2);
     let last = o.rows.last().map_or(0, |r| r.2);
     let growth = max_after as i64 - warm as i64;
-    let (missing, merged) = coverage(&o.utts, &o.finals);
+    let (missing, merged) = coverage(&o.utts, &o.words);
     println!(
-        "soak {}: {:.2} h of audio in {:.1} min wall; {} utterances, {} finals, {} utterances without a final, {} finals spanning two utterances; RSS at start {:.1} MB, at mid-run {:.1} MB, max after {:.1} MB, at end {:.1} MB: growth over the second half {} kB (over the last 90%: {} kB); dropped samples {}",
+        "soak {}: {:.2} h of audio in {:.1} min wall; {} utterances, {} non-empty finals, {} utterances without a recognized word, {} finals with words of two utterances; RSS at start {:.1} MB, at mid-run {:.1} MB, max after {:.1} MB, at end {:.1} MB: growth over the second half {} kB (over the last 90%: {} kB); dropped samples {}",
         o.mode,
         o.audio_s / 3600.0,
         o.wall_s / 60.0,
         o.utts.len(),
-        o.finals.len(),
+        o.finals,
         missing,
         merged,
         first as f64 / 1024.0,
@@ -410,11 +423,7 @@ fn report(o: &Outcome, out: &Path, memory_bar: bool) -> bool {
             y_range: None,
         },
         &[Series {
-            label: format!(
-                "RSS ({} utterances, {} finals)",
-                o.utts.len(),
-                o.finals.len()
-            ),
+            label: format!("RSS ({} utterances, {} finals)", o.utts.len(), o.finals),
             points,
         }],
     )
