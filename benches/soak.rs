@@ -5,7 +5,7 @@
 //! nothing).
 //!
 //!   cargo bench --bench soak -- pipeline --hours 2      # threaded pipeline, as fast as it goes
-//!   cargo bench --bench soak -- listen --minutes 12     # `sparsa listen`, real time, PulseAudio
+//!   cargo bench --bench soak -- listen --minutes 11     # `sparsa listen`, real time, PulseAudio
 //!
 //! Writes `soak-MODE.csv` (seconds, audio seconds, RSS kB) and
 //! `soak-MODE.png` to `--out` (default `target/soak`) and prints the
