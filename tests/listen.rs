@@ -129,6 +129,14 @@ impl Listener {
     }
 }
 
+/// The stats line the daemon logs at exit.
+fn final_stats(log: &str) -> &str {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("final_report=true"))
+        .unwrap_or_else(|| panic!("no final stats line in the log:\n{log}"))
+}
+
 fn finals(events: &[serde_json::Value]) -> Vec<String> {
     events
         .iter()
@@ -216,11 +224,7 @@ fn live_speech_is_transcribed_like_the_files_with_nothing_dropped_and_sockets_se
     );
     // One utterance per clip (endpoints between them).
     assert_eq!(live.len(), CLIPS.len(), "{events:?}");
-    let last_stats = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("final_report=true"))
-        .unwrap();
+    let last_stats = final_stats(&log);
     assert!(last_stats.contains("dropped_samples=0"), "{last_stats}");
     assert!(!events.iter().any(|e| e["type"] == "gap"));
     // The socket reader saw every final (the socket closes at exit).
@@ -274,11 +278,7 @@ fn a_starved_consumer_loses_audio_as_a_counted_gap_and_recognition_resumes() {
         .unwrap_or_else(|| panic!("no gap event: {events:?}\n{log}"));
     let dropped = gap["dropped_samples"].as_u64().unwrap();
     assert!(dropped > 8000, "{gap}");
-    let last_stats = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("final_report=true"))
-        .unwrap();
+    let last_stats = final_stats(&log);
     assert!(!last_stats.contains("dropped_samples=0"), "{last_stats}");
     // After the hole, the clip played later is still recognized.
     let after: Vec<String> = events
@@ -466,11 +466,7 @@ fn cpu_starvation_drops_audio_as_gaps_and_recognition_resumes_with_bounded_memor
         .iter()
         .map(|g| g["dropped_samples"].as_u64().unwrap())
         .sum();
-    let last_stats = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("final_report=true"))
-        .unwrap();
+    let last_stats = final_stats(&log);
     assert!(
         last_stats.contains(&format!("dropped_samples={reported} ")),
         "gap events ({reported} samples) and the stats count the same drops: {last_stats}"
