@@ -323,6 +323,8 @@ fn run_cell(
             path: ScorerPath::F32,
             batch: 8,
         },
+        // Each cell's own front end, as the committed grid was decoded.
+        cmn_skip_below: None,
         ..RecognizerConfig::default()
     };
     let mut model = Model::new(
@@ -332,7 +334,7 @@ fn run_cell(
         rc.decoder.clone(),
         rc.scorer,
     )?;
-    model.set_dither(rc.dither)?;
+    model.set_frontend_options(&rc)?;
     let model = Arc::new(model);
     let dev_c = decode_set(&model, dev, cfg.base.threads, cfg.base.progress)?;
     let test_c = decode_set(&model, test, cfg.base.threads, cfg.base.progress)?;

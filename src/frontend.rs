@@ -65,6 +65,12 @@ pub struct CmnConfig {
     /// Mean log-mel vector from training data, one value per mel bin; `None`
     /// normalizes by the running mean alone (the first frame becomes zero).
     pub prior_mean: Option<Vec<f32>>,
+    /// Frames whose mean log-mel value is below this are normalized but not
+    /// added to the statistics. Digital silence (a muted source, a sound
+    /// server's idle sink: about 4 with 1.0 dither, speech 10–20) would
+    /// otherwise drag the mean down and shift every speech frame after it.
+    /// `None` counts every frame (models trained before this option).
+    pub skip_below: Option<f32>,
 }
 
 impl Default for CmnConfig {
@@ -73,6 +79,7 @@ impl Default for CmnConfig {
             window_frames: 600,
             prior_frames: 100,
             prior_mean: None,
+            skip_below: None,
         }
     }
 }
@@ -230,6 +237,9 @@ impl FrontendConfig {
                 if p.iter().any(|v| !v.is_finite()) {
                     problems.push("cmn.prior_mean holds a non-finite value".into());
                 }
+            }
+            if cmn.skip_below.is_some_and(|v| !v.is_finite()) {
+                problems.push("cmn.skip_below is not a finite number".into());
             }
         }
         if !problems.is_empty() {
@@ -448,7 +458,7 @@ pub struct OnlineCmn {
     /// Ring of the last `window_frames` raw frames.
     history: Vec<f32>,
     dim: usize,
-    /// Frames seen so far.
+    /// Frames added to the statistics so far (skipped frames not counted).
     seen: u64,
     /// Running sum over the frames in the window (f64 so add/subtract stay exact enough).
     sum: Vec<f64>,
@@ -468,18 +478,10 @@ impl OnlineCmn {
 
     /// Normalizes one frame in place.
     pub fn process(&mut self, frame: &mut [f32]) {
-        let w = self.config.window_frames;
-        let slot = (self.seen % w as u64) as usize * self.dim;
-        let old = &mut self.history[slot..slot + self.dim];
-        let full = self.seen >= w as u64;
-        for ((s, o), &x) in self.sum.iter_mut().zip(old.iter_mut()).zip(frame.iter()) {
-            if full {
-                *s -= *o as f64;
-            }
-            *s += x as f64;
-            *o = x;
+        if !self.skips(frame) {
+            self.add(frame);
         }
-        self.seen += 1;
+        let w = self.config.window_frames;
         let n = self.seen.min(w as u64) as f64;
         let prior_w = match &self.config.prior_mean {
             Some(_) => (self.config.prior_frames as f64 - self.seen as f64).max(0.0),
@@ -493,6 +495,34 @@ impl OnlineCmn {
             };
             *x -= ((s + prior) / denom) as f32;
         }
+    }
+
+    /// Whether this frame stays out of the statistics: it is below the
+    /// floor and there are statistics (or a prior) to normalize it with.
+    fn skips(&self, frame: &[f32]) -> bool {
+        let Some(floor) = self.config.skip_below else {
+            return false;
+        };
+        let has_stats =
+            self.seen > 0 || (self.config.prior_mean.is_some() && self.config.prior_frames > 0);
+        let mean = frame.iter().map(|&v| v as f64).sum::<f64>() / frame.len().max(1) as f64;
+        has_stats && mean < floor as f64
+    }
+
+    /// Adds one raw frame to the sliding window.
+    fn add(&mut self, frame: &[f32]) {
+        let w = self.config.window_frames;
+        let slot = (self.seen % w as u64) as usize * self.dim;
+        let old = &mut self.history[slot..slot + self.dim];
+        let full = self.seen >= w as u64;
+        for ((s, o), &x) in self.sum.iter_mut().zip(old.iter_mut()).zip(frame.iter()) {
+            if full {
+                *s -= *o as f64;
+            }
+            *s += x as f64;
+            *o = x;
+        }
+        self.seen += 1;
     }
 
     /// Forgets all statistics.

@@ -44,6 +44,12 @@ pub struct RecognizerConfig {
     /// nothing plays) otherwise becomes log(ε) features that no training
     /// frame looks like.
     pub dither: Option<f32>,
+    /// Frames whose mean log-mel value is below this stay out of the online
+    /// CMN statistics ([`crate::frontend::CmnConfig::skip_below`]); `None`
+    /// keeps the model's own setting. With 1.0 dither, digital silence sits
+    /// near 4 and corpus audio, even its pauses, above 10: half a second of
+    /// it before speech otherwise shifts every speech frame that follows.
+    pub cmn_skip_below: Option<f32>,
 }
 
 impl Default for RecognizerConfig {
@@ -52,6 +58,7 @@ impl Default for RecognizerConfig {
             decoder: DecoderConfig::tuned(),
             scorer: ScorerConfig::default(),
             dither: Some(1.0),
+            cmn_skip_below: Some(8.0),
         }
     }
 }
@@ -116,22 +123,26 @@ impl Model {
         Self::new(am, &lexicon, lm, config, scorer)
     }
 
-    /// Loads a model folder with these settings (dither included).
+    /// Loads a model folder with these settings (front-end ones included).
     pub fn load_with(dir: &Path, lm_path: Option<&Path>, cfg: &RecognizerConfig) -> Result<Self> {
         let mut m = Self::load(dir, lm_path, cfg.decoder.clone(), cfg.scorer)?;
-        m.set_dither(cfg.dither)?;
+        m.set_frontend_options(cfg)?;
         Ok(m)
     }
 
-    /// Sets the front end's recognition-time dither (int16 units; `None`
-    /// keeps the model's own setting, 0 turns it off).
-    pub fn set_dither(&mut self, amplitude: Option<f32>) -> Result<()> {
-        if let Some(amplitude) = amplitude {
-            let mut fe = self.am.frontend.config().clone();
+    /// Applies the config's recognition-time front-end settings: dither
+    /// (int16 units; 0 turns it off) and the CMN silence floor; `None`
+    /// keeps the model's own value.
+    pub fn set_frontend_options(&mut self, cfg: &RecognizerConfig) -> Result<()> {
+        let mut fe = self.am.frontend.config().clone();
+        if let Some(amplitude) = cfg.dither {
             fe.dither =
                 (amplitude > 0.0).then_some(crate::frontend::DitherConfig { amplitude, seed: 0 });
-            self.am.frontend = fe.validate()?;
         }
+        if let (Some(floor), Some(cmn)) = (cfg.cmn_skip_below, fe.cmn.as_mut()) {
+            cmn.skip_below = Some(floor);
+        }
+        self.am.frontend = fe.validate()?;
         Ok(())
     }
 

@@ -66,6 +66,7 @@ fn full_config() -> FrontendConfig {
             window_frames: 50,
             prior_frames: 20,
             prior_mean: Some(vec![12.0; 40]),
+            skip_below: Some(8.0),
         }),
         ..FrontendConfig::default()
     }
@@ -143,6 +144,7 @@ fn cmn_without_prior_zeroes_first_frame_and_centres_window() {
         window_frames: 1000,
         prior_frames: 0,
         prior_mean: None,
+        skip_below: None,
     });
     let frames = Frontend::compute_all(&cfg.validate().unwrap(), clip());
     assert!(frames[0].iter().all(|v| *v == 0.0));
@@ -170,6 +172,7 @@ fn cmn_prior_makes_first_frames_sensible() {
         window_frames: 600,
         prior_frames: 100,
         prior_mean: Some(mean.clone()),
+        skip_below: None,
     });
     let frames = Frontend::compute_all(&cfg.validate().unwrap(), clip());
     for d in 0..40 {
@@ -201,4 +204,48 @@ fn config_round_trips_through_ron_and_rejects_unknown_fields() {
     assert_eq!(cfg, back);
     let err = ron::from_str::<FrontendConfig>("(sample_rate_hz: 16000, mel_bins: 40)").unwrap_err();
     assert!(err.to_string().contains("mel_bins"), "{err}");
+}
+
+#[test]
+fn cmn_skips_digital_silence_so_speech_after_it_is_normalized_as_without_it() {
+    let raw = Frontend::compute_all(&raw_config(16_000, 40).validate().unwrap(), clip());
+    let mean: Vec<f32> = (0..40)
+        .map(|d| raw.iter().map(|f| f[d]).sum::<f32>() / raw.len() as f32)
+        .collect();
+    let with_floor = |skip_below| {
+        let mut cfg = raw_config(16_000, 40);
+        cfg.cmn = Some(CmnConfig {
+            window_frames: 600,
+            prior_frames: 100,
+            prior_mean: Some(mean.clone()),
+            skip_below,
+        });
+        cfg.validate().unwrap()
+    };
+    // Half a second of exact zeros (a muted source) before the clip.
+    let mut padded = vec![0.0f32; 8000];
+    padded.extend_from_slice(clip());
+    let alone = Frontend::compute_all(&with_floor(Some(8.0)), clip());
+    let after = Frontend::compute_all(&with_floor(Some(8.0)), &padded);
+    let counted = Frontend::compute_all(&with_floor(None), &padded);
+    // Frames 50.. of the padded stream hold the clip's frames 0..; skip the
+    // few whose window straddles the boundary plus the clip's own start.
+    let (mut diff_skip, mut diff_count) = (0.0f32, 0.0f32);
+    for t in 5..alone.len() {
+        for d in 0..40 {
+            diff_skip = diff_skip.max((after[t + 50][d] - alone[t][d]).abs());
+            diff_count = diff_count.max((counted[t + 50][d] - alone[t][d]).abs());
+        }
+    }
+    // Counted, the zeros (log floor, about -16) shift speech by ~16; skipped,
+    // only the two frames whose window straddles the boundary remain
+    // (measured 0.19).
+    assert!(
+        diff_count > 10.0,
+        "counted silence shifts speech by only {diff_count}"
+    );
+    assert!(
+        diff_skip < 0.3,
+        "skipped silence still shifts speech by {diff_skip}"
+    );
 }

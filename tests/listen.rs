@@ -14,11 +14,17 @@ use std::time::{Duration, Instant};
 static DEVICE: Mutex<()> = Mutex::new(());
 const XDG: &str = "/tmp/sparsa-xdg";
 
-/// Clips the default model mostly gets right, with their transcripts.
+/// so762 test clips the default model transcribes nearly right and splits
+/// into one final each at every one of four sub-frame shifts (few do: its
+/// test WER is 69%), so a live miss points at the audio path rather than at
+/// a near-tied word or a missed endpoint.
 const CLIPS: [(&str, &str); 3] = [
-    ("0049/000490017.flac", "DORA CAN SEE THE SHEEP"),
-    ("0049/000490102.flac", "MARY LIKES YOUR RED SWEATER"),
-    ("0094/000940068.flac", "KATE LIKES RACING"),
+    ("0094/000940086.flac", "LOOK AT MY HAND"),
+    (
+        "5039/050390001.flac",
+        "HE HAD ALSO TO GET HIS MIND AWAY FROM HER",
+    ),
+    ("5015/050150163.flac", "I NEVER COULD TELL"),
 ];
 
 fn clip(rel: &str) -> PathBuf {
@@ -207,19 +213,29 @@ fn live_speech_is_transcribed_like_the_files_with_nothing_dropped_and_sockets_se
         assert!(st.success());
         p
     };
-    let (lead, between) = (silence("0.5"), silence("1.2"));
-    let mut parts = vec![lead];
-    for (rel, _) in CLIPS {
-        parts.push(clip(rel));
-        parts.push(between.clone());
+    // Live audio starts at an arbitrary point within a 10 ms frame, which
+    // can flip near-tied words; the offline reference is the worst of four
+    // sub-frame shifts. A lost or mangled block costs far more than that.
+    let between = silence("1.2");
+    let mut w_files = 0.0f64;
+    let mut all_files = Vec::new();
+    for shift in ["0.5", "0.5025", "0.505", "0.5075"] {
+        let mut parts = vec![silence(shift)];
+        for (rel, _) in CLIPS {
+            parts.push(clip(rel));
+            parts.push(between.clone());
+        }
+        let st = Command::new("sox").args(&parts).arg(&cat).status().unwrap();
+        assert!(st.success());
+        let files: Vec<String> = offline(&cat).lines().map(String::from).collect();
+        w_files = w_files.max(wer(&refs, &files));
+        all_files.push(files);
     }
-    let st = Command::new("sox").args(&parts).arg(&cat).status().unwrap();
-    assert!(st.success());
-    let files: Vec<String> = offline(&cat).lines().map(String::from).collect();
-    let (w_live, w_files) = (wer(&refs, &live), wer(&refs, &files));
-    eprintln!("live {live:?} WER {w_live:.3}; files {files:?} WER {w_files:.3}");
+    let w_live = wer(&refs, &live);
+    eprintln!("live {live:?} WER {w_live:.3}; files {all_files:?} worst WER {w_files:.3}");
+    // One word of 18 on top of the shifts' spread.
     assert!(
-        w_live <= w_files + 0.15,
+        w_live <= w_files + 0.06,
         "live WER {w_live} vs files {w_files}: {live:?}"
     );
     // One utterance per clip (endpoints between them).
@@ -288,7 +304,7 @@ fn a_starved_consumer_loses_audio_as_a_counted_gap_and_recognition_resumes() {
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        after.iter().any(|t| t.contains("SEE THE SHEEP")),
+        after.iter().any(|t| t.contains("LOOK AT MY HAND")),
         "{after:?}"
     );
 }
@@ -420,14 +436,15 @@ fn cpu_starvation_drops_audio_as_gaps_and_recognition_resumes_with_bounded_memor
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sparsa.ron");
     std::fs::write(&cfg, "(ring_seconds: 0.5, stats_interval_s: 1.0)").unwrap();
-    // The daemon at the lowest priority, four busy loops at normal priority
-    // on this (2-core) machine: it gets about 1.5% of a core while they run.
+    // The daemon at the lowest priority, eight busy loops at normal priority
+    // on a 2-core machine: it gets about 0.4% of a core while they run, far
+    // below the ~5% it needs. (Run the tests themselves at normal priority.)
     let mut nice = Command::new("nice");
     nice.args(["-n", "19", env!("CARGO_BIN_EXE_sparsa")]);
     let l = Listener::start_with(nice, &["--config", cfg.to_str().unwrap()], &[]);
     let pid = l.child.id();
     let rss_before = rss_kb(pid);
-    let busy: Vec<Child> = (0..4)
+    let busy: Vec<Child> = (0..8)
         .map(|_| {
             Command::new("sh")
                 .args(["-c", "while :; do :; done"])
@@ -479,7 +496,7 @@ fn cpu_starvation_drops_audio_as_gaps_and_recognition_resumes_with_bounded_memor
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        after.iter().any(|t| t.contains("CAN SEE")),
+        after.iter().any(|t| t.contains("MY HAND")),
         "speech after the load is recognized: {after:?}\n{events:?}"
     );
     assert!(

@@ -239,6 +239,10 @@ struct AmArgs {
     /// stream's own window fills (smaller adapts faster to a new speaker).
     #[arg(long, default_value_t = 100, value_name = "FRAMES")]
     cmn_prior_frames: usize,
+    /// Keep frames whose mean log-mel value is below this out of the CMN
+    /// statistics (digital silence is about 4, speech 10–20).
+    #[arg(long, default_value_t = 8.0, value_name = "LOGMEL")]
+    cmn_skip_below: f32,
     /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
     #[arg(long, value_delimiter = ',', value_name = "F,F")]
     speed_perturb: Vec<f32>,
@@ -423,6 +427,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
             num_mel_bins: a.mel_bins,
             cmn: Some(sparsa::frontend::CmnConfig {
                 prior_frames: a.cmn_prior_frames,
+                skip_below: Some(a.cmn_skip_below),
                 ..Default::default()
             }),
             ..FrontendConfig::default()

@@ -229,6 +229,11 @@ struct DecodeArgs {
     /// Dither added before the front end, int16 units [default: 1.0; 0 = off].
     #[arg(long)]
     dither: Option<f32>,
+    /// Frames with a mean log-mel value below this stay out of the online
+    /// CMN statistics, so digital silence does not shift the speech after
+    /// it [default: 8.0; dithered digital silence is about 4, speech 10–20].
+    #[arg(long, value_name = "LOGMEL")]
+    cmn_skip_below: Option<f32>,
 }
 
 impl DecodeArgs {
@@ -245,6 +250,9 @@ impl DecodeArgs {
         }
         if let Some(v) = self.dither {
             rc.dither = Some(v);
+        }
+        if let Some(v) = self.cmn_skip_below {
+            rc.cmn_skip_below = Some(v);
         }
         let cfg = &mut rc.decoder;
         if let Some(v) = self.lm_weight {

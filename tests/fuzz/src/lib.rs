@@ -50,7 +50,7 @@ pub fn recognize_with(cfg: &RecognizerConfig) -> Option<usize> {
         .ok()?;
     let lm = sparsa::lm::NgramLm::from_arpa(TINY_LM, "tiny/lm.arpa").ok()?;
     let mut model = Model::new(am, &lexicon, lm, cfg.decoder.clone(), cfg.scorer).ok()?;
-    model.set_dither(cfg.dither).ok()?;
+    model.set_frontend_options(cfg).ok()?;
     Some(recognize(model))
 }
 
