@@ -221,6 +221,7 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
             &cfg.base,
             &reference,
             &cfg.align_model.display().to_string(),
+            None,
         )?;
         let (tf, df) = data.frames();
         eprintln!(

@@ -59,6 +59,10 @@ pub struct TrainConfig {
     pub max_utts: Option<usize>,
     /// Extra speed-perturbed copies of train (e.g. `[0.9, 1.1]`); empty for none.
     pub speed_perturb: Vec<f32>,
+    /// Frequency masking (SpecAugment's, per frame): each training row gets
+    /// one band of up to this many mel bins set to the feature mean across
+    /// its whole splice window; 0 turns it off.
+    pub freq_mask: usize,
     /// Worker threads for features and alignment.
     pub threads: usize,
     /// Show progress bars.
@@ -327,6 +331,10 @@ impl Run<'_> {
                 );
                 labels.push(utt.labels[t as usize]);
             }
+            if self.cfg.freq_mask > 0 {
+                let frame_dim = dim / (self.cfg.splice.left + self.cfg.splice.right + 1);
+                freq_mask(&mut x, frame_dim, self.cfg.freq_mask, &mut self.rng);
+            }
             // Momentum rises linearly from 0.5 to 0.9 over the first epoch.
             let ramp = (self.steps as f32 / steps_per_epoch as f32).min(1.0);
             let momentum = 0.5 + 0.4 * ramp;
@@ -501,11 +509,20 @@ impl Run<'_> {
     }
 }
 
+/// The speed-perturbation part of a recipe ("" without it).
+fn speed_note(speeds: &[f32]) -> String {
+    if speeds.is_empty() {
+        String::new()
+    } else {
+        format!("train speed-perturbed x{speeds:?}; ")
+    }
+}
+
 /// The network and SGD part of a recipe, for provenance.
 fn network_recipe(cfg: &TrainConfig) -> String {
     format!(
         "{}x{} {} DNN, splice -{}..+{}, global mean/variance input normalization; init {}; \
-         minibatch {} SGD, lr {} (mean-CE gradient), momentum 0.5->0.9 over the first epoch, no regularization; \
+         minibatch {} SGD, lr {} (mean-CE gradient), momentum 0.5->0.9 over the first epoch, {}; \
          newbob on dev CE (halve below {}% relative gain, stop below {}%), at most {} epochs per early round and {} in the last; frames shuffled globally each epoch",
         cfg.hidden_layers,
         cfg.hidden_units,
@@ -518,6 +535,11 @@ fn network_recipe(cfg: &TrainConfig) -> String {
         },
         cfg.batch,
         cfg.learning_rate,
+        if cfg.freq_mask > 0 {
+            format!("frequency masking of up to {} mel bins per frame", cfg.freq_mask)
+        } else {
+            "no regularization".to_string()
+        },
         RAMP_GAIN * 100.0,
         STOP_GAIN * 100.0,
         cfg.align_epochs,
@@ -533,6 +555,38 @@ fn spliced(net: &Network, u: &Utt) -> Array2<f32> {
         net.splice_into(&u.feats, u.frames, t, row.into_slice().expect("row"));
     }
     x
+}
+
+/// Masks one random band of at most `max_width` mel bins in each spliced
+/// row (`dim` bins per frame), across every frame of its window. Rows are
+/// mean/variance normalized, so 0 is the training mean of each input.
+fn freq_mask(x: &mut Array2<f32>, dim: usize, max_width: usize, rng: &mut Rng) {
+    for mut row in x.outer_iter_mut() {
+        let width = rng.below(max_width.min(dim) + 1);
+        if width == 0 {
+            continue;
+        }
+        let start = rng.below(dim - width + 1);
+        // INVARIANT: rows of a standard-layout Array2 are contiguous.
+        for frame in row.as_slice_mut().expect("row").chunks_mut(dim) {
+            frame[start..start + width].fill(0.0);
+        }
+    }
+}
+
+/// The CMN prior: the mean raw log-mel frame over `sets` of raw features.
+fn cmn_prior<'a>(sets: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> {
+    let mut prior = vec![0.0f64; dim];
+    let mut n = 0usize;
+    for feats in sets {
+        for f in feats.chunks(dim) {
+            for (p, v) in prior.iter_mut().zip(f) {
+                *p += *v as f64;
+            }
+            n += 1;
+        }
+    }
+    prior.iter().map(|p| (p / n.max(1) as f64) as f32).collect()
 }
 
 /// Applies online CMN with `cmn` to raw frames in place, exactly as the
@@ -614,20 +668,9 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         ));
     }
 
-    // CMN prior: the mean raw log-mel frame of train.
-    let mut prior = vec![0.0f64; dim];
-    let mut n = 0usize;
-    for (u, _) in &train_raw {
-        for f in u.feats.chunks(dim) {
-            for (p, v) in prior.iter_mut().zip(f) {
-                *p += *v as f64;
-            }
-            n += 1;
-        }
-    }
     let mut frontend = cfg.frontend.clone();
     let mut cmn = frontend.cmn.clone().unwrap_or_default();
-    cmn.prior_mean = Some(prior.iter().map(|p| (p / n as f64) as f32).collect());
+    cmn.prior_mean = Some(cmn_prior(train_raw.iter().map(|(u, _)| &u.feats[..]), dim));
     frontend.cmn = Some(cmn.clone());
     let frontend_params = frontend.validate()?;
 
@@ -733,11 +776,7 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
     }
     let recipe = format!(
         "{}monophone 3-state HMMs; flat start (energy-based end silences, uniform phones); {rounds} rounds of train-then-realign (Viterbi with log posterior - log prior), the network carried over between bootstrap rounds and re-initialized for the last; {}",
-        if cfg.speed_perturb.is_empty() {
-            String::new()
-        } else {
-            format!("train speed-perturbed x{:?}; ", cfg.speed_perturb)
-        },
+        speed_note(&cfg.speed_perturb),
         network_recipe(cfg)
     );
     let model = run.finish(
@@ -765,6 +804,8 @@ pub struct FixedAlignment {
     skipped: Vec<String>,
     missing: Vec<String>,
     reference: String,
+    /// Speed-perturbation factors of the train copies (besides 1.0).
+    speeds: Vec<f32>,
     /// The training vocabulary (words of the aligned train utterances).
     pub vocabulary: Lexicon,
 }
@@ -776,14 +817,18 @@ impl FixedAlignment {
     }
 }
 
-/// Computes features of `cfg.train` and `cfg.dev` with the reference model's
-/// front end (its CMN prior included) and labels them by Viterbi alignment
-/// with its network, priors and transitions. Utterances no path fits are
-/// skipped (and listed in the models' provenance).
+/// Computes features of `cfg.train` (with `cfg.speed_perturb` copies) and
+/// `cfg.dev` with the reference model's front end (its CMN prior included)
+/// and labels them by Viterbi alignment with its network, priors and
+/// transitions. Utterances no path fits are skipped (and listed in the
+/// models' provenance). With `train_cmn`, the features the new network is
+/// trained on use that CMN instead (prior mean from train); the framing is
+/// the reference's, so the labels still fit frame for frame.
 pub fn align_with_model(
     cfg: &TrainConfig,
     reference: &AcousticModel,
     reference_name: &str,
+    train_cmn: Option<&CmnConfig>,
 ) -> Result<FixedAlignment> {
     let phones = reference.phones.clone();
     let lexicon = Lexicon::load(&cfg.lexicons, &phones)?;
@@ -791,7 +836,9 @@ pub fn align_with_model(
     cfg.frontend = reference.frontend.config().clone();
     let dim = cfg.frontend.num_mel_bins;
     let cmn = cfg.frontend.cmn.clone().unwrap_or_default();
-    let (train_raw, mut skipped, missing) = load_set(&cfg.train, &lexicon, &cfg, "train", &[1.0])?;
+    let mut speeds = vec![1.0];
+    speeds.extend(cfg.speed_perturb.iter().copied().filter(|&s| s != 1.0));
+    let (train_raw, mut skipped, missing) = load_set(&cfg.train, &lexicon, &cfg, "train", &speeds)?;
     let (dev_raw, dev_skipped, _) = load_set(
         std::slice::from_ref(&cfg.dev),
         &lexicon,
@@ -800,13 +847,19 @@ pub fn align_with_model(
         &[1.0],
     )?;
     skipped.extend(dev_skipped.into_iter().map(|s| format!("dev {s}")));
-    let prepare = |set: Vec<(Utt, Vec<f32>)>| -> Vec<Utt> {
+    // Raw features are kept only when the new network gets its own CMN.
+    let prepare = |set: Vec<(Utt, Vec<f32>)>| -> (Vec<Utt>, Vec<Vec<f32>>) {
         set.into_iter()
             .map(|(mut u, _)| {
+                let raw = if train_cmn.is_some() {
+                    u.feats.clone()
+                } else {
+                    Vec::new()
+                };
                 apply_cmn(&mut u.feats, dim, &cmn);
-                u
+                (u, raw)
             })
-            .collect()
+            .unzip()
     };
     let run = Run {
         cfg: &cfg,
@@ -819,11 +872,25 @@ pub fn align_with_model(
         steps: 0,
         metrics: Vec::new(),
     };
-    let mut train = prepare(train_raw);
-    let mut dev = prepare(dev_raw);
+    let (mut train, train_raw) = prepare(train_raw);
+    let (mut dev, dev_raw) = prepare(dev_raw);
     let net = &reference.network;
     run.realign(net, &reference.log_priors, &mut train, "train");
     run.realign(net, &reference.log_priors, &mut dev, "dev");
+    let mut frontend = cfg.frontend.clone();
+    if let Some(c) = train_cmn {
+        let mut c = c.clone();
+        c.prior_mean = Some(cmn_prior(train_raw.iter().map(|f| &f[..]), dim));
+        for (u, raw) in train
+            .iter_mut()
+            .zip(train_raw)
+            .chain(dev.iter_mut().zip(dev_raw))
+        {
+            u.feats = raw;
+            apply_cmn(&mut u.feats, dim, &c);
+        }
+        frontend.cmn = Some(c);
+    }
     let mut keep = |set: Vec<Utt>, what: &str| -> Vec<Utt> {
         set.into_iter()
             .filter(|u| {
@@ -849,7 +916,7 @@ pub fn align_with_model(
             .flat_map(|u| u.words.iter().map(String::as_str)),
     );
     Ok(FixedAlignment {
-        frontend: reference.frontend.clone(),
+        frontend: frontend.validate()?,
         phones: run.phones,
         lexicon: run.lexicon,
         topo: run.topo,
@@ -858,13 +925,14 @@ pub fn align_with_model(
         skipped,
         missing,
         reference: reference_name.to_string(),
+        speeds: speeds[1..].to_vec(),
         vocabulary,
     })
 }
 
 /// Trains one fresh network on a fixed alignment (one newbob run of at most
 /// `cfg.max_epochs` epochs; `cfg.rounds`, speed perturbation and the data
-/// paths of `cfg` are not used). Priors come from the alignment.
+/// paths of `cfg` are not used: they shaped the alignment). Priors come from the alignment.
 pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticModel {
     let started = Instant::now();
     let dim = data.frontend.dim();
@@ -893,9 +961,14 @@ pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticM
     );
     let net = run.train_round(net, 0, cfg.max_epochs.max(1));
     let acc = run.evaluate(&net, &run.dev).acc();
+    let cmn = data.frontend.config().cmn.clone().unwrap_or_default();
     let recipe = format!(
-        "fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); one fresh network trained on it; {}",
+        "{}fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); one fresh network trained on it; online CMN window {}, prior {} frames, skip below {:?}; {}",
+        speed_note(&data.speeds),
         data.reference,
+        cmn.window_frames,
+        cmn.prior_frames,
+        cmn.skip_below,
         network_recipe(cfg)
     );
     run.finish(

@@ -31,6 +31,7 @@ fn config(out: &std::path::Path) -> ExperimentConfig {
             seed: 1,
             max_utts: Some(400),
             speed_perturb: Vec::new(),
+            freq_mask: 0,
             threads: 2,
             progress: false,
             command: "test".into(),

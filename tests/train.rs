@@ -36,6 +36,7 @@ fn config(seed: u64) -> TrainConfig {
         seed,
         max_utts: Some(250),
         speed_perturb: Vec::new(),
+        freq_mask: 0,
         threads: 2,
         progress: false,
         command: "tests/train.rs".into(),
@@ -341,4 +342,53 @@ fn speed_perturbation_adds_resampled_copies() {
     let ratio = perturbed.train_frames as f64 / plain.train_frames as f64;
     assert!((ratio - 3.02).abs() < 0.05, "frame ratio {ratio}");
     assert!(perturbed.recipe.contains("speed-perturbed"));
+}
+
+#[test]
+fn a_network_trained_on_a_models_alignment_uses_its_own_cmn_and_learns() {
+    // The tiny model aligns; the new network gets another CMN prior weight,
+    // the silence floor, speed-perturbed copies and frequency masking.
+    let reference = &tiny().0;
+    let mut cfg = config(12);
+    cfg.max_utts = Some(120);
+    cfg.speed_perturb = vec![0.9];
+    cfg.freq_mask = 5;
+    let cmn = sparsa::frontend::CmnConfig {
+        prior_frames: 10,
+        skip_below: Some(8.0),
+        ..Default::default()
+    };
+    let data = sparsa::train::align_with_model(&cfg, reference, "tiny", Some(&cmn)).unwrap();
+    let (train_frames, dev_frames) = data.frames();
+    assert!(train_frames > 0 && dev_frames > 0);
+    let m = sparsa::train::train_on_alignment(&cfg, &data);
+    let got = m.frontend.config().cmn.clone().unwrap();
+    assert_eq!((got.prior_frames, got.skip_below), (10, Some(8.0)));
+    let prior = got.prior_mean.unwrap();
+    let reference_prior = reference
+        .frontend
+        .config()
+        .cmn
+        .clone()
+        .unwrap()
+        .prior_mean
+        .unwrap();
+    assert_eq!(prior.len(), reference_prior.len());
+    assert_ne!(
+        prior, reference_prior,
+        "prior recomputed over the perturbed copies too"
+    );
+    let p = &m.provenance;
+    assert_eq!(
+        p.train_utterances, 240,
+        "120 utterances at speeds 1.0 and 0.9"
+    );
+    assert!(p.recipe.contains("speed-perturbed x[0.9]"), "{}", p.recipe);
+    assert!(p.recipe.contains("prior 10 frames"), "{}", p.recipe);
+    // Half the data of the tiny run and masked inputs: well above the 0.8%
+    // chance of 120 pdfs is the bar (measured 26%).
+    let acc = *p.dev_frame_acc_per_round.last().unwrap();
+    assert!(acc > 0.15, "dev frame accuracy {acc}");
+    let (first, last) = (&p.epochs[0], p.epochs.last().unwrap());
+    assert!(last.train_ce < first.train_ce, "{first:?} -> {last:?}");
 }

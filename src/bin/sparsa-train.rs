@@ -246,6 +246,17 @@ struct AmArgs {
     /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
     #[arg(long, value_delimiter = ',', value_name = "F,F")]
     speed_perturb: Vec<f32>,
+    /// Frequency masking while training: each frame gets one band of up to
+    /// this many mel bins set to the mean, across its splice window (0 = off).
+    #[arg(long, default_value_t = 0, value_name = "BINS")]
+    freq_mask: usize,
+    /// Skip the flat-start bootstrap: align train (with its speed-perturbed
+    /// copies) and dev once with this model and train one fresh network on
+    /// that alignment (the model's phones, topology and framing; this run's
+    /// CMN settings). Kaldi's recipes train DNNs on a previous model's
+    /// alignment the same way.
+    #[arg(long, value_name = "MODEL_DIR")]
+    align_model: Option<PathBuf>,
     /// Threads for features and alignment.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -381,6 +392,7 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
             seed: 1,
             max_utts: a.max_utts,
             speed_perturb: Vec::new(),
+            freq_mask: 0,
             threads: a.threads,
             progress: !a.quiet,
             command: command_line(),
@@ -447,12 +459,33 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         seed: a.seed,
         max_utts: a.max_utts,
         speed_perturb: a.speed_perturb,
+        freq_mask: a.freq_mask,
         threads: a.threads,
         progress: !a.quiet,
         // Program name without its install path, so the record reads the same everywhere.
         command: command_line(),
     };
-    let (mut model, lexicon) = train(&cfg)?;
+    let (mut model, lexicon) = match &a.align_model {
+        None => train(&cfg)?,
+        Some(dir) => {
+            let reference = sparsa::model::AcousticModel::load(&dir.join(AM_FILE))?;
+            let rf = reference.frontend.config();
+            if (rf.sample_rate_hz, rf.num_mel_bins) != (a.rate, a.mel_bins) {
+                anyhow::bail!(
+                    "--rate {} / --mel-bins {} differ from the alignment model's front end ({} Hz, {} bins): the labels would not fit the frames",
+                    a.rate, a.mel_bins, rf.sample_rate_hz, rf.num_mel_bins
+                );
+            }
+            let data = sparsa::train::align_with_model(
+                &cfg,
+                &reference,
+                &dir.display().to_string(),
+                cfg.frontend.cmn.as_ref(),
+            )?;
+            let model = sparsa::train::train_on_alignment(&cfg, &data);
+            (model, data.vocabulary.clone())
+        }
+    };
     let data = sparsa::datadir::DataDir::open(&cfg.train[0])?;
     calibrate(&mut model, &data, &a.calibration)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
