@@ -16,15 +16,15 @@ const XDG: &str = "/tmp/sparsa-xdg";
 
 /// so762 test clips the default model transcribes nearly right and splits
 /// into one final each at every one of four sub-frame shifts (few do: its
-/// test WER is 69%), so a live miss points at the audio path rather than at
+/// test WER is 65%), so a live miss points at the audio path rather than at
 /// a near-tied word or a missed endpoint.
 const CLIPS: [(&str, &str); 3] = [
-    ("0094/000940086.flac", "LOOK AT MY HAND"),
+    ("1156/011560269.flac", "I NEED TO DO SOMETHING WITH MY LIFE"),
     (
         "5039/050390001.flac",
         "HE HAD ALSO TO GET HIS MIND AWAY FROM HER",
     ),
-    ("5015/050150163.flac", "I NEVER COULD TELL"),
+    ("5015/050150145.flac", "YOU ARE HIS BEST FRIEND"),
 ];
 
 fn clip(rel: &str) -> PathBuf {
@@ -233,9 +233,9 @@ fn live_speech_is_transcribed_like_the_files_with_nothing_dropped_and_sockets_se
     }
     let w_live = wer(&refs, &live);
     eprintln!("live {live:?} WER {w_live:.3}; files {all_files:?} worst WER {w_files:.3}");
-    // One word of 18 on top of the shifts' spread.
+    // One word of 23 on top of the shifts' spread.
     assert!(
-        w_live <= w_files + 0.06,
+        w_live <= w_files + 0.05,
         "live WER {w_live} vs files {w_files}: {live:?}"
     );
     // One utterance per clip (endpoints between them).
@@ -304,7 +304,7 @@ fn a_starved_consumer_loses_audio_as_a_counted_gap_and_recognition_resumes() {
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        after.iter().any(|t| t.contains("LOOK AT MY HAND")),
+        after.iter().any(|t| t.contains("SOMETHING WITH MY LIFE")),
         "{after:?}"
     );
 }
@@ -496,7 +496,7 @@ fn cpu_starvation_drops_audio_as_gaps_and_recognition_resumes_with_bounded_memor
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        after.iter().any(|t| t.contains("MY HAND")),
+        after.iter().any(|t| t.contains("MY LIFE")),
         "speech after the load is recognized: {after:?}\n{events:?}"
     );
     assert!(
