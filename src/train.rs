@@ -509,6 +509,13 @@ impl Run<'_> {
     }
 }
 
+/// Speeds at which train is read: 1.0, then the perturbation factors.
+fn train_speeds(cfg: &TrainConfig) -> Vec<f32> {
+    let mut speeds = vec![1.0];
+    speeds.extend(cfg.speed_perturb.iter().copied().filter(|&s| s != 1.0));
+    speeds
+}
+
 /// The speed-perturbation part of a recipe ("" without it).
 fn speed_note(speeds: &[f32]) -> String {
     if speeds.is_empty() {
@@ -641,8 +648,7 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
     cfg.frontend.validate()?;
     let dim = cfg.frontend.num_mel_bins;
 
-    let mut train_speeds = vec![1.0];
-    train_speeds.extend(cfg.speed_perturb.iter().copied().filter(|&s| s != 1.0));
+    let train_speeds = train_speeds(cfg);
     let (train_raw, mut skipped, missing) =
         load_set(&cfg.train, &full_lexicon, cfg, "train", &train_speeds)?;
     let (dev_raw, dev_skipped, _) = load_set(
@@ -836,8 +842,7 @@ pub fn align_with_model(
     cfg.frontend = reference.frontend.config().clone();
     let dim = cfg.frontend.num_mel_bins;
     let cmn = cfg.frontend.cmn.clone().unwrap_or_default();
-    let mut speeds = vec![1.0];
-    speeds.extend(cfg.speed_perturb.iter().copied().filter(|&s| s != 1.0));
+    let speeds = train_speeds(&cfg);
     let (train_raw, mut skipped, missing) = load_set(&cfg.train, &lexicon, &cfg, "train", &speeds)?;
     let (dev_raw, dev_skipped, _) = load_set(
         std::slice::from_ref(&cfg.dev),
