@@ -9,6 +9,8 @@
 //! word ends). Each state keeps one token (the Viterbi approximation); a
 //! token carries its LM history. Word ends within the word-end beam are
 //! expanded into every word start, with LM scores cached per history.
+//! Every 50 frames the word links and histories no active token reaches
+//! are collected, so long utterances run in memory bounded by the beam.
 
 use crate::hmm::{PdfId, Topology};
 use crate::lexicon::{Lexicon, PhoneSet};
@@ -279,6 +281,14 @@ const NONE: u32 = u32::MAX;
 /// LM score rows kept for reuse between utterances.
 const MAX_SPARE_ROWS: usize = 512;
 
+/// Frames between garbage collections of word links and LM histories.
+/// Within an utterance only what active tokens reach is kept, so memory is
+/// bounded by the beam, not by how long the utterance (or the search) is.
+const GC_INTERVAL: u32 = 50;
+
+/// Marks a reachable entry during garbage collection.
+const MARKED: u32 = u32::MAX - 1;
+
 /// Per-stream decoder state.
 pub struct Decoder {
     graph: Arc<SearchGraph>,
@@ -303,6 +313,8 @@ pub struct Decoder {
     best_ac_cum: Vec<f32>,
     frames: u32,
     scores_buf: Vec<f32>,
+    /// Garbage-collection scratch: old index → new index (or NONE).
+    remap: Vec<u32>,
 }
 
 const LN10: f32 = std::f32::consts::LN_10;
@@ -334,6 +346,7 @@ impl Decoder {
             best_ac_cum: vec![0.0],
             frames: 0,
             scores_buf: Vec::new(),
+            remap: Vec::new(),
             graph,
         };
         d.reset();
@@ -441,6 +454,9 @@ impl Decoder {
         let g = self.graph.clone();
         let scale = g.config.acoustic_scale;
         let t = self.frames;
+        if t > 0 && t % GC_INTERVAL == 0 {
+            self.collect_garbage();
+        }
         let best_ac = loglik.iter().copied().fold(f32::NEG_INFINITY, f32::max) * scale;
         // INVARIANT: reset() always pushes the initial 0.
         let cum = *self.best_ac_cum.last().expect("starts with 0") + best_ac;
@@ -547,6 +563,74 @@ impl Decoder {
         std::mem::swap(&mut self.cur, &mut self.next);
         std::mem::swap(&mut self.active, &mut self.next_active);
         self.frames += 1;
+    }
+
+    /// Drops the word links and LM histories that no active token reaches
+    /// and renumbers the rest (links keep their order: a link's predecessor
+    /// always has a smaller index). Runs between frames, when the tokens of
+    /// `cur` are the only references.
+    fn collect_garbage(&mut self) {
+        let remap = &mut self.remap;
+        remap.clear();
+        remap.resize(self.links.len(), NONE);
+        for &i in &self.active {
+            let mut l = self.cur[i as usize].link;
+            while l != NONE && remap[l as usize] == NONE {
+                remap[l as usize] = MARKED;
+                l = self.links[l as usize].prev;
+            }
+        }
+        let mut kept = 0;
+        for k in 0..self.links.len() {
+            if remap[k] == NONE {
+                continue;
+            }
+            let mut link = self.links[k];
+            if link.prev != NONE {
+                link.prev = remap[link.prev as usize];
+            }
+            self.links[kept] = link;
+            remap[k] = kept as u32;
+            kept += 1;
+        }
+        self.links.truncate(kept);
+        for &i in &self.active {
+            let tok = &mut self.cur[i as usize];
+            if tok.link != NONE {
+                tok.link = remap[tok.link as usize];
+            }
+        }
+
+        remap.clear();
+        remap.resize(self.hists.len(), NONE);
+        for &i in &self.active {
+            remap[self.cur[i as usize].hist as usize] = MARKED;
+        }
+        let mut kept = 0;
+        for (h, slot) in remap.iter_mut().enumerate() {
+            if *slot == NONE {
+                if let Some(row) = self.lm_cache[h].take() {
+                    self.spare_rows.push(row);
+                }
+                continue;
+            }
+            self.hists.swap(kept, h);
+            self.lm_cache.swap(kept, h);
+            *slot = kept as u32;
+            kept += 1;
+        }
+        self.hists.truncate(kept);
+        self.lm_cache.truncate(kept);
+        self.hist_ids.retain(|_, id| {
+            let new = remap[*id as usize];
+            *id = new;
+            new != NONE
+        });
+        self.extend_cache.clear();
+        for &i in &self.active {
+            let tok = &mut self.cur[i as usize];
+            tok.hist = remap[tok.hist as usize];
+        }
     }
 
     fn relax(next: &mut [Token], active: &mut Vec<u32>, j: usize, tok: Token) {
@@ -693,8 +777,14 @@ impl Decoder {
         })
     }
 
-    /// Word links held (bounded by the utterance length; freed by `reset`).
+    /// Word links held (only those active tokens reach, plus what the
+    /// frames since the last collection added; all freed by `reset`).
     pub fn memory_links(&self) -> usize {
         self.links.len()
+    }
+
+    /// LM histories held (the same bound as the links).
+    pub fn memory_histories(&self) -> usize {
+        self.hists.len()
     }
 }

@@ -192,3 +192,38 @@ fn endpoint_fires_after_trailing_silence_and_reset_starts_over() {
     }
     assert_eq!(d.finalize().text(), "NINE");
 }
+
+#[test]
+fn traceback_memory_is_reclaimed_within_a_long_utterance() {
+    // Three minutes of speech as one utterance (no endpoint, no reset):
+    // the word links and LM histories held must stay at what the active
+    // tokens reach, not grow with the audio, and the traceback stays right.
+    let sentences = [
+        vec!["WE", "CALL", "IT", "BEAR"],
+        vec!["DORA", "CAN", "SEE", "THE", "SHEEP"],
+        vec!["TWO", "FOUR", "SEVEN"],
+    ];
+    let mut d = Decoder::new(setup().graph.clone());
+    let (mut frames, mut max_links, mut max_hists) = (0, 0, 0);
+    let mut expected = Vec::new();
+    while frames < 18_000 {
+        for s in &sentences {
+            for f in oracle(s, 60 * s.len() + 80) {
+                d.advance(&f);
+                frames += 1;
+                max_links = max_links.max(d.memory_links());
+                max_hists = max_hists.max(d.memory_histories());
+            }
+            expected.extend(s.iter().copied());
+        }
+    }
+    let text = d.finalize().text();
+    assert_eq!(text, expected.join(" "));
+    // Every word end within the word-end beam leaves a link: hundreds per
+    // second without collection; with it, about the path plus 50 frames.
+    let words = expected.len();
+    eprintln!("{frames} frames, {words} words: at most {max_links} links, {max_hists} histories");
+    assert!(max_links < 2 * words + 2_000, "{max_links} links held");
+    // (These sentences reach 25 histories in all; 6 are alive at once.)
+    assert!(max_hists <= 12, "{max_hists} histories held");
+}
