@@ -2,7 +2,7 @@
 //! pronunciation variants), Viterbi over frame log-likelihoods, and the
 //! energy-based uniform flat start used before any model exists.
 
-use crate::hmm::{PdfId, Topology};
+use crate::hmm::{context_key, PdfId, Topology, BOUNDARY};
 use crate::lexicon::{Lexicon, PhoneId, PhoneSet};
 
 /// One HMM state in an utterance graph.
@@ -10,6 +10,8 @@ use crate::lexicon::{Lexicon, PhoneId, PhoneSet};
 struct Node {
     pdf: PdfId,
     phone: PhoneId,
+    /// The state in its word-internal context ([`context_key`]).
+    key: u32,
     next: Vec<u32>,
 }
 
@@ -76,12 +78,19 @@ impl UttGraph {
         };
         for phones in alts {
             let mut prev: Vec<Option<u32>> = frontier.clone();
-            for &ph in phones.iter() {
+            for (&ph, (left, right)) in phones.iter().zip(Topology::word_contexts(phones)) {
+                // Silence is context-independent.
+                let (left, right) = if optional {
+                    (BOUNDARY, BOUNDARY)
+                } else {
+                    (left, right)
+                };
                 for s in 0..topo.states_per_phone {
                     let id = self.nodes.len() as u32;
                     self.nodes.push(Node {
-                        pdf: topo.pdf(ph, s),
+                        pdf: topo.pdf_in_context(left, ph, right, s),
                         phone: ph,
+                        key: context_key(left, ph, right, s),
                         next: Vec::new(),
                     });
                     for p in &prev {
@@ -174,10 +183,12 @@ impl UttGraph {
         let mut state = best as u32;
         let mut pdfs = vec![0; frames];
         let mut phones = vec![0; frames];
+        let mut keys = vec![0; frames];
         for t in (0..frames).rev() {
             let node = &self.nodes[state as usize];
             pdfs[t] = node.pdf;
             phones[t] = node.phone;
+            keys[t] = node.key;
             if t > 0 {
                 state = back[t * n + state as usize];
             }
@@ -185,6 +196,7 @@ impl UttGraph {
         Some(Alignment {
             pdfs,
             phones,
+            keys,
             score: *best_score,
         })
     }
@@ -197,6 +209,8 @@ pub struct Alignment {
     pub pdfs: Vec<PdfId>,
     /// The phone of each frame.
     pub phones: Vec<PhoneId>,
+    /// The state of each frame in its word-internal context ([`context_key`]).
+    pub keys: Vec<u32>,
     /// Viterbi log score.
     pub score: f32,
 }

@@ -169,9 +169,10 @@ impl SearchGraph {
         };
         let chain = |g: &mut SearchGraph, word: u32, phones_seq: &[u16]| {
             g.starts.push(g.pdf.len() as u32);
-            for (k, &ph) in phones_seq.iter().enumerate() {
+            let contexts = Topology::word_contexts(phones_seq);
+            for (k, (&ph, (left, right))) in phones_seq.iter().zip(contexts).enumerate() {
                 for s in 0..topo.states_per_phone {
-                    let pdf = topo.pdf(ph, s);
+                    let pdf = topo.pdf_in_context(left, ph, right, s);
                     g.pdf.push(pdf);
                     let ts = g.config.transition_scale;
                     g.loop_lp.push(ts * topo.self_loop_logprob[pdf as usize]);

@@ -1,8 +1,15 @@
-//! HMM topology: left-to-right phone models, the mapping from (phone, state)
-//! to DNN outputs (pdfs), and transition log-probabilities.
+//! HMM topology: left-to-right phone models, the mapping from (phone in its
+//! word-internal context, state) to DNN outputs (pdfs), and transition
+//! log-probabilities.
 //!
-//! The mapping is a table, not arithmetic, so state-tied triphones can later
-//! replace the monophone table without touching the aligner or decoder.
+//! Context dependency is word-internal (a word's first phone has the word
+//! boundary as left context, its last the boundary as right context), so
+//! the decoder's word chains stay independent of the neighbouring words.
+//! Contexts are tied by counts, not by a phonetic decision tree: a
+//! triphone state with enough aligned frames gets its own pdf, the rest
+//! back off to a left biphone, then a right biphone, then the monophone
+//! state (whose pdf always exists). Simple, deterministic, and all a DNN
+//! needs: targets with enough frames each.
 
 use crate::error::{Error, Result};
 use crate::lexicon::{PhoneId, PhoneSet};
@@ -20,6 +27,26 @@ pub struct Topology {
     pub pdfs: Vec<Vec<PdfId>>,
     /// Per pdf, log-probability of staying in the state.
     pub self_loop_logprob: Vec<f32>,
+    /// Context-dependent pdfs, sorted by key (see [`context_key`]); empty
+    /// for monophones (and then left out of model files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<(u32, PdfId)>,
+}
+
+/// Context of a phone at a word edge (or of a context left open in a tied key).
+pub const BOUNDARY: PhoneId = 0x3f;
+/// A context that a backed-off pdf does not depend on.
+const ANY: PhoneId = 0x3e;
+
+/// Packs (left, phone, right, state) into one key: 6 bits per phone, 2 for
+/// the state (phone sets have fewer than 62 phones, HMMs at most 4 states).
+pub fn context_key(left: PhoneId, phone: PhoneId, right: PhoneId, state: usize) -> u32 {
+    (left as u32) << 20 | (phone as u32) << 14 | (right as u32) << 8 | state as u32
+}
+
+/// The phone and state of a key.
+pub fn key_phone_state(key: u32) -> (PhoneId, usize) {
+    (((key >> 14) & 0x3f) as PhoneId, (key & 0xff) as usize)
 }
 
 /// Initial self-loop probability before any alignment has been counted.
@@ -43,7 +70,114 @@ impl Topology {
             states_per_phone,
             pdfs,
             self_loop_logprob: vec![INITIAL_SELF_LOOP.ln(); next as usize],
+            context: Vec::new(),
         }
+    }
+
+    /// Word-internal context-dependent states tied by counts: from frame
+    /// counts per [`context_key`], every triphone state with at least
+    /// `min_frames` frames gets a pdf; of the rest, left biphones with that
+    /// many frames left over, then right biphones; everything else keeps
+    /// the monophone pdf. Monophone pdf ids are kept; new pdfs follow them.
+    pub fn with_contexts(
+        &self,
+        counts: &std::collections::HashMap<u32, u64>,
+        min_frames: u64,
+    ) -> Self {
+        let mut topo = Topology {
+            context: Vec::new(),
+            self_loop_logprob: self.self_loop_logprob.clone(),
+            ..self.clone()
+        };
+        let mut keys: Vec<(u32, u64)> = counts.iter().map(|(&k, &c)| (k, c)).collect();
+        keys.sort_unstable();
+        let new_pdf = |topo: &mut Topology, key: u32| {
+            let (ph, s) = key_phone_state(key);
+            let mono = topo.pdf(ph, s) as usize;
+            let pdf = topo.self_loop_logprob.len() as PdfId;
+            topo.self_loop_logprob.push(topo.self_loop_logprob[mono]);
+            topo.context.push((key, pdf));
+        };
+        // Triphones; the rest pooled by left biphone.
+        let mut left: std::collections::BTreeMap<u32, u64> = Default::default();
+        for &(key, c) in &keys {
+            if c >= min_frames {
+                new_pdf(&mut topo, key);
+            } else {
+                *left
+                    .entry(key & !(0x3f << 8) | (ANY as u32) << 8)
+                    .or_default() += c;
+            }
+        }
+        // Left biphones; the rest pooled by right biphone.
+        let mut right: std::collections::BTreeMap<u32, u64> = Default::default();
+        for (&key, &c) in &left {
+            if c >= min_frames {
+                new_pdf(&mut topo, key);
+            }
+        }
+        for &(key, c) in &keys {
+            let l = key & !(0x3f << 8) | (ANY as u32) << 8;
+            if c < min_frames && left[&l] < min_frames {
+                *right
+                    .entry(key & !(0x3f << 20) | (ANY as u32) << 20)
+                    .or_default() += c;
+            }
+        }
+        for (&key, &c) in &right {
+            if c >= min_frames {
+                new_pdf(&mut topo, key);
+            }
+        }
+        topo.context.sort_unstable();
+        topo
+    }
+
+    /// Number of context-dependent pdfs (beyond the monophone ones).
+    pub fn num_context_pdfs(&self) -> usize {
+        self.context.len()
+    }
+
+    /// The pdf of `state` of `phone` between `left` and `right` (phones of
+    /// the same word, or [`BOUNDARY`]), backing off as [`Topology::with_contexts`] tied them.
+    pub fn pdf_in_context(
+        &self,
+        left: PhoneId,
+        phone: PhoneId,
+        right: PhoneId,
+        state: usize,
+    ) -> PdfId {
+        if !self.context.is_empty() {
+            for key in [
+                context_key(left, phone, right, state),
+                context_key(left, phone, ANY, state),
+                context_key(ANY, phone, right, state),
+            ] {
+                if let Ok(i) = self.context.binary_search_by_key(&key, |e| e.0) {
+                    return self.context[i].1;
+                }
+            }
+        }
+        self.pdf(phone, state)
+    }
+
+    /// The pdf of a [`context_key`].
+    pub fn pdf_of_key(&self, key: u32) -> PdfId {
+        let (phone, state) = key_phone_state(key);
+        let (left, right) = (
+            ((key >> 20) & 0x3f) as PhoneId,
+            ((key >> 8) & 0x3f) as PhoneId,
+        );
+        self.pdf_in_context(left, phone, right, state)
+    }
+
+    /// The word-internal context of every phone of a pronunciation: (left, right).
+    pub fn word_contexts(pron: &[PhoneId]) -> impl Iterator<Item = (PhoneId, PhoneId)> + '_ {
+        (0..pron.len()).map(move |k| {
+            let left = if k == 0 { BOUNDARY } else { pron[k - 1] };
+            let right = pron.get(k + 1).copied().unwrap_or(BOUNDARY);
+            (left, right)
+        })
     }
 
     /// Number of DNN outputs.
@@ -115,6 +249,29 @@ impl Topology {
                 ));
             }
         }
+        if phones.len() >= ANY as usize || self.states_per_phone > 4 {
+            return Err(Error::config(
+                "topology",
+                "at most 61 phones and 4 states per phone",
+            ));
+        }
+        if let Some((k, p)) = self.context.iter().find(|(k, p)| {
+            let (ph, s) = key_phone_state(*k);
+            *p as usize >= self.num_pdfs()
+                || ph as usize >= phones.len()
+                || s >= self.states_per_phone
+        }) {
+            return Err(Error::config(
+                "topology.context",
+                format!("entry ({k}, {p}) names a phone, state or pdf out of range"),
+            ));
+        }
+        if self.context.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(Error::config(
+                "topology.context",
+                "keys must be sorted and unique",
+            ));
+        }
         if self
             .self_loop_logprob
             .iter()
@@ -126,5 +283,84 @@ impl Topology {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_tie_by_counts_and_back_off_in_the_same_order() {
+        let phones = PhoneSet::arpabet();
+        let mono = Topology::monophone(&phones, 3);
+        let [a, b, c, d, e, f, g, h, i, p] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        let counts: std::collections::HashMap<u32, u64> = [
+            ((a, p, b), 12), // its own triphone pdf
+            ((a, p, c), 4),  // with (a, p, d): left biphone a-p, 11 frames
+            ((a, p, d), 7),
+            ((e, p, c), 3), // left e-p 3, f-p 3, right p+c 6: monophone
+            ((f, p, c), 3),
+            ((g, p, h), 5), // with (i, p, h): right biphone p+h, 11 frames
+            ((i, p, h), 6),
+        ]
+        .into_iter()
+        .map(|((l, ph, r), n)| (context_key(l, ph, r, 1), n))
+        .collect();
+        let topo = mono.with_contexts(&counts, 10);
+        topo.validate(&phones).unwrap();
+        assert_eq!(topo.num_context_pdfs(), 3);
+        assert_eq!(topo.num_pdfs(), mono.num_pdfs() + 3);
+        let m = mono.num_pdfs() as PdfId;
+        let at = |l, r| topo.pdf_in_context(l, p, r, 1);
+        let (tri, left, right) = (at(a, b), at(a, c), at(g, h));
+        let mut new = [tri, left, right];
+        new.sort_unstable();
+        assert_eq!(new, [m, m + 1, m + 2]);
+        assert_eq!(at(a, d), left);
+        assert_eq!(
+            at(a, BOUNDARY),
+            left,
+            "unseen right context: the left biphone"
+        );
+        assert_eq!(at(i, h), right);
+        assert_eq!(
+            at(BOUNDARY, h),
+            right,
+            "unseen left context: the right biphone"
+        );
+        assert_eq!(at(e, c), mono.pdf(p, 1));
+        assert_eq!(
+            topo.pdf_in_context(a, p, b, 0),
+            mono.pdf(p, 0),
+            "other state"
+        );
+        assert_eq!(topo.pdf_of_key(context_key(a, p, b, 1)), tri);
+        // New pdfs start from their monophone's transitions.
+        assert_eq!(
+            topo.self_loop_logprob[tri as usize],
+            mono.self_loop_logprob[mono.pdf(p, 1) as usize]
+        );
+    }
+
+    #[test]
+    fn word_contexts_mark_the_word_edges() {
+        let ctx: Vec<_> = Topology::word_contexts(&[1, 2, 3]).collect();
+        assert_eq!(ctx, [(BOUNDARY, 2), (1, 3), (2, BOUNDARY)]);
+        let one: Vec<_> = Topology::word_contexts(&[7]).collect();
+        assert_eq!(one, [(BOUNDARY, BOUNDARY)]);
+    }
+
+    #[test]
+    fn models_without_contexts_still_load() {
+        let phones = PhoneSet::arpabet();
+        let mono = Topology::monophone(&phones, 3);
+        let text = ron::to_string(&mono).unwrap().replace(",context:[]", "");
+        assert!(!text.contains("context"), "{text}");
+        let back: Topology = ron::from_str(&text).unwrap();
+        assert_eq!(back, mono);
+        let mut bad = mono.clone();
+        bad.context = vec![(context_key(1, 2, 3, 0), 9999)];
+        assert!(bad.validate(&phones).is_err());
     }
 }

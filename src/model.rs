@@ -9,7 +9,8 @@
 //!   version: 1,                        // unknown versions are refused
 //!   frontend: FrontendConfig,          // incl. the CMN prior mean
 //!   phones: ["SIL", "AA", ...],
-//!   topology: (states_per_phone, pdfs: [[pdf; states]; phones], self_loop_logprob: [f32; pdfs]),
+//!   topology: (states_per_phone, pdfs: [[pdf; states]; phones], self_loop_logprob: [f32; pdfs],
+//!              context: [(key, pdf)]),   // optional: word-internal triphone ties
 //!   network: (activation, splice: (left, right), feat_dim,
 //!             input_shift: Tensor, input_scale: Tensor,
 //!             layers: [(w: Tensor [in, out], b: Tensor [out])]),

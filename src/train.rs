@@ -64,6 +64,11 @@ pub struct TrainConfig {
     /// one band of up to this many mel bins set to the feature mean across
     /// its whole splice window; 0 turns it off.
     pub freq_mask: usize,
+    /// With a fixed alignment ([`align_with_model`]): word-internal
+    /// context-dependent states, a pdf for every triphone (then left, then
+    /// right biphone) state with at least this many aligned train frames
+    /// (see [`Topology::with_contexts`]); 0 keeps the reference's pdfs.
+    pub context_min_frames: u64,
     /// Worker threads for features and alignment.
     pub threads: usize,
     /// Show progress bars.
@@ -419,7 +424,16 @@ impl Run<'_> {
 
     /// Realigns a set with the network; returns how many utterances kept
     /// their old labels because no path fit.
-    fn realign(&self, net: &Network, log_priors: &[f32], set: &mut [Utt], what: &str) -> usize {
+    /// With `keys`, frames are labelled with their context keys
+    /// ([`crate::hmm::context_key`]) instead of pdfs.
+    fn realign(
+        &self,
+        net: &Network,
+        log_priors: &[f32],
+        set: &mut [Utt],
+        what: &str,
+        keys: bool,
+    ) -> usize {
         let threads = self.cfg.threads.max(1);
         let chunk = set.len().div_ceil(threads).max(1);
         let bar = progress_bar(
@@ -446,7 +460,7 @@ impl Run<'_> {
                             match graph.viterbi(u.frames, &self.topo, |t, pdf| {
                                 logp[[t, pdf as usize]] - log_priors[pdf as usize]
                             }) {
-                                Some(ali) => u.labels = ali.pdfs,
+                                Some(ali) => u.labels = if keys { ali.keys } else { ali.pdfs },
                                 None => failed += 1,
                             }
                             bar.inc(1);
@@ -768,8 +782,8 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         let priors = run.log_priors();
         let mut train_set = std::mem::take(&mut run.train);
         let mut dev_set = std::mem::take(&mut run.dev);
-        let f1 = run.realign(&net, &priors, &mut train_set, "train");
-        let f2 = run.realign(&net, &priors, &mut dev_set, "dev");
+        let f1 = run.realign(&net, &priors, &mut train_set, "train", false);
+        let f2 = run.realign(&net, &priors, &mut dev_set, "dev", false);
         run.train = train_set;
         run.dev = dev_set;
         if f1 + f2 > 0 {
@@ -867,7 +881,7 @@ pub fn align_with_model(
             })
             .unzip()
     };
-    let run = Run {
+    let mut run = Run {
         cfg: &cfg,
         phones,
         lexicon,
@@ -881,8 +895,18 @@ pub fn align_with_model(
     let (mut train, train_raw) = prepare(train_raw);
     let (mut dev, dev_raw) = prepare(dev_raw);
     let net = &reference.network;
-    run.realign(net, &reference.log_priors, &mut train, "train");
-    run.realign(net, &reference.log_priors, &mut dev, "dev");
+    let keys = cfg.context_min_frames > 0;
+    run.realign(net, &reference.log_priors, &mut train, "train", keys);
+    run.realign(net, &reference.log_priors, &mut dev, "dev", keys);
+    if keys {
+        run.topo = context_topology(
+            &run.topo,
+            &run.phones,
+            &mut train,
+            &mut dev,
+            cfg.context_min_frames,
+        );
+    }
     let mut frontend = cfg.frontend.clone();
     if let Some(c) = train_cmn {
         let mut c = c.clone();
@@ -936,6 +960,40 @@ pub fn align_with_model(
     })
 }
 
+/// Ties the word-internal context keys that label `train` and `dev` into
+/// pdfs by their train frame counts (silence stays context-independent),
+/// relabels both sets with those pdfs and estimates the new topology's
+/// transitions on train.
+fn context_topology(
+    reference: &Topology,
+    phones: &PhoneSet,
+    train: &mut [Utt],
+    dev: &mut [Utt],
+    min_frames: u64,
+) -> Topology {
+    let mut counts: std::collections::HashMap<u32, u64> = Default::default();
+    for u in train.iter().filter(|u| u.labels.len() == u.frames) {
+        for &key in &u.labels {
+            if crate::hmm::key_phone_state(key).0 != phones.sil() {
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+    }
+    let mut topo = reference.with_contexts(&counts, min_frames);
+    for u in train.iter_mut().chain(dev.iter_mut()) {
+        for l in &mut u.labels {
+            *l = topo.pdf_of_key(*l);
+        }
+    }
+    topo.estimate_transitions(
+        train
+            .iter()
+            .filter(|u| u.labels.len() == u.frames)
+            .map(|u| &u.labels[..]),
+    );
+    topo
+}
+
 /// Trains one fresh network on a fixed alignment (one newbob run of at most
 /// `cfg.max_epochs` epochs; `cfg.rounds`, speed perturbation and the data
 /// paths of `cfg` are not used: they shaped the alignment). Priors come from the alignment.
@@ -969,9 +1027,17 @@ pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticM
     let acc = run.evaluate(&net, &run.dev).acc();
     let cmn = data.frontend.config().cmn.clone().unwrap_or_default();
     let recipe = format!(
-        "{}fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); one fresh network trained on it; online CMN window {}, prior {} frames, skip below {:?}; {}",
+        "{}fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); {}one fresh network trained on it; online CMN window {}, prior {} frames, skip below {:?}; {}",
         speed_note(&data.speeds),
         data.reference,
+        match data.topo.num_context_pdfs() {
+            0 => String::new(),
+            n => format!(
+                "word-internal context-dependent states tied by train frame counts (triphone, else left, else right biphone state with >= {} frames, else monophone): {n} pdfs beyond the {} monophone ones, transitions re-estimated; ",
+                cfg.context_min_frames,
+                data.topo.num_pdfs() - n
+            ),
+        },
         cmn.window_frames,
         cmn.prior_frames,
         cmn.skip_below,

@@ -32,6 +32,7 @@ fn config(out: &std::path::Path) -> ExperimentConfig {
             max_utts: Some(400),
             speed_perturb: Vec::new(),
             freq_mask: 0,
+            context_min_frames: 0,
             threads: 2,
             progress: false,
             command: "test".into(),

@@ -257,6 +257,16 @@ struct AmArgs {
     /// alignment the same way.
     #[arg(long, value_name = "MODEL_DIR")]
     align_model: Option<PathBuf>,
+    /// With --align-model: word-internal triphone states, each with at
+    /// least this many aligned train frames its own DNN output (rarer ones
+    /// tied to biphone, then monophone states; 0 = the reference's outputs).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "FRAMES",
+        requires = "align_model"
+    )]
+    context_min_frames: u64,
     /// Threads for features and alignment.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -393,6 +403,7 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
             max_utts: a.max_utts,
             speed_perturb: Vec::new(),
             freq_mask: 0,
+            context_min_frames: 0,
             threads: a.threads,
             progress: !a.quiet,
             command: command_line(),
@@ -460,6 +471,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         max_utts: a.max_utts,
         speed_perturb: a.speed_perturb,
         freq_mask: a.freq_mask,
+        context_min_frames: a.context_min_frames,
         threads: a.threads,
         progress: !a.quiet,
         // Program name without its install path, so the record reads the same everywhere.

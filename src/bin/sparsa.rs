@@ -834,9 +834,13 @@ fn model_info(path: &std::path::Path) -> anyhow::Result<()> {
             }
         ))
     );
+    let context = match m.topology.num_context_pdfs() {
+        0 => "monophone".to_string(),
+        n => format!("{n} of them word-internal context-dependent"),
+    };
     let _ = writeln!(
         o,
-        "phones:       {} ({} pdfs, {} states each)",
+        "phones:       {} ({} pdfs, {context}; {} states each)",
         m.phones.len(),
         m.topology.num_pdfs(),
         m.topology.states_per_phone
