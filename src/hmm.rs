@@ -84,9 +84,16 @@ impl Topology {
         counts: &std::collections::HashMap<u32, u64>,
         min_frames: u64,
     ) -> Self {
+        // From the monophone pdfs only (self may already be context-dependent).
+        let mono = self
+            .pdfs
+            .iter()
+            .flatten()
+            .max()
+            .map_or(0, |&p| p as usize + 1);
         let mut topo = Topology {
             context: Vec::new(),
-            self_loop_logprob: self.self_loop_logprob.clone(),
+            self_loop_logprob: self.self_loop_logprob[..mono].to_vec(),
             ..self.clone()
         };
         let mut keys: Vec<(u32, u64)> = counts.iter().map(|(&k, &c)| (k, c)).collect();
@@ -341,6 +348,8 @@ mod tests {
             topo.self_loop_logprob[tri as usize],
             mono.self_loop_logprob[mono.pdf(p, 1) as usize]
         );
+        // Tying again from a context-dependent topology starts from its monophones.
+        assert_eq!(topo.with_contexts(&counts, 10), topo);
     }
 
     #[test]
