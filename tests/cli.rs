@@ -50,6 +50,13 @@ fn clip() -> String {
     common::data("so762_000490017.flac").display().to_string()
 }
 
+/// Whether a transcript of `clip()` has at most one word error.
+fn at_most_one_error(hyp: &str) -> bool {
+    let reference = ["DORA", "CAN", "SEE", "THE", "SHEEP"];
+    let hyp: Vec<&str> = hyp.split_whitespace().collect();
+    sparsa::wer::align(&reference, &hyp).errors() <= 1
+}
+
 #[test]
 fn help_lists_the_commands() {
     let out = sparsa().arg("--help").output().unwrap();
@@ -336,10 +343,9 @@ fn transcribe_streams_json_events_with_the_default_model() {
         );
         assert!(s < e && e <= 4.71 + 1e-3 && (0.0..=1.0).contains(&c), "{w}");
     }
-    // The clip says "DORA CAN SEE THE SHEEP"; DORA is not in the train
-    // vocabulary, the rest must come out.
+    // The clip says "DORA CAN SEE THE SHEEP": at most one word wrong.
     let hyp = last["text"].as_str().unwrap();
-    assert!(hyp.ends_with("CAN SEE THE SHEEP"), "{hyp}");
+    assert!(at_most_one_error(hyp), "{hyp}");
     // Same through a pipe, in plain text.
     let sox = Command::new("sox")
         .args([&clip(), "-t", "wav", "-"])
@@ -451,7 +457,7 @@ fn quantize_then_bench_and_every_scorer_path_transcribes() {
         );
         texts.push(String::from_utf8(out.stdout).unwrap());
     }
-    assert!(texts[0].trim().ends_with("CAN SEE THE SHEEP"), "{texts:?}");
+    assert!(at_most_one_error(&texts[0]), "{texts:?}");
     assert!(texts.iter().all(|t| t == &texts[0]), "{texts:?}");
     assert_eq!(
         texts[1], texts[2],

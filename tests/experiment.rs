@@ -129,7 +129,7 @@ fn analyze_measures_shipped_models() {
     let out = Command::new(env!("CARGO_BIN_EXE_sparsa"))
         .args(["analyze", "--frames", "1500", "--out"])
         .arg(dir.path())
-        .arg(root.join("models/default"))
+        .arg(root.join("models/relu"))
         .arg(root.join("models/tanh"))
         .arg(common::corpora().join("speechocean762/dev"))
         .output()
@@ -166,7 +166,7 @@ fn analyze_measures_shipped_models() {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(&bytes[..4], b"\x89PNG", "{f}");
     }
-    assert!(stdout.contains("| default (relu) | 4 | 512 |"), "{stdout}");
+    assert!(stdout.contains("| relu (relu) | 4 | 512 |"), "{stdout}");
 
     // One model only: the data dir is still the last argument.
     let out = Command::new(env!("CARGO_BIN_EXE_sparsa"))

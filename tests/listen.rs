@@ -16,15 +16,12 @@ const XDG: &str = "/tmp/sparsa-xdg";
 
 /// so762 test clips the default model transcribes nearly right and splits
 /// into one final each at every one of four sub-frame shifts (few do: its
-/// test WER is 65%), so a live miss points at the audio path rather than at
+/// test WER is 60%), so a live miss points at the audio path rather than at
 /// a near-tied word or a missed endpoint.
 const CLIPS: [(&str, &str); 3] = [
     ("1156/011560269.flac", "I NEED TO DO SOMETHING WITH MY LIFE"),
-    (
-        "5039/050390001.flac",
-        "HE HAD ALSO TO GET HIS MIND AWAY FROM HER",
-    ),
-    ("5015/050150145.flac", "YOU ARE HIS BEST FRIEND"),
+    ("5015/050150173.flac", "YOU MUST DO THE BEST YOU CAN FOR ME"),
+    ("5015/050150163.flac", "I NEVER COULD TELL"),
 ];
 
 fn clip(rel: &str) -> PathBuf {
@@ -233,7 +230,7 @@ fn live_speech_is_transcribed_like_the_files_with_nothing_dropped_and_sockets_se
     }
     let w_live = wer(&refs, &live);
     eprintln!("live {live:?} WER {w_live:.3}; files {all_files:?} worst WER {w_files:.3}");
-    // One word of 23 on top of the shifts' spread.
+    // One word of 21 on top of the shifts' spread (1/21 < 0.05).
     assert!(
         w_live <= w_files + 0.05,
         "live WER {w_live} vs files {w_files}: {live:?}"

@@ -28,12 +28,16 @@ enum Command {
     /// writes OUT/am.ron (RON model with its int8 export) and OUT/lexicon.txt
     /// (training vocabulary).
     ///
-    /// Example (the shipped default model):
+    /// Examples (a monophone model from a flat start; then context-dependent
+    /// states on its alignment, as the shipped default was made; the exact
+    /// commands of every shipped model are in the README):
     ///   sparsa-train am --train ../shared/corpora/speechocean762/train \
     ///     --dev ../shared/corpora/speechocean762/dev \
     ///     --lexicon ../shared/lexicon/cmudict.dict \
     ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt \
-    ///     --activation relu --speed-perturb 0.9,1.1 --out models/default
+    ///     --activation relu --speed-perturb 0.9,1.1 --out mono
+    ///   sparsa-train am ... --align-model mono --units 256 --cmn-prior-frames 20 \
+    ///     --freq-mask 8 --context-min-frames 300 --out models/default
     #[command(verbatim_doc_comment)]
     Am(AmArgs),
     /// Estimate an n-gram LM (interpolated modified Kneser-Ney) from the
@@ -92,7 +96,7 @@ struct ExperimentArgs {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Model folder whose network aligns train and dev for every cell.
-    #[arg(long, default_value = "models/default", value_name = "DIR")]
+    #[arg(long, default_value = "models/relu", value_name = "DIR")]
     align_model: PathBuf,
     /// Activations.
     #[arg(

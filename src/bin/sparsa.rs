@@ -75,7 +75,7 @@ enum Command {
     /// figure) and OUT/population_sparsity.png.
     ///
     /// Example:
-    ///   sparsa analyze models/default models/leaky models/tanh \
+    ///   sparsa analyze models/relu models/leaky models/tanh \
     ///     ../shared/corpora/speechocean762/dev --out analysis
     #[command(verbatim_doc_comment)]
     Analyze(AnalyzeArgs),
@@ -95,7 +95,7 @@ enum Command {
     ///
     /// Examples:
     ///   sparsa bench
-    ///   sparsa bench --model models/default --model models/tanh --frames 5000
+    ///   sparsa bench --model models/relu --model models/tanh --frames 5000
     #[command(verbatim_doc_comment)]
     Bench(BenchArgs),
     /// Recognize live audio from an input device until Ctrl-C or SIGTERM.
@@ -141,7 +141,7 @@ struct ListenArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Model folder (repeatable; default: models/default, models/leaky, models/tanh).
+    /// Model folder (repeatable; default: models/relu, models/leaky, models/tanh).
     #[arg(long, value_name = "DIR")]
     model: Vec<PathBuf>,
     /// Real speech to score (repeated to --frames).
@@ -523,7 +523,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let dirs = if args.model.is_empty() {
-        ["default", "leaky", "tanh"]
+        ["relu", "leaky", "tanh"]
             .iter()
             .map(|n| PathBuf::from("models").join(n))
             .filter(|p| p.is_dir())
