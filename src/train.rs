@@ -69,6 +69,11 @@ pub struct TrainConfig {
     /// right biphone) state with at least this many aligned train frames
     /// (see [`Topology::with_contexts`]); 0 keeps the reference's pdfs.
     pub context_min_frames: u64,
+    /// Seconds of digital silence added before and after every train
+    /// utterance (not dev), dithered as the recognizer dithers (1.0 int16
+    /// units), so the network knows what a muted or idle input looks like;
+    /// 0 turns it off.
+    pub silence_pad_s: f32,
     /// Worker threads for features and alignment.
     pub threads: usize,
     /// Show progress bars.
@@ -100,12 +105,30 @@ type LoadedSet = (Vec<(Utt, Vec<f32>)>, Vec<String>, Vec<String>);
 /// With `speed` ≠ 1 the audio is speed-perturbed (tempo and pitch, as
 /// Kaldi's `speed` perturbation): read as if it were sampled at
 /// `rate × speed` and resampled to `rate`.
-fn raw_features(path: &std::path::Path, cfg: &FrontendConfig, speed: f32) -> Result<Vec<f32>> {
+/// With `pad_s` > 0, that many seconds of digital silence come before and
+/// after the audio, and the whole utterance is dithered as at recognition.
+fn raw_features(
+    path: &std::path::Path,
+    cfg: &FrontendConfig,
+    speed: f32,
+    pad_s: f32,
+) -> Result<Vec<f32>> {
     let params = FrontendConfig {
         cmn: None,
+        dither: if pad_s > 0.0 {
+            Some(crate::frontend::DitherConfig {
+                amplitude: crate::recognizer::RecognizerConfig::default()
+                    .dither
+                    .unwrap_or(1.0),
+                seed: 0,
+            })
+        } else {
+            cfg.dither.clone()
+        },
         ..cfg.clone()
     }
     .validate()?;
+    let silence = vec![0.0; (pad_s * cfg.sample_rate_hz as f32).round() as usize];
     let rate = cfg.sample_rate_hz;
     let mut stream = MonoStream::open(path, None, rate)?;
     let mut perturb = if speed != 1.0 {
@@ -127,6 +150,7 @@ fn raw_features(path: &std::path::Path, cfg: &FrontendConfig, speed: f32) -> Res
             out.extend_from_slice(&frame);
         }
     };
+    feed(&silence, &mut out);
     while stream.read_block(&mut block)? {
         match &mut perturb {
             Some(r) => {
@@ -142,6 +166,7 @@ fn raw_features(path: &std::path::Path, cfg: &FrontendConfig, speed: f32) -> Res
         r.finish(&mut changed);
         feed(&changed, &mut out);
     }
+    feed(&silence, &mut out);
     Ok(out)
 }
 
@@ -154,6 +179,7 @@ fn load_set(
     cfg: &TrainConfig,
     what: &str,
     speeds: &[f32],
+    pad_s: f32,
 ) -> Result<LoadedSet> {
     let mut items = Vec::new();
     let mut missing = std::collections::BTreeSet::new();
@@ -206,7 +232,7 @@ fn load_set(
                     part.iter()
                         .enumerate()
                         .map(|(i, (u, speed))| {
-                            let r = raw_features(&u.audio, fe, *speed);
+                            let r = raw_features(&u.audio, fe, *speed, pad_s);
                             bar.inc(1);
                             (c * chunk + i, r)
                         })
@@ -540,6 +566,18 @@ fn speed_note(speeds: &[f32]) -> String {
     }
 }
 
+/// The silence-padding part of a recipe ("" without it).
+fn pad_note(cfg: &TrainConfig) -> String {
+    if cfg.silence_pad_s > 0.0 {
+        format!(
+            "train utterances padded with {} s of digital silence at both ends, dithered; ",
+            cfg.silence_pad_s
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// The network and SGD part of a recipe, for provenance.
 fn network_recipe(cfg: &TrainConfig) -> String {
     format!(
@@ -596,12 +634,21 @@ fn freq_mask(x: &mut Array2<f32>, dim: usize, max_width: usize, rng: &mut Rng) {
     }
 }
 
-/// The CMN prior: the mean raw log-mel frame over `sets` of raw features.
-fn cmn_prior<'a>(sets: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> {
+/// The CMN prior: the mean raw log-mel frame over `sets` of raw features,
+/// without the frames below `skip_below` (as online CMN counts them).
+fn cmn_prior<'a>(
+    sets: impl Iterator<Item = &'a [f32]>,
+    dim: usize,
+    skip_below: Option<f32>,
+) -> Vec<f32> {
     let mut prior = vec![0.0f64; dim];
     let mut n = 0usize;
     for feats in sets {
         for f in feats.chunks(dim) {
+            // The frames online CMN leaves out of its statistics (digital silence).
+            if skip_below.is_some_and(|floor| f.iter().sum::<f32>() / (dim as f32) < floor) {
+                continue;
+            }
             for (p, v) in prior.iter_mut().zip(f) {
                 *p += *v as f64;
             }
@@ -664,14 +711,21 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
     let dim = cfg.frontend.num_mel_bins;
 
     let train_speeds = train_speeds(cfg);
-    let (train_raw, mut skipped, missing) =
-        load_set(&cfg.train, &full_lexicon, cfg, "train", &train_speeds)?;
+    let (train_raw, mut skipped, missing) = load_set(
+        &cfg.train,
+        &full_lexicon,
+        cfg,
+        "train",
+        &train_speeds,
+        cfg.silence_pad_s,
+    )?;
     let (dev_raw, dev_skipped, _) = load_set(
         std::slice::from_ref(&cfg.dev),
         &full_lexicon,
         cfg,
         "dev",
         &[1.0],
+        0.0,
     )?;
     if !missing.is_empty() {
         eprintln!(
@@ -691,7 +745,11 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
 
     let mut frontend = cfg.frontend.clone();
     let mut cmn = frontend.cmn.clone().unwrap_or_default();
-    cmn.prior_mean = Some(cmn_prior(train_raw.iter().map(|(u, _)| &u.feats[..]), dim));
+    cmn.prior_mean = Some(cmn_prior(
+        train_raw.iter().map(|(u, _)| &u.feats[..]),
+        dim,
+        cmn.skip_below,
+    ));
     frontend.cmn = Some(cmn.clone());
     let frontend_params = frontend.validate()?;
 
@@ -796,8 +854,9 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         run.topo.estimate_transitions(alis);
     }
     let recipe = format!(
-        "{}monophone 3-state HMMs; flat start (energy-based end silences, uniform phones); {rounds} rounds of train-then-realign (Viterbi with log posterior - log prior), the network carried over between bootstrap rounds and re-initialized for the last; {}",
+        "{}{}monophone 3-state HMMs; flat start (energy-based end silences, uniform phones); {rounds} rounds of train-then-realign (Viterbi with log posterior - log prior), the network carried over between bootstrap rounds and re-initialized for the last; {}",
         speed_note(&cfg.speed_perturb),
+        pad_note(cfg),
         network_recipe(cfg)
     );
     let model = run.finish(
@@ -858,13 +917,21 @@ pub fn align_with_model(
     let dim = cfg.frontend.num_mel_bins;
     let cmn = cfg.frontend.cmn.clone().unwrap_or_default();
     let speeds = train_speeds(&cfg);
-    let (train_raw, mut skipped, missing) = load_set(&cfg.train, &lexicon, &cfg, "train", &speeds)?;
+    let (train_raw, mut skipped, missing) = load_set(
+        &cfg.train,
+        &lexicon,
+        &cfg,
+        "train",
+        &speeds,
+        cfg.silence_pad_s,
+    )?;
     let (dev_raw, dev_skipped, _) = load_set(
         std::slice::from_ref(&cfg.dev),
         &lexicon,
         &cfg,
         "dev",
         &[1.0],
+        0.0,
     )?;
     skipped.extend(dev_skipped.into_iter().map(|s| format!("dev {s}")));
     // Raw features are kept only when the new network gets its own CMN.
@@ -910,7 +977,11 @@ pub fn align_with_model(
     let mut frontend = cfg.frontend.clone();
     if let Some(c) = train_cmn {
         let mut c = c.clone();
-        c.prior_mean = Some(cmn_prior(train_raw.iter().map(|f| &f[..]), dim));
+        c.prior_mean = Some(cmn_prior(
+            train_raw.iter().map(|f| &f[..]),
+            dim,
+            c.skip_below,
+        ));
         for (u, raw) in train
             .iter_mut()
             .zip(train_raw)
@@ -1027,8 +1098,9 @@ pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticM
     let acc = run.evaluate(&net, &run.dev).acc();
     let cmn = data.frontend.config().cmn.clone().unwrap_or_default();
     let recipe = format!(
-        "{}fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); {}one fresh network trained on it; online CMN window {}, prior {} frames, skip below {:?}; {}",
+        "{}{}fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); {}one fresh network trained on it; online CMN window {}, prior {} frames, skip below {:?}; {}",
         speed_note(&data.speeds),
+        pad_note(cfg),
         data.reference,
         match data.topo.num_context_pdfs() {
             0 => String::new(),

@@ -33,6 +33,7 @@ fn config(out: &std::path::Path) -> ExperimentConfig {
             speed_perturb: Vec::new(),
             freq_mask: 0,
             context_min_frames: 0,
+            silence_pad_s: 0.0,
             threads: 2,
             progress: false,
             command: "test".into(),

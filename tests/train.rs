@@ -38,6 +38,7 @@ fn config(seed: u64) -> TrainConfig {
         speed_perturb: Vec::new(),
         freq_mask: 0,
         context_min_frames: 0,
+        silence_pad_s: 0.0,
         threads: 2,
         progress: false,
         command: "tests/train.rs".into(),
@@ -343,6 +344,43 @@ fn speed_perturbation_adds_resampled_copies() {
     let ratio = perturbed.train_frames as f64 / plain.train_frames as f64;
     assert!((ratio - 3.02).abs() < 0.05, "frame ratio {ratio}");
     assert!(perturbed.recipe.contains("speed-perturbed"));
+}
+
+#[test]
+fn silence_padding_adds_dithered_silence_to_train_only() {
+    let run = |pad: f32| {
+        let mut cfg = config(5);
+        cfg.rounds = 1;
+        cfg.max_epochs = 1;
+        cfg.max_utts = Some(60);
+        cfg.silence_pad_s = pad;
+        cfg.frontend.cmn = Some(sparsa::frontend::CmnConfig {
+            skip_below: Some(8.0),
+            ..Default::default()
+        });
+        train(&cfg).unwrap().0
+    };
+    let plain = run(0.0);
+    let padded = run(0.5);
+    let (p, q) = (&plain.provenance, &padded.provenance);
+    assert_eq!(q.train_utterances, p.train_utterances);
+    // 0.5 s at both ends: 100 more 10 ms frames per utterance.
+    assert_eq!(q.train_frames, p.train_frames + 100 * p.train_utterances);
+    assert!(
+        q.recipe.contains("padded with 0.5 s of digital silence"),
+        "{}",
+        q.recipe
+    );
+    // Dithered silence (about 4) stays out of the CMN prior, as online CMN
+    // leaves it out of its statistics: the prior barely moves.
+    let prior = |m: &AcousticModel| m.frontend.config().cmn.clone().unwrap().prior_mean.unwrap();
+    let (a, b) = (prior(&plain), prior(&padded));
+    let shift = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(shift < 0.5, "prior moved by {shift}");
 }
 
 #[test]

@@ -271,6 +271,11 @@ struct AmArgs {
         requires = "align_model"
     )]
     context_min_frames: u64,
+    /// Add this many seconds of digital silence before and after every
+    /// train utterance, dithered as at recognition (teaches the network
+    /// what a muted or idle input looks like; 0 = off).
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    silence_pad: f32,
     /// Threads for features and alignment.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -408,6 +413,7 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
             speed_perturb: Vec::new(),
             freq_mask: 0,
             context_min_frames: 0,
+            silence_pad_s: 0.0,
             threads: a.threads,
             progress: !a.quiet,
             command: command_line(),
@@ -476,6 +482,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         speed_perturb: a.speed_perturb,
         freq_mask: a.freq_mask,
         context_min_frames: a.context_min_frames,
+        silence_pad_s: a.silence_pad,
         threads: a.threads,
         progress: !a.quiet,
         // Program name without its install path, so the record reads the same everywhere.
