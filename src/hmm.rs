@@ -38,15 +38,16 @@ pub const BOUNDARY: PhoneId = 0x3f;
 /// A context that a backed-off pdf does not depend on.
 const ANY: PhoneId = 0x3e;
 
-/// Packs (left, phone, right, state) into one key: 6 bits per phone, 2 for
+/// Packs (left, phone, right, state) into one key: 6 bits per phone, 8 for
 /// the state (phone sets have fewer than 62 phones, HMMs at most 4 states).
 pub fn context_key(left: PhoneId, phone: PhoneId, right: PhoneId, state: usize) -> u32 {
     (left as u32) << 20 | (phone as u32) << 14 | (right as u32) << 8 | state as u32
 }
 
-/// The phone and state of a key.
-pub fn key_phone_state(key: u32) -> (PhoneId, usize) {
-    (((key >> 14) & 0x3f) as PhoneId, (key & 0xff) as usize)
+/// The (left, phone, right, state) of a [`context_key`].
+pub fn unpack_key(key: u32) -> (PhoneId, PhoneId, PhoneId, usize) {
+    let phone = |shift: u32| ((key >> shift) & 0x3f) as PhoneId;
+    (phone(20), phone(14), phone(8), (key & 0xff) as usize)
 }
 
 /// Initial self-loop probability before any alignment has been counted.
@@ -99,11 +100,19 @@ impl Topology {
         let mut keys: Vec<(u32, u64)> = counts.iter().map(|(&k, &c)| (k, c)).collect();
         keys.sort_unstable();
         let new_pdf = |topo: &mut Topology, key: u32| {
-            let (ph, s) = key_phone_state(key);
+            let (_, ph, _, s) = unpack_key(key);
             let mono = topo.pdf(ph, s) as usize;
             let pdf = topo.self_loop_logprob.len() as PdfId;
             topo.self_loop_logprob.push(topo.self_loop_logprob[mono]);
             topo.context.push((key, pdf));
+        };
+        let left_biphone = |key| {
+            let (l, ph, _, s) = unpack_key(key);
+            context_key(l, ph, ANY, s)
+        };
+        let right_biphone = |key| {
+            let (_, ph, r, s) = unpack_key(key);
+            context_key(ANY, ph, r, s)
         };
         // Triphones; the rest pooled by left biphone.
         let mut left: std::collections::BTreeMap<u32, u64> = Default::default();
@@ -111,9 +120,7 @@ impl Topology {
             if c >= min_frames {
                 new_pdf(&mut topo, key);
             } else {
-                *left
-                    .entry(key & !(0x3f << 8) | (ANY as u32) << 8)
-                    .or_default() += c;
+                *left.entry(left_biphone(key)).or_default() += c;
             }
         }
         // Left biphones; the rest pooled by right biphone.
@@ -124,11 +131,8 @@ impl Topology {
             }
         }
         for &(key, c) in &keys {
-            let l = key & !(0x3f << 8) | (ANY as u32) << 8;
-            if c < min_frames && left[&l] < min_frames {
-                *right
-                    .entry(key & !(0x3f << 20) | (ANY as u32) << 20)
-                    .or_default() += c;
+            if c < min_frames && left[&left_biphone(key)] < min_frames {
+                *right.entry(right_biphone(key)).or_default() += c;
             }
         }
         for (&key, &c) in &right {
@@ -170,11 +174,7 @@ impl Topology {
 
     /// The pdf of a [`context_key`].
     pub fn pdf_of_key(&self, key: u32) -> PdfId {
-        let (phone, state) = key_phone_state(key);
-        let (left, right) = (
-            ((key >> 20) & 0x3f) as PhoneId,
-            ((key >> 8) & 0x3f) as PhoneId,
-        );
+        let (left, phone, right, state) = unpack_key(key);
         self.pdf_in_context(left, phone, right, state)
     }
 
@@ -263,7 +263,7 @@ impl Topology {
             ));
         }
         if let Some((k, p)) = self.context.iter().find(|(k, p)| {
-            let (ph, s) = key_phone_state(*k);
+            let (_, ph, _, s) = unpack_key(*k);
             *p as usize >= self.num_pdfs()
                 || ph as usize >= phones.len()
                 || s >= self.states_per_phone

@@ -1045,7 +1045,7 @@ fn context_topology(
     let mut counts: std::collections::HashMap<u32, u64> = Default::default();
     for u in train.iter().filter(|u| u.labels.len() == u.frames) {
         for &key in &u.labels {
-            if crate::hmm::key_phone_state(key).0 != phones.sil() {
+            if crate::hmm::unpack_key(key).1 != phones.sil() {
                 *counts.entry(key).or_default() += 1;
             }
         }
