@@ -1,7 +1,9 @@
 //! The training recipe behind `sparsa-train am`: Kaldi data dirs and
 //! lexicons in, a monophone DNN-HMM acoustic model out, with flat-start,
 //! GMM-free alignment (Senior et al. 2014) and a newbob schedule, or one
-//! network trained on an existing model's alignment (`--align-model`).
+//! network trained on an existing model's alignment (`--align-model`),
+//! optionally with word-internal context-dependent states tied by counts
+//! (`--context-min-frames`).
 //!
 //! Steps: features with the recognizer's own front end → CMN prior and
 //! global input normalization from train → flat-start labels (silence by
