@@ -167,10 +167,40 @@ fn mel(hz: f32) -> f32 {
     1127.0 * (1.0 + hz / 700.0).ln()
 }
 
+/// Where frequency `f` lands when the axis between `low` and `high` is
+/// scaled by `warp`: `warp × f` between two inflection points, linear from
+/// there to the fixed edges (Kaldi's `VtlnWarpFreq` with the scale applied
+/// to the spectrum instead of the filters).
+fn warp_freq(f: f32, warp: f32, low: f32, high: f32) -> f32 {
+    let (lo_cut, hi_cut) = (low + 100.0, high - 500.0);
+    // Inflection points, chosen so both images stay inside (low, high).
+    let l = lo_cut * (1.0 / warp).max(1.0);
+    let h = hi_cut * (1.0 / warp).min(1.0);
+    if warp == 1.0 || f <= low || f >= high || l >= h {
+        f
+    } else if f < l {
+        low + (warp * l - low) / (l - low) * (f - low)
+    } else if f < h {
+        warp * f
+    } else {
+        high + (warp * h - high) / (h - high) * (f - high)
+    }
+}
+
 impl FrontendConfig {
     /// Checks every field (all problems at once) and precomputes windows,
     /// filters and the FFT plan.
     pub fn validate(&self) -> Result<Arc<FrontendParams>> {
+        self.validate_warped(1.0)
+    }
+
+    /// [`FrontendConfig::validate`] with the filterbank's frequency axis
+    /// warped by `warp` (the trainer's vocal tract length perturbation):
+    /// every FFT bin is placed at `warp ×` its frequency, piecewise
+    /// linearly near the band edges so the mel range maps onto itself
+    /// (Kaldi's VTLN warp, cutoffs 100 Hz inside the low edge and 500 Hz
+    /// inside the high edge). `warp` must lie in 0.5..2.
+    pub fn validate_warped(&self, warp: f32) -> Result<Arc<FrontendParams>> {
         let c = self;
         let mut problems = Vec::new();
         if crate::wav::check_rate(c.sample_rate_hz).is_err() {
@@ -207,6 +237,9 @@ impl FrontendConfig {
                 "mel range {}..{} Hz must satisfy 0 <= low < high <= Nyquist ({nyquist} Hz)",
                 c.low_freq_hz, high
             ));
+        }
+        if !(0.5..=2.0).contains(&warp) {
+            problems.push(format!("frequency warp {warp} outside 0.5..2"));
         }
         if !(1..=256).contains(&c.num_mel_bins) {
             problems.push(format!("num_mel_bins {} outside 1..256", c.num_mel_bins));
@@ -273,7 +306,7 @@ impl FrontendConfig {
             let mut first_bin = None;
             let mut weights = Vec::new();
             for i in 0..fft_len / 2 {
-                let m = mel(bin_hz * i as f32);
+                let m = mel(warp_freq(bin_hz * i as f32, warp, c.low_freq_hz, high));
                 if m > left && m < right {
                     let w = if m <= center {
                         (m - left) / (center - left)

@@ -148,6 +148,17 @@ impl Network {
     /// output (hidden activations, then log-softmax) in `acts`, reusing its
     /// buffers when the batch size matches.
     pub fn forward(&self, x: ArrayView2<f32>, acts: &mut Vec<Array2<f32>>) {
+        self.forward_with(x, acts, |_, _| {});
+    }
+
+    /// [`Network::forward`], calling `hidden(l, a)` on each hidden layer's
+    /// output before the next layer reads it (the trainer's dropout).
+    pub fn forward_with(
+        &self,
+        x: ArrayView2<f32>,
+        acts: &mut Vec<Array2<f32>>,
+        mut hidden: impl FnMut(usize, &mut Array2<f32>),
+    ) {
         let batch = x.nrows();
         acts.resize_with(self.layers.len(), || Array2::zeros((0, 0)));
         for (l, layer) in self.layers.iter().enumerate() {
@@ -173,6 +184,7 @@ impl Network {
             let s = out.as_slice_mut().expect("contiguous");
             if l + 1 < self.layers.len() {
                 self.activation.apply(s);
+                hidden(l, out);
             } else {
                 log_softmax_rows(out);
             }

@@ -106,7 +106,7 @@ pub fn score(logp: &Array2<f32>, labels: &[u32]) -> BatchStats {
     s
 }
 
-/// Optimizer state: velocities and reusable buffers.
+/// Optimizer state: velocities, dropout and reusable buffers.
 pub struct Sgd {
     vel_w: Vec<Array2<f32>>,
     vel_b: Vec<Array1<f32>>,
@@ -114,6 +114,11 @@ pub struct Sgd {
     acts: Vec<Array2<f32>>,
     delta: Array2<f32>,
     delta_prev: Array2<f32>,
+    /// Probability of dropping a hidden unit's output (0 = off).
+    dropout: f32,
+    rng: Rng,
+    /// Per hidden layer, the last batch's factors: 0 or `1 / (1 - dropout)`.
+    masks: Vec<Array2<f32>>,
 }
 
 impl Sgd {
@@ -138,7 +143,25 @@ impl Sgd {
             acts: Vec::new(),
             delta: Array2::zeros((0, 0)),
             delta_prev: Array2::zeros((0, 0)),
+            dropout: 0.0,
+            rng: Rng::new(0),
+            masks: Vec::new(),
         }
+    }
+
+    /// Drops each hidden unit's output with probability `p` in every batch
+    /// (inverted dropout: kept outputs are scaled by `1 / (1 - p)`, so the
+    /// served network uses its weights unchanged); masks drawn from `seed`.
+    pub fn with_dropout(mut self, p: f32, seed: u64) -> Self {
+        self.dropout = p.clamp(0.0, 0.95);
+        self.rng = Rng::new(seed);
+        self
+    }
+
+    /// Dropout factors of the last batch, one array per hidden layer
+    /// (empty without dropout).
+    pub fn dropout_masks(&self) -> &[Array2<f32>] {
+        &self.masks
     }
 
     /// Computes gradients of the mean cross-entropy of one batch into the
@@ -151,7 +174,23 @@ impl Sgd {
         labels: &[u32],
     ) -> (BatchStats, Vec<Array1<f32>>) {
         let batch = x.nrows();
-        net.forward(x, &mut self.acts);
+        if self.dropout > 0.0 {
+            let (p, keep) = (self.dropout, 1.0 / (1.0 - self.dropout));
+            let (rng, masks) = (&mut self.rng, &mut self.masks);
+            masks.resize_with(net.hidden_layers(), || Array2::zeros((0, 0)));
+            net.forward_with(x, &mut self.acts, |l, a| {
+                masks[l] = Array2::from_shape_simple_fn(a.dim(), || {
+                    if rng.uniform() > p {
+                        keep
+                    } else {
+                        0.0
+                    }
+                });
+                *a *= &masks[l];
+            });
+        } else {
+            net.forward(x, &mut self.acts);
+        }
         let last = net.layers.len() - 1;
         let stats = score(&self.acts[last], labels);
         // d(mean CE)/dz = (softmax - onehot) / batch
@@ -182,9 +221,23 @@ impl Sgd {
                     &mut self.delta_prev,
                 );
                 let act = net.activation;
-                ndarray::Zip::from(&mut self.delta_prev)
-                    .and(&self.acts[l - 1])
-                    .for_each(|d, &a| *d *= act.derivative_from_output(a));
+                if self.dropout > 0.0 {
+                    // acts hold f(z) * m; the derivative needs f(z) itself.
+                    ndarray::Zip::from(&mut self.delta_prev)
+                        .and(&self.acts[l - 1])
+                        .and(&self.masks[l - 1])
+                        .for_each(|d, &a, &m| {
+                            *d = if m > 0.0 {
+                                *d * m * act.derivative_from_output(a / m)
+                            } else {
+                                0.0
+                            }
+                        });
+                } else {
+                    ndarray::Zip::from(&mut self.delta_prev)
+                        .and(&self.acts[l - 1])
+                        .for_each(|d, &a| *d *= act.derivative_from_output(a));
+                }
                 std::mem::swap(&mut self.delta, &mut self.delta_prev);
             }
         }

@@ -76,6 +76,12 @@ pub struct TrainConfig {
     /// units), so the network knows what a muted or idle input looks like;
     /// 0 turns it off.
     pub silence_pad_s: f32,
+    /// Dropout probability of hidden units while training (0 = off).
+    pub dropout: f32,
+    /// Extra vocal-tract-length-perturbed copies of train (VTLP, Jaitly &
+    /// Hinton 2013): each copy of an utterance warps the mel filterbank's
+    /// frequency axis by its own factor drawn from `1 ± VTLP_RANGE`; 0 = none.
+    pub vtlp_copies: usize,
     /// Worker threads for features and alignment.
     pub threads: usize,
     /// Show progress bars.
@@ -107,14 +113,17 @@ type LoadedSet = (Vec<(Utt, Vec<f32>)>, Vec<String>, Vec<String>);
 /// With `speed` ≠ 1 the audio is speed-perturbed (tempo and pitch, as
 /// Kaldi's `speed` perturbation): read as if it were sampled at
 /// `rate × speed` and resampled to `rate`.
+/// With `warp` ≠ 1 the filterbank's frequency axis is warped by that
+/// factor (see [`FrontendConfig::validate_warped`]).
 /// With `pad_s` > 0, that many seconds of digital silence come before and
 /// after the audio, and the whole utterance is dithered as at recognition.
 fn raw_features(
     path: &std::path::Path,
     cfg: &FrontendConfig,
-    speed: f32,
+    copy: Perturbation,
     pad_s: f32,
 ) -> Result<Vec<f32>> {
+    let speed = copy.speed;
     let params = FrontendConfig {
         cmn: None,
         dither: if pad_s > 0.0 {
@@ -129,7 +138,7 @@ fn raw_features(
         },
         ..cfg.clone()
     }
-    .validate()?;
+    .validate_warped(copy.warp)?;
     let silence = vec![0.0; (pad_s * cfg.sample_rate_hz as f32).round() as usize];
     let rate = cfg.sample_rate_hz;
     let mut stream = MonoStream::open(path, None, rate)?;
@@ -180,7 +189,7 @@ fn load_set(
     lexicon: &Lexicon,
     cfg: &TrainConfig,
     what: &str,
-    speeds: &[f32],
+    copies: &[Copy],
     pad_s: f32,
 ) -> Result<LoadedSet> {
     let mut items = Vec::new();
@@ -212,9 +221,14 @@ fn load_set(
             items = idx.into_iter().map(|i| items[i].clone()).collect();
         }
     }
-    let items: Vec<(crate::datadir::Utterance, f32)> = items
+    let items: Vec<(crate::datadir::Utterance, Perturbation, String)> = items
         .into_iter()
-        .flat_map(|u| speeds.iter().map(move |&s| (u.clone(), s)))
+        .flat_map(|u| {
+            copies.iter().map(move |c| {
+                let (p, id) = c.of(&u.id);
+                (u.clone(), p, id)
+            })
+        })
         .collect();
     let bar = progress_bar(
         cfg.progress,
@@ -233,8 +247,8 @@ fn load_set(
                 s.spawn(move || {
                     part.iter()
                         .enumerate()
-                        .map(|(i, (u, speed))| {
-                            let r = raw_features(&u.audio, fe, *speed, pad_s);
+                        .map(|(i, (u, copy, _))| {
+                            let r = raw_features(&u.audio, fe, *copy, pad_s);
                             bar.inc(1);
                             (c * chunk + i, r)
                         })
@@ -252,12 +266,8 @@ fn load_set(
     let dim = cfg.frontend.num_mel_bins;
     let mut out = Vec::new();
     for (i, r) in results.into_iter().flatten() {
-        let (u, speed) = &items[i];
-        let id = if *speed == 1.0 {
-            u.id.clone()
-        } else {
-            format!("{}-sp{speed}", u.id)
-        };
+        let (u, _, id) = &items[i];
+        let id = id.clone();
         match r {
             Ok(raw) if raw.len() / dim >= 10 => {
                 let energy: Vec<f32> = raw
@@ -380,9 +390,20 @@ impl Run<'_> {
         (stats, start.elapsed().as_secs_f32())
     }
 
+    /// A fresh optimizer with this run's dropout (masks drawn from the run's seed).
+    fn new_sgd(&mut self, net: &Network) -> Sgd {
+        let sgd = Sgd::new(net);
+        if self.cfg.dropout > 0.0 {
+            // Only then: runs without dropout keep their shuffles and repeat exactly.
+            sgd.with_dropout(self.cfg.dropout, self.rng.next_u64())
+        } else {
+            sgd
+        }
+    }
+
     /// Trains one round with newbob; returns the best network by dev CE.
     fn train_round(&mut self, mut net: Network, round: usize, max_epochs: usize) -> Network {
-        let mut sgd = Sgd::new(&net);
+        let mut sgd = self.new_sgd(&net);
         let mut lr = self.cfg.learning_rate;
         // The first epoch of a round is always kept: the incoming network
         // made these labels, so its dev CE on them is no fair bar.
@@ -425,7 +446,7 @@ impl Run<'_> {
             } else {
                 // Reject the epoch: back to the best weights, fresh momentum.
                 net = best_net.clone();
-                sgd = Sgd::new(&net);
+                sgd = self.new_sgd(&net);
             }
             if ramping && gain < STOP_GAIN {
                 break;
@@ -552,11 +573,64 @@ impl Run<'_> {
     }
 }
 
-/// Speeds at which train is read: 1.0, then the perturbation factors.
-fn train_speeds(cfg: &TrainConfig) -> Vec<f32> {
-    let mut speeds = vec![1.0];
-    speeds.extend(cfg.speed_perturb.iter().copied().filter(|&s| s != 1.0));
-    speeds
+/// Half-width of the VTLP warp factor's range.
+pub const VTLP_RANGE: f32 = 0.1;
+
+/// How one copy of an utterance is read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Perturbation {
+    speed: f32,
+    warp: f32,
+}
+
+/// One copy of every utterance of a set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Copy {
+    /// As recorded.
+    Original,
+    /// Speed-perturbed by this factor.
+    Speed(f32),
+    /// The k-th VTLP copy (from 1), warp factor drawn per utterance.
+    Vtlp(u32),
+}
+
+impl Copy {
+    /// This copy of utterance `id`: how it is read and its id.
+    fn of(self, id: &str) -> (Perturbation, String) {
+        let plain = Perturbation {
+            speed: 1.0,
+            warp: 1.0,
+        };
+        match self {
+            Copy::Original => (plain, id.to_string()),
+            Copy::Speed(s) => (Perturbation { speed: s, ..plain }, format!("{id}-sp{s}")),
+            Copy::Vtlp(k) => {
+                // Seeded by the id and k, so a copy's warp never depends on
+                // which other utterances are loaded.
+                let h = id
+                    .bytes()
+                    .fold(0xcbf2_9ce4_8422_2325u64 ^ u64::from(k), |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                    });
+                let u = Rng::new(h).uniform();
+                let warp = 1.0 + VTLP_RANGE * (2.0 * u - 1.0);
+                (Perturbation { warp, ..plain }, format!("{id}-vtlp{k}"))
+            }
+        }
+    }
+}
+
+/// The copies of train: as recorded, speed-perturbed, VTLP.
+fn train_copies(cfg: &TrainConfig) -> Vec<Copy> {
+    let mut copies = vec![Copy::Original];
+    copies.extend(
+        cfg.speed_perturb
+            .iter()
+            .filter(|&&s| s != 1.0)
+            .map(|&s| Copy::Speed(s)),
+    );
+    copies.extend((1..=cfg.vtlp_copies as u32).map(Copy::Vtlp));
+    copies
 }
 
 /// The speed-perturbation part of a recipe ("" without it).
@@ -568,15 +642,40 @@ fn speed_note(speeds: &[f32]) -> String {
     }
 }
 
-/// The silence-padding part of a recipe ("" without it).
+/// The silence-padding and VTLP parts of a recipe ("" without them).
 fn pad_note(cfg: &TrainConfig) -> String {
+    let mut note = String::new();
+    if cfg.vtlp_copies > 0 {
+        note += &format!(
+            "{} VTLP copies of train (mel axis warped by a factor from 1 ± {VTLP_RANGE} per copy of an utterance); ",
+            cfg.vtlp_copies
+        );
+    }
     if cfg.silence_pad_s > 0.0 {
-        format!(
+        note += &format!(
             "train utterances padded with {} s of digital silence at both ends, dithered; ",
             cfg.silence_pad_s
-        )
+        );
+    }
+    note
+}
+
+/// The regularizers of a recipe, in words.
+fn regularization(cfg: &TrainConfig) -> String {
+    let mut parts = Vec::new();
+    if cfg.freq_mask > 0 {
+        parts.push(format!(
+            "frequency masking of up to {} mel bins per frame",
+            cfg.freq_mask
+        ));
+    }
+    if cfg.dropout > 0.0 {
+        parts.push(format!("dropout {} on hidden units", cfg.dropout));
+    }
+    if parts.is_empty() {
+        "no regularization".to_string()
     } else {
-        String::new()
+        parts.join(", ")
     }
 }
 
@@ -597,11 +696,7 @@ fn network_recipe(cfg: &TrainConfig) -> String {
         },
         cfg.batch,
         cfg.learning_rate,
-        if cfg.freq_mask > 0 {
-            format!("frequency masking of up to {} mel bins per frame", cfg.freq_mask)
-        } else {
-            "no regularization".to_string()
-        },
+        regularization(cfg),
         RAMP_GAIN * 100.0,
         STOP_GAIN * 100.0,
         cfg.align_epochs,
@@ -712,13 +807,12 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
     cfg.frontend.validate()?;
     let dim = cfg.frontend.num_mel_bins;
 
-    let train_speeds = train_speeds(cfg);
     let (train_raw, mut skipped, missing) = load_set(
         &cfg.train,
         &full_lexicon,
         cfg,
         "train",
-        &train_speeds,
+        &train_copies(cfg),
         cfg.silence_pad_s,
     )?;
     let (dev_raw, dev_skipped, _) = load_set(
@@ -726,7 +820,7 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         &full_lexicon,
         cfg,
         "dev",
-        &[1.0],
+        &[Copy::Original],
         0.0,
     )?;
     if !missing.is_empty() {
@@ -918,13 +1012,12 @@ pub fn align_with_model(
     cfg.frontend = reference.frontend.config().clone();
     let dim = cfg.frontend.num_mel_bins;
     let cmn = cfg.frontend.cmn.clone().unwrap_or_default();
-    let speeds = train_speeds(&cfg);
     let (train_raw, mut skipped, missing) = load_set(
         &cfg.train,
         &lexicon,
         &cfg,
         "train",
-        &speeds,
+        &train_copies(&cfg),
         cfg.silence_pad_s,
     )?;
     let (dev_raw, dev_skipped, _) = load_set(
@@ -932,7 +1025,7 @@ pub fn align_with_model(
         &lexicon,
         &cfg,
         "dev",
-        &[1.0],
+        &[Copy::Original],
         0.0,
     )?;
     skipped.extend(dev_skipped.into_iter().map(|s| format!("dev {s}")));
@@ -1028,7 +1121,12 @@ pub fn align_with_model(
         skipped,
         missing,
         reference: reference_name.to_string(),
-        speeds: speeds[1..].to_vec(),
+        speeds: cfg
+            .speed_perturb
+            .iter()
+            .copied()
+            .filter(|&s| s != 1.0)
+            .collect(),
         vocabulary,
     })
 }

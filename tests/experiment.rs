@@ -34,6 +34,8 @@ fn config(out: &std::path::Path) -> ExperimentConfig {
             freq_mask: 0,
             context_min_frames: 0,
             silence_pad_s: 0.0,
+            dropout: 0.0,
+            vtlp_copies: 0,
             threads: 2,
             progress: false,
             command: "test".into(),

@@ -249,3 +249,36 @@ fn cmn_skips_digital_silence_so_speech_after_it_is_normalized_as_without_it() {
         "skipped silence still shifts speech by {diff_skip}"
     );
 }
+
+/// Mel bin with the most energy in the middle frame of `samples`.
+fn peak_bin(params: &Arc<sparsa::frontend::FrontendParams>, samples: &[f32]) -> usize {
+    let frames = Frontend::compute_all(params, samples);
+    let mid = &frames[frames.len() / 2];
+    (0..mid.len())
+        .max_by(|&a, &b| mid[a].total_cmp(&mid[b]))
+        .unwrap()
+}
+
+#[test]
+fn vtlp_warp_moves_a_tone_up_or_down_the_mel_axis_and_keeps_the_edges() {
+    let cfg = raw_config(16_000, 40);
+    let tone: Vec<f32> = (0..16_000)
+        .map(|i| 8000.0 * (2.0 * std::f32::consts::PI * 1500.0 * i as f32 / 16_000.0).sin())
+        .collect();
+    let plain = peak_bin(&cfg.validate().unwrap(), &tone);
+    // A warp of exactly 1 is the unwarped filterbank, bit for bit.
+    assert_eq!(
+        Frontend::compute_all(&cfg.validate_warped(1.0).unwrap(), &tone),
+        Frontend::compute_all(&cfg.validate().unwrap(), &tone)
+    );
+    // 1500 Hz seen at 1650 or 1350 Hz: about two mel bins up or down.
+    let up = peak_bin(&cfg.validate_warped(1.1).unwrap(), &tone);
+    let down = peak_bin(&cfg.validate_warped(0.9).unwrap(), &tone);
+    assert!(up > plain && down < plain, "peaks {down} < {plain} < {up}");
+    // Every filter still covers FFT bins at the range's ends, at 8 kHz too.
+    for w in [0.9, 1.1] {
+        raw_config(8_000, 23).validate_warped(w).unwrap();
+    }
+    let msg = cfg.validate_warped(3.0).unwrap_err().to_string();
+    assert!(msg.contains("frequency warp 3"), "{msg}");
+}

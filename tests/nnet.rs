@@ -6,15 +6,26 @@ use sparsa::nnet::{Activation, Splice};
 use sparsa::rng::Rng;
 use sparsa::sgd::{init_network, score, Sgd};
 
-fn mean_ce(net: &sparsa::nnet::Network, x: &Array2<f32>, labels: &[u32]) -> f64 {
+/// Mean cross-entropy with fixed dropout factors per hidden layer (none if empty).
+fn mean_ce(
+    net: &sparsa::nnet::Network,
+    x: &Array2<f32>,
+    labels: &[u32],
+    masks: &[Array2<f32>],
+) -> f64 {
     let mut acts = Vec::new();
-    net.forward(x.view(), &mut acts);
+    net.forward_with(x.view(), &mut acts, |l, a| {
+        if let Some(m) = masks.get(l) {
+            *a *= m;
+        }
+    });
     score(&acts[acts.len() - 1], labels).ce_sum / labels.len() as f64
 }
 
 #[test]
 fn backprop_matches_finite_differences() {
-    for act in [Activation::Relu, Activation::Leaky, Activation::Tanh] {
+    let acts = [Activation::Relu, Activation::Leaky, Activation::Tanh];
+    for (act, dropout) in acts.iter().flat_map(|&a| [(a, 0.0), (a, 0.3)]) {
         let mut rng = Rng::new(3);
         let splice = Splice { left: 1, right: 1 };
         let net = init_network(
@@ -30,9 +41,17 @@ fn backprop_matches_finite_differences() {
         );
         let x = Array2::from_shape_fn((5, 6), |_| rng.gauss());
         let labels = [0u32, 3, 1, 2, 3];
-        let mut sgd = Sgd::new(&net);
+        let mut sgd = Sgd::new(&net).with_dropout(dropout, 5);
         let (_, grad_b) = sgd.gradients(&net, x.view(), &labels);
         let grad_w = sgd.weight_gradients().to_vec();
+        let masks = sgd.dropout_masks().to_vec();
+        assert_eq!(masks.len(), if dropout > 0.0 { 2 } else { 0 });
+        let dropped = masks.iter().flatten().filter(|&&m| m == 0.0).count();
+        assert!(
+            dropout == 0.0 || (dropped > 0 && dropped < 70),
+            "{dropped} of 70 dropped"
+        );
+        let mean_ce = |n: &sparsa::nnet::Network| mean_ce(n, &x, &labels, &masks);
         let eps = 1e-2f32;
         let (mut checked, mut bad) = (0, Vec::new());
         for l in 0..net.layers.len() {
@@ -42,13 +61,12 @@ fn backprop_matches_finite_differences() {
                 plus.layers[l].w[[i, j]] += eps;
                 let mut minus = net.clone();
                 minus.layers[l].w[[i, j]] -= eps;
-                let numeric = (mean_ce(&plus, &x, &labels) - mean_ce(&minus, &x, &labels))
-                    / (2.0 * eps as f64);
+                let numeric = (mean_ce(&plus) - mean_ce(&minus)) / (2.0 * eps as f64);
                 let analytic = grad_w[l][[i, j]] as f64;
                 checked += 1;
                 if (numeric - analytic).abs() > 2e-3 + 0.05 * numeric.abs() {
                     bad.push(format!(
-                        "{act:?} layer {l} w[{i},{j}]: analytic {analytic:.5} numeric {numeric:.5}"
+                        "{act:?} dropout {dropout} layer {l} w[{i},{j}]: analytic {analytic:.5} numeric {numeric:.5}"
                     ));
                 }
             }
@@ -57,13 +75,12 @@ fn backprop_matches_finite_differences() {
             plus.layers[l].b[j] += eps;
             let mut minus = net.clone();
             minus.layers[l].b[j] -= eps;
-            let numeric =
-                (mean_ce(&plus, &x, &labels) - mean_ce(&minus, &x, &labels)) / (2.0 * eps as f64);
+            let numeric = (mean_ce(&plus) - mean_ce(&minus)) / (2.0 * eps as f64);
             let analytic = grad_b[l][j] as f64;
             checked += 1;
             if (numeric - analytic).abs() > 2e-3 + 0.05 * numeric.abs() {
                 bad.push(format!(
-                    "{act:?} layer {l} b[{j}]: analytic {analytic:.5} numeric {numeric:.5}"
+                    "{act:?} dropout {dropout} layer {l} b[{j}]: analytic {analytic:.5} numeric {numeric:.5}"
                 ));
             }
         }
@@ -100,11 +117,11 @@ fn sgd_steps_lower_the_loss() {
             }
         })
         .collect();
-    let before = mean_ce(&net, &x, &labels);
+    let before = mean_ce(&net, &x, &labels, &[]);
     let mut sgd = Sgd::new(&net);
     for _ in 0..200 {
         sgd.step(&mut net, x.view(), &labels, 0.1, 0.9);
     }
-    let after = mean_ce(&net, &x, &labels);
+    let after = mean_ce(&net, &x, &labels, &[]);
     assert!(after < 0.3 * before, "loss {before} -> {after}");
 }

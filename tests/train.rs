@@ -39,6 +39,8 @@ fn config(seed: u64) -> TrainConfig {
         freq_mask: 0,
         context_min_frames: 0,
         silence_pad_s: 0.0,
+        dropout: 0.0,
+        vtlp_copies: 0,
         threads: 2,
         progress: false,
         command: "tests/train.rs".into(),
@@ -381,6 +383,32 @@ fn silence_padding_adds_dithered_silence_to_train_only() {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max);
     assert!(shift < 0.5, "prior moved by {shift}");
+}
+
+#[test]
+fn vtlp_copies_and_dropout_are_trained_and_recorded() {
+    let run = |vtlp: usize, dropout: f32| {
+        let mut cfg = config(6);
+        cfg.rounds = 1;
+        cfg.max_epochs = 2;
+        cfg.max_utts = Some(60);
+        cfg.vtlp_copies = vtlp;
+        cfg.dropout = dropout;
+        train(&cfg).unwrap().0
+    };
+    let plain = run(0, 0.0);
+    let augmented = run(2, 0.3);
+    let (p, q) = (&plain.provenance, &augmented.provenance);
+    // Warping leaves the framing alone: two more copies, three times the frames.
+    assert_eq!(q.train_frames, 3 * p.train_frames);
+    for needle in ["2 VTLP copies", "dropout 0.3 on hidden units"] {
+        assert!(q.recipe.contains(needle), "{needle} missing: {}", q.recipe);
+    }
+    assert!(!p.recipe.contains("VTLP") && !p.recipe.contains("dropout"));
+    // Dropout slows fitting of train but the network still learns.
+    let (first, last) = (&q.epochs[0], q.epochs.last().unwrap());
+    assert!(last.train_ce < first.train_ce, "{first:?} -> {last:?}");
+    assert!(q.epochs.iter().all(|e| e.dev_ce.is_finite()));
 }
 
 #[test]

@@ -276,6 +276,16 @@ struct AmArgs {
     /// what a muted or idle input looks like; 0 = off).
     #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
     silence_pad: f32,
+    /// Dropout while training: each hidden unit's output is zeroed with
+    /// this probability in every minibatch (regularizes small corpora;
+    /// 0 = off, as in the paper).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    dropout: f32,
+    /// Add this many vocal-tract-length-perturbed copies of train: each
+    /// copy of an utterance has its mel axis warped by a factor drawn from
+    /// 0.9..1.1 (VTLP; simulates speakers the corpus lacks).
+    #[arg(long, default_value_t = 0, value_name = "COPIES")]
+    vtlp: usize,
     /// Threads for features and alignment.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -414,6 +424,8 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
             freq_mask: 0,
             context_min_frames: 0,
             silence_pad_s: 0.0,
+            dropout: 0.0,
+            vtlp_copies: 0,
             threads: a.threads,
             progress: !a.quiet,
             command: command_line(),
@@ -483,6 +495,8 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         freq_mask: a.freq_mask,
         context_min_frames: a.context_min_frames,
         silence_pad_s: a.silence_pad,
+        dropout: a.dropout,
+        vtlp_copies: a.vtlp,
         threads: a.threads,
         progress: !a.quiet,
         // Program name without its install path, so the record reads the same everywhere.
