@@ -11,6 +11,8 @@
 //! train (minibatch SGD, momentum 0.5→0.9, newbob on dev cross-entropy),
 //! then realign train and dev by Viterbi with the network's scaled
 //! likelihoods → priors and transitions from the final alignment.
+//! Train data can be augmented (speed perturbation, VTLP, silence padding,
+//! frequency masking) and the network regularized by dropout.
 
 use crate::align::{flat_start, UttGraph};
 use crate::audio::MonoStream;
