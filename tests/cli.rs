@@ -74,6 +74,15 @@ fn help_lists_the_commands() {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // A dropout of 1 would drop every unit: refused before any work.
+    let out = Command::new(env!("CARGO_BIN_EXE_sparsa-train"))
+        .args(["am", "--train", "t", "--dev", "d", "--lexicon", "l"])
+        .args(["--out", "o", "--dropout", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a dropout probability"), "{err}");
 }
 
 #[test]

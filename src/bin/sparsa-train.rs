@@ -279,7 +279,7 @@ struct AmArgs {
     /// Dropout while training: each hidden unit's output is zeroed with
     /// this probability in every minibatch (regularizes small corpora;
     /// 0 = off, as in the paper).
-    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = dropout_probability)]
     dropout: f32,
     /// Add this many vocal-tract-length-perturbed copies of train: each
     /// copy of an utterance has its mel axis warped by a factor drawn from
@@ -380,6 +380,16 @@ fn quantize(a: QuantizeArgs) -> anyhow::Result<()> {
 }
 
 /// The command line, without the program's install path, for provenance.
+/// Parses `--dropout`: a probability below 1 (1 would drop every unit).
+fn dropout_probability(s: &str) -> Result<f32, String> {
+    let p: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..0.95).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a dropout probability in 0..0.95"))
+    }
+}
+
 fn command_line() -> String {
     std::iter::once("sparsa-train".to_string())
         .chain(std::env::args().skip(1))
