@@ -191,7 +191,7 @@ fn load_set(
     lexicon: &Lexicon,
     cfg: &TrainConfig,
     what: &str,
-    copies: &[Copy],
+    copies: &[DataCopy],
     pad_s: f32,
 ) -> Result<LoadedSet> {
     let mut items = Vec::new();
@@ -587,7 +587,7 @@ struct Perturbation {
 
 /// One copy of every utterance of a set.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Copy {
+enum DataCopy {
     /// As recorded.
     Original,
     /// Speed-perturbed by this factor.
@@ -596,7 +596,7 @@ enum Copy {
     Vtlp(u32),
 }
 
-impl Copy {
+impl DataCopy {
     /// This copy of utterance `id`: how it is read and its id.
     fn of(self, id: &str) -> (Perturbation, String) {
         let plain = Perturbation {
@@ -604,9 +604,9 @@ impl Copy {
             warp: 1.0,
         };
         match self {
-            Copy::Original => (plain, id.to_string()),
-            Copy::Speed(s) => (Perturbation { speed: s, ..plain }, format!("{id}-sp{s}")),
-            Copy::Vtlp(k) => {
+            DataCopy::Original => (plain, id.to_string()),
+            DataCopy::Speed(s) => (Perturbation { speed: s, ..plain }, format!("{id}-sp{s}")),
+            DataCopy::Vtlp(k) => {
                 // Seeded by the id and k, so a copy's warp never depends on
                 // which other utterances are loaded.
                 let h = id
@@ -623,15 +623,15 @@ impl Copy {
 }
 
 /// The copies of train: as recorded, speed-perturbed, VTLP.
-fn train_copies(cfg: &TrainConfig) -> Vec<Copy> {
-    let mut copies = vec![Copy::Original];
+fn train_copies(cfg: &TrainConfig) -> Vec<DataCopy> {
+    let mut copies = vec![DataCopy::Original];
     copies.extend(
         cfg.speed_perturb
             .iter()
             .filter(|&&s| s != 1.0)
-            .map(|&s| Copy::Speed(s)),
+            .map(|&s| DataCopy::Speed(s)),
     );
-    copies.extend((1..=cfg.vtlp_copies as u32).map(Copy::Vtlp));
+    copies.extend((1..=cfg.vtlp_copies as u32).map(DataCopy::Vtlp));
     copies
 }
 
@@ -822,7 +822,7 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         &full_lexicon,
         cfg,
         "dev",
-        &[Copy::Original],
+        &[DataCopy::Original],
         0.0,
     )?;
     if !missing.is_empty() {
@@ -1027,7 +1027,7 @@ pub fn align_with_model(
         &lexicon,
         &cfg,
         "dev",
-        &[Copy::Original],
+        &[DataCopy::Original],
         0.0,
     )?;
     skipped.extend(dev_skipped.into_iter().map(|s| format!("dev {s}")));

@@ -379,7 +379,6 @@ fn quantize(a: QuantizeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The command line, without the program's install path, for provenance.
 /// Parses `--dropout`: a probability below 1 (1 would drop every unit).
 fn dropout_probability(s: &str) -> Result<f32, String> {
     let p: f32 = s.parse().map_err(|e| format!("{e}"))?;
@@ -390,6 +389,7 @@ fn dropout_probability(s: &str) -> Result<f32, String> {
     }
 }
 
+/// The command line, without the program's install path, for provenance.
 fn command_line() -> String {
     std::iter::once("sparsa-train".to_string())
         .chain(std::env::args().skip(1))
