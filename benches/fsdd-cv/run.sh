@@ -58,6 +58,6 @@ for held in $speakers; do
   wer=$("$bin/sparsa" eval "$fold/dev" --model "$model" 2>&1 |
     sed -n 's/^%WER \([0-9.]*\).*/\1/p')
   line="$line $held $wer"
-  total=$(echo "$total + $wer" | bc -l)
+  total=$(awk -v a="$total" -v b="$wer" 'BEGIN { print a + b }')
 done
-echo "$line :: mean $(echo "scale=2; $total / 5" | bc -l)" | tee -a benches/fsdd-cv/results.txt
+echo "$line :: mean $(awk -v t="$total" 'BEGIN { printf "%.2f", t / 5 }')" | tee -a benches/fsdd-cv/results.txt
