@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sparsa::audio::{downmix_into, AudioReader};
-use sparsa::frontend::{Frontend, FrontendConfig};
+use sparsa::features::frontend::{Frontend, FrontendConfig};
 use std::hint::black_box;
 use std::path::Path;
 

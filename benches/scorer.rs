@@ -6,9 +6,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{Array2, Axis};
-use sparsa::model::AcousticModel;
-use sparsa::nnet::Activation;
-use sparsa::scorer::{file_inputs, ScorerConfig, ScorerPath, ScoringNet, Work};
+use sparsa::am::model::AcousticModel;
+use sparsa::am::nnet::Activation;
+use sparsa::am::scorer::{file_inputs, ScorerConfig, ScorerPath, ScoringNet, Work};
 use std::hint::black_box;
 use std::path::Path;
 

@@ -17,9 +17,9 @@
 //! Under `cargo test` it runs a one-minute pipeline smoke test.
 
 use sparsa::audio::MonoStream;
-use sparsa::datadir::DataDir;
-use sparsa::plot::{line_chart, Chart, Series};
+use sparsa::corpus::datadir::DataDir;
 use sparsa::recognizer::{Event, Model, RecognizerConfig};
+use sparsa::tools::plot::{line_chart, Chart, Series};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,7 +55,7 @@ fn playlist(seconds: f64) -> Vec<PathBuf> {
 
 /// Resident set size of a process, kB (0 if unreadable).
 fn rss_kb(pid: &str) -> u64 {
-    sparsa::pipeline::resident_kb(pid).unwrap_or(0)
+    sparsa::recognizer::pipeline::resident_kb(pid).unwrap_or(0)
 }
 
 /// Samples RSS every second until `stop`; rows (wall s, audio s, kB) go
@@ -66,7 +66,7 @@ fn sampler(
     pid: String,
     audio_samples: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
-    stats: Option<Arc<sparsa::pipeline::Stats>>,
+    stats: Option<Arc<sparsa::recognizer::pipeline::Stats>>,
 ) -> std::thread::JoinHandle<Vec<(f64, f64, u64)>> {
     std::thread::spawn(move || {
         let mut rows = Vec::with_capacity(100_000);
@@ -143,9 +143,9 @@ fn pipeline(seconds: f64) -> Outcome {
     // Allocated up front: the sink must not grow the memory it measures.
     let words = Arc::new(Mutex::new((0u32, Vec::with_capacity(40 * files.len()))));
     let sink_words = words.clone();
-    let (pipe, sender) = sparsa::pipeline::Pipeline::start(
+    let (pipe, sender) = sparsa::recognizer::pipeline::Pipeline::start(
         model,
-        sparsa::pipeline::PipelineConfig::default(),
+        sparsa::recognizer::pipeline::PipelineConfig::default(),
         move |e| {
             if let Event::Final { words, .. } = e {
                 if !words.is_empty() {

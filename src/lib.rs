@@ -1,38 +1,33 @@
 //! sparsa: a streaming speech recognizer with a deep rectifier DNN-HMM
 //! acoustic model (Maas, Hannun & Ng 2013).
 //!
-//! This crate is the library behind the `sparsa` recognizer and the
-//! `sparsa-train` trainer. See the README's `## Architecture` for the code map.
+//! The library is cut into layers; a module imports only layers listed
+//! before it here, and the runtime (`audio` .. `recognizer`) never imports
+//! `live`, `tools` or `train`. See the README's `## Architecture` for the map.
+//!
+//! Cargo features: `live` (microphone capture, the daemon), `tools`
+//! (evaluation, analysis, plots, progress bars) and `train` (the trainer)
+//! are on by default; `--no-default-features` builds the recognizer alone.
 
-pub mod align;
-pub mod analyze;
-pub mod audio;
-pub mod bench;
-pub mod capture;
-pub mod config;
-pub mod datadir;
-pub mod decoder;
+// Ground: used by every layer.
 pub mod error;
-pub mod experiment;
-pub mod features;
-pub mod frontend;
-pub mod hmm;
-pub mod kernels;
-pub mod lexicon;
-pub mod lm;
-pub mod model;
-pub mod nnet;
-pub mod pipeline;
-pub mod plot;
-pub mod quant;
-pub mod recognizer;
-pub mod resample;
 pub mod rng;
-pub mod scorer;
-pub mod sgd;
-pub mod socket;
+
+// The runtime: what an embedder needs to recognize audio.
+pub mod am;
+pub mod audio;
+pub mod features;
+pub mod recognizer;
+pub mod search;
+
+// Corpora on disk, below the tools and the trainer.
+pub mod corpus;
+
+#[cfg(feature = "live")]
+pub mod live;
+#[cfg(feature = "tools")]
+pub mod tools;
+#[cfg(feature = "train")]
 pub mod train;
-pub mod wav;
-pub mod wer;
 
 pub use error::{Error, Result};

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{wav_bytes, Enc};
+use sparsa::audio::resample::StreamResampler;
 use sparsa::audio::{AudioReader, MonoStream, RawFormat};
-use sparsa::resample::StreamResampler;
 use std::io::Cursor;
 
 fn reader(bytes: Vec<u8>) -> sparsa::Result<AudioReader> {
@@ -341,14 +341,14 @@ fn stereo_48k_24bit_gives_the_features_of_the_16k_original() {
         back.extend_from_slice(&block);
     }
     assert_eq!(back.len(), x.len());
-    let params = sparsa::frontend::FrontendConfig {
+    let params = sparsa::features::frontend::FrontendConfig {
         cmn: None,
         ..Default::default()
     }
     .validate()
     .unwrap();
-    let a = sparsa::frontend::Frontend::compute_all(&params, &x);
-    let b = sparsa::frontend::Frontend::compute_all(&params, &back);
+    let a = sparsa::features::frontend::Frontend::compute_all(&params, &x);
+    let b = sparsa::features::frontend::Frontend::compute_all(&params, &back);
     assert_eq!(a.len(), b.len());
     // Speech bins (skip the lowest/highest bins, where filters cut in) agree closely.
     let mut diff = 0.0f64;

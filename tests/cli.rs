@@ -54,7 +54,7 @@ fn clip() -> String {
 fn at_most_one_error(hyp: &str) -> bool {
     let reference = ["DORA", "CAN", "SEE", "THE", "SHEEP"];
     let hyp: Vec<&str> = hyp.split_whitespace().collect();
-    sparsa::wer::align(&reference, &hyp).errors() <= 1
+    sparsa::corpus::wer::align(&reference, &hyp).errors() <= 1
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use sparsa::datadir::DataDir;
+use sparsa::corpus::datadir::DataDir;
 use std::fs;
 
 #[test]

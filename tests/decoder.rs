@@ -5,11 +5,11 @@
 
 mod common;
 
-use sparsa::align::flat_start;
-use sparsa::decoder::{Decoder, DecoderConfig, SearchGraph};
-use sparsa::hmm::Topology;
-use sparsa::lexicon::{Lexicon, PhoneSet};
-use sparsa::lm::NgramLm;
+use sparsa::search::decoder::{Decoder, DecoderConfig, SearchGraph};
+use sparsa::search::hmm::Topology;
+use sparsa::search::lexicon::{Lexicon, PhoneSet};
+use sparsa::search::lm::NgramLm;
+use sparsa::train::align::flat_start;
 use std::sync::Arc;
 
 struct Setup {

@@ -5,10 +5,10 @@
 
 mod common;
 
-use sparsa::experiment::{run, ExperimentConfig};
-use sparsa::frontend::FrontendConfig;
-use sparsa::nnet::{Activation, Splice};
-use sparsa::train::TrainConfig;
+use sparsa::am::nnet::{Activation, Splice};
+use sparsa::features::frontend::FrontendConfig;
+use sparsa::train::experiment::{run, ExperimentConfig};
+use sparsa::train::recipe::TrainConfig;
 use std::process::Command;
 
 fn config(out: &std::path::Path) -> ExperimentConfig {
@@ -107,7 +107,7 @@ fn grid_runs_resumes_and_reports() {
         .modified()
         .unwrap();
     assert_eq!(before, after, "a finished cell was retrained");
-    let find = |rs: &[sparsa::experiment::CellResult]| {
+    let find = |rs: &[sparsa::train::experiment::CellResult]| {
         rs.iter()
             .find(|r| r.activation == "tanh" && r.depth == 2 && r.seed == 2)
             .cloned()
@@ -164,7 +164,10 @@ fn analyze_measures_shipped_models() {
     let units = std::fs::read_to_string(dir.path().join("units.csv")).unwrap();
     assert_eq!(units.lines().count(), 1 + 2 * 4 * 512);
     let hist = std::fs::read_to_string(dir.path().join("population_sparsity.csv")).unwrap();
-    assert_eq!(hist.lines().count(), 1 + 2 * 4 * sparsa::analyze::BINS);
+    assert_eq!(
+        hist.lines().count(),
+        1 + 2 * 4 * sparsa::tools::analyze::BINS
+    );
     for f in ["activation_probability.png", "population_sparsity.png"] {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(&bytes[..4], b"\x89PNG", "{f}");

@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use sparsa::frontend::{CmnConfig, DitherConfig, Frontend, FrontendConfig, WindowKind};
+use sparsa::features::frontend::{CmnConfig, DitherConfig, Frontend, FrontendConfig, WindowKind};
 use std::sync::Arc;
 
 fn raw_config(rate: u32, bins: usize) -> FrontendConfig {
@@ -77,7 +77,10 @@ fn clip() -> &'static [f32] {
     CLIP.get_or_init(|| common::read_all(&common::data("so762_000490017.flac")).0)
 }
 
-fn stream_in_chunks(params: &Arc<sparsa::frontend::FrontendParams>, sizes: &[usize]) -> Vec<u32> {
+fn stream_in_chunks(
+    params: &Arc<sparsa::features::frontend::FrontendParams>,
+    sizes: &[usize],
+) -> Vec<u32> {
     let samples = clip();
     let mut fe = Frontend::new(params.clone());
     let mut frame = vec![0.0; params.dim()];
@@ -251,7 +254,7 @@ fn cmn_skips_digital_silence_so_speech_after_it_is_normalized_as_without_it() {
 }
 
 /// Mel bin with the most energy in the middle frame of `samples`.
-fn peak_bin(params: &Arc<sparsa::frontend::FrontendParams>, samples: &[f32]) -> usize {
+fn peak_bin(params: &Arc<sparsa::features::frontend::FrontendParams>, samples: &[f32]) -> usize {
     let frames = Frontend::compute_all(params, samples);
     let mid = &frames[frames.len() / 2];
     (0..mid.len())

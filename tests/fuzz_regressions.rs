@@ -104,11 +104,11 @@ fn seeds_are_valid() {
     }
     for (f, data) in seeds("model") {
         let text = String::from_utf8(data).expect("UTF-8");
-        sparsa::model::AcousticModel::from_ron(&text, &f).unwrap_or_else(|e| panic!("{e}"));
+        sparsa::am::model::AcousticModel::from_ron(&text, &f).unwrap_or_else(|e| panic!("{e}"));
     }
     for (f, data) in seeds("arpa") {
         let text = String::from_utf8(data).expect("UTF-8");
-        sparsa::lm::NgramLm::from_arpa(&text, &f.display().to_string())
+        sparsa::search::lm::NgramLm::from_arpa(&text, &f.display().to_string())
             .unwrap_or_else(|e| panic!("{e}"));
     }
     // The config target runs every config that loads on a tiny model.
@@ -117,7 +117,7 @@ fn seeds_are_valid() {
     for (f, data) in seeds("config") {
         let text = String::from_utf8(data).expect("UTF-8");
         let name = f.display().to_string();
-        if let Err(e) = sparsa::config::ListenConfig::from_ron(&text, &name) {
+        if let Err(e) = sparsa::live::config::ListenConfig::from_ron(&text, &name) {
             sparsa::recognizer::RecognizerConfig::from_ron(&text, &name)
                 .unwrap_or_else(|e2| panic!("neither config: {e} / {e2}"));
         }

@@ -157,7 +157,7 @@ fn wer(refs: &[&str], hyp: &[String]) -> f64 {
         .collect();
     let h = hyp.join(" ");
     let h: Vec<&str> = h.split_whitespace().collect();
-    let c = sparsa::wer::align(&r, &h);
+    let c = sparsa::corpus::wer::align(&r, &h);
     (c.sub + c.del + c.ins) as f64 / r.len() as f64
 }
 
@@ -424,7 +424,7 @@ fn a_garbage_model_file_fails_at_startup_with_exit_2() {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    sparsa::pipeline::resident_kb(&pid.to_string()).unwrap_or(0)
+    sparsa::recognizer::pipeline::resident_kb(&pid.to_string()).unwrap_or(0)
 }
 
 #[test]

@@ -3,8 +3,8 @@
 
 mod common;
 
-use sparsa::lm::{NgramLm, EOS};
-use sparsa::wer::align;
+use sparsa::corpus::wer::align;
+use sparsa::search::lm::{NgramLm, EOS};
 
 fn sentences(text: &str) -> Vec<Vec<String>> {
     text.lines()

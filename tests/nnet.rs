@@ -2,13 +2,13 @@
 //! activation, and the model file round trip and its errors.
 
 use ndarray::{Array1, Array2};
-use sparsa::nnet::{Activation, Splice};
+use sparsa::am::nnet::{Activation, Splice};
 use sparsa::rng::Rng;
-use sparsa::sgd::{init_network, score, Sgd};
+use sparsa::train::sgd::{init_network, score, Sgd};
 
 /// Mean cross-entropy with fixed dropout factors per hidden layer (none if empty).
 fn mean_ce(
-    net: &sparsa::nnet::Network,
+    net: &sparsa::am::nnet::Network,
     x: &Array2<f32>,
     labels: &[u32],
     masks: &[Array2<f32>],
@@ -51,7 +51,7 @@ fn backprop_matches_finite_differences() {
             dropout == 0.0 || (dropped > 0 && dropped < 70),
             "{dropped} of 70 dropped"
         );
-        let mean_ce = |n: &sparsa::nnet::Network| mean_ce(n, &x, &labels, &masks);
+        let mean_ce = |n: &sparsa::am::nnet::Network| mean_ce(n, &x, &labels, &masks);
         let eps = 1e-2f32;
         let (mut checked, mut bad) = (0, Vec::new());
         for l in 0..net.layers.len() {

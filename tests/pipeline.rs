@@ -4,7 +4,7 @@
 
 mod common;
 
-use sparsa::pipeline::{Pipeline, PipelineConfig};
+use sparsa::recognizer::pipeline::{Pipeline, PipelineConfig};
 use sparsa::recognizer::{Event, Model, Recognizer, RecognizerConfig};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

@@ -5,11 +5,11 @@
 
 mod common;
 
-use sparsa::kernels::{self, Isa, QWeights, SparseScratch};
-use sparsa::model::AcousticModel;
-use sparsa::quant::{quantize, QNetwork, QState};
+use sparsa::am::kernels::{self, Isa, QWeights, SparseScratch};
+use sparsa::am::model::AcousticModel;
+use sparsa::am::quant::{quantize, QNetwork, QState};
+use sparsa::am::scorer::file_inputs;
 use sparsa::rng::Rng;
-use sparsa::scorer::file_inputs;
 
 fn random_i8(rng: &mut Rng, n: usize, zero_fraction: f32, signed: bool) -> Vec<i8> {
     (0..n)
@@ -200,7 +200,7 @@ fn int8_tracks_f32_and_every_int8_path_agrees_exactly_on_real_speech() {
             .as_ref()
             .unwrap_or_else(|| panic!("shipped model {name} has no int8 tensors"))
             .layers;
-        let relu = am.network.activation == sparsa::nnet::Activation::Relu;
+        let relu = am.network.activation == sparsa::am::nnet::Activation::Relu;
         let portable = QNetwork::new(&am.network, layers, relu, Isa::Portable).unwrap();
         let reference = int8_logp(&portable, &x, false, 1);
         for isa in Isa::available() {
@@ -258,8 +258,8 @@ fn int8_section_round_trips_and_bad_tensors_are_named() {
     let mut am = shipped("default");
     let x = file_inputs(&am, &common::data("so762_000490017.flac")).unwrap();
     let (layers, stats) = quantize(&am.network, x.view(), 99.9);
-    am.quantized = Some(sparsa::model::Quantized {
-        calibration: sparsa::model::Calibration {
+    am.quantized = Some(sparsa::am::model::Quantized {
+        calibration: sparsa::am::model::Calibration {
             data: "clip".into(),
             utterances: 1,
             frames: x.nrows(),

@@ -41,5 +41,5 @@ fn unit_verifies_and_example_config_parses() {
         out.status.success(),
         "exposure above 2.0 (threshold 20 in tenths): {score}"
     );
-    sparsa::config::ListenConfig::load(&common::root().join("systemd/sparsa.ron")).unwrap();
+    sparsa::live::config::ListenConfig::load(&common::root().join("systemd/sparsa.ron")).unwrap();
 }

@@ -4,12 +4,12 @@
 
 mod common;
 
-use sparsa::align::UttGraph;
-use sparsa::frontend::{Frontend, FrontendConfig};
-use sparsa::lexicon::Lexicon;
-use sparsa::model::AcousticModel;
-use sparsa::nnet::{Activation, Splice};
-use sparsa::train::{train, TrainConfig};
+use sparsa::am::model::AcousticModel;
+use sparsa::am::nnet::{Activation, Splice};
+use sparsa::features::frontend::{Frontend, FrontendConfig};
+use sparsa::search::lexicon::Lexicon;
+use sparsa::train::align::UttGraph;
+use sparsa::train::recipe::{train, TrainConfig};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -198,14 +198,14 @@ fn tiny_recognizer_model() -> std::sync::Arc<sparsa::recognizer::Model> {
         .lines()
         .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
         .collect();
-    let lm = sparsa::lm::NgramLm::estimate(&sents, 2).unwrap();
+    let lm = sparsa::search::lm::NgramLm::estimate(&sents, 2).unwrap();
     std::sync::Arc::new(
         sparsa::recognizer::Model::new(
             m.clone(),
             lex,
             lm,
-            sparsa::decoder::DecoderConfig::tuned(),
-            sparsa::scorer::ScorerConfig::default(),
+            sparsa::search::decoder::DecoderConfig::tuned(),
+            sparsa::am::scorer::ScorerConfig::default(),
         )
         .unwrap(),
     )
@@ -356,7 +356,7 @@ fn silence_padding_adds_dithered_silence_to_train_only() {
         cfg.max_epochs = 1;
         cfg.max_utts = Some(60);
         cfg.silence_pad_s = pad;
-        cfg.frontend.cmn = Some(sparsa::frontend::CmnConfig {
+        cfg.frontend.cmn = Some(sparsa::features::frontend::CmnConfig {
             skip_below: Some(8.0),
             ..Default::default()
         });
@@ -420,15 +420,16 @@ fn a_network_trained_on_a_models_alignment_uses_its_own_cmn_and_learns() {
     cfg.max_utts = Some(120);
     cfg.speed_perturb = vec![0.9];
     cfg.freq_mask = 5;
-    let cmn = sparsa::frontend::CmnConfig {
+    let cmn = sparsa::features::frontend::CmnConfig {
         prior_frames: 10,
         skip_below: Some(8.0),
         ..Default::default()
     };
-    let data = sparsa::train::align_with_model(&cfg, reference, "tiny", Some(&cmn)).unwrap();
+    let data =
+        sparsa::train::recipe::align_with_model(&cfg, reference, "tiny", Some(&cmn)).unwrap();
     let (train_frames, dev_frames) = data.frames();
     assert!(train_frames > 0 && dev_frames > 0);
-    let m = sparsa::train::train_on_alignment(&cfg, &data);
+    let m = sparsa::train::recipe::train_on_alignment(&cfg, &data);
     let got = m.frontend.config().cmn.clone().unwrap();
     assert_eq!((got.prior_frames, got.skip_below), (10, Some(8.0)));
     let prior = got.prior_mean.unwrap();
@@ -467,8 +468,8 @@ fn context_dependent_states_are_trained_saved_and_decoded() {
     let mut cfg = config(13);
     cfg.max_utts = Some(120);
     cfg.context_min_frames = 20;
-    let data = sparsa::train::align_with_model(&cfg, reference, "tiny", None).unwrap();
-    let m = sparsa::train::train_on_alignment(&cfg, &data);
+    let data = sparsa::train::recipe::align_with_model(&cfg, reference, "tiny", None).unwrap();
+    let m = sparsa::train::recipe::train_on_alignment(&cfg, &data);
     let n = m.topology.num_context_pdfs();
     let mono = reference.topology.num_pdfs();
     assert_eq!(m.topology.num_pdfs(), mono + n);
@@ -500,9 +501,9 @@ fn context_dependent_states_are_trained_saved_and_decoded() {
         sparsa::recognizer::Model::new(
             back,
             &tiny().1,
-            sparsa::lm::NgramLm::estimate(&sents, 2).unwrap(),
-            sparsa::decoder::DecoderConfig::tuned(),
-            sparsa::scorer::ScorerConfig::default(),
+            sparsa::search::lm::NgramLm::estimate(&sents, 2).unwrap(),
+            sparsa::search::decoder::DecoderConfig::tuned(),
+            sparsa::am::scorer::ScorerConfig::default(),
         )
         .unwrap(),
     );

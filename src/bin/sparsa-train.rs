@@ -5,10 +5,10 @@ mod common;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use sparsa::frontend::FrontendConfig;
-use sparsa::model::{AM_FILE, LEXICON_FILE};
-use sparsa::nnet::{Activation, Splice};
-use sparsa::train::{train, TrainConfig};
+use sparsa::am::model::{AM_FILE, LEXICON_FILE};
+use sparsa::am::nnet::{Activation, Splice};
+use sparsa::features::frontend::FrontendConfig;
+use sparsa::train::recipe::{train, TrainConfig};
 use std::path::PathBuf;
 
 /// sparsa-train: train rectifier DNN-HMM acoustic models for sparsa.
@@ -326,7 +326,7 @@ fn lm(a: LmArgs) -> anyhow::Result<()> {
                 .filter(|s| !s.is_empty()),
         );
     }
-    let lm = sparsa::lm::NgramLm::estimate(&sentences, a.order)?;
+    let lm = sparsa::search::lm::NgramLm::estimate(&sentences, a.order)?;
     std::fs::write(&a.out, lm.to_arpa()).with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!(
         "wrote {}: order {}, {} words, from {} sentences",
@@ -340,12 +340,12 @@ fn lm(a: LmArgs) -> anyhow::Result<()> {
 
 /// Attaches the int8 export and prints what calibration found.
 fn calibrate(
-    model: &mut sparsa::model::AcousticModel,
-    data: &sparsa::datadir::DataDir,
+    model: &mut sparsa::am::model::AcousticModel,
+    data: &sparsa::corpus::datadir::DataDir,
     c: &CalibrationArgs,
 ) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
-    sparsa::quant::quantize_model(model, data, c.calibration_frames, c.calibration_percentile)?;
+    sparsa::am::quant::quantize_model(model, data, c.calibration_frames, c.calibration_percentile)?;
     // INVARIANT: quantize_model just set it.
     let q = model.quantized.as_ref().expect("quantized");
     eprintln!(
@@ -369,8 +369,8 @@ fn calibrate(
 }
 
 fn quantize(a: QuantizeArgs) -> anyhow::Result<()> {
-    let mut model = sparsa::model::AcousticModel::load(&a.model)?;
-    let data = sparsa::datadir::DataDir::open(&a.train)?;
+    let mut model = sparsa::am::model::AcousticModel::load(&a.model)?;
+    let data = sparsa::corpus::datadir::DataDir::open(&a.train)?;
     calibrate(&mut model, &data, &a.calibration)?;
     let out = a.out.unwrap_or(a.model);
     let path = if out.is_dir() { out.join(AM_FILE) } else { out };
@@ -409,7 +409,7 @@ fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
 }
 
 fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
-    let cfg = sparsa::experiment::ExperimentConfig {
+    let cfg = sparsa::train::experiment::ExperimentConfig {
         base: TrainConfig {
             train: a.train,
             dev: a.dev,
@@ -457,7 +457,7 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
         anyhow::bail!("--batch, --units and --max-epochs must be at least 1");
     }
     let t0 = std::time::Instant::now();
-    let results = sparsa::experiment::run(&cfg)?;
+    let results = sparsa::train::experiment::run(&cfg)?;
     eprintln!(
         "{} cells in {}; report in {} ({:.0} s this run)",
         results.len(),
@@ -480,7 +480,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         frontend: FrontendConfig {
             sample_rate_hz: a.rate,
             num_mel_bins: a.mel_bins,
-            cmn: Some(sparsa::frontend::CmnConfig {
+            cmn: Some(sparsa::features::frontend::CmnConfig {
                 prior_frames: a.cmn_prior_frames,
                 skip_below: Some(a.cmn_skip_below),
                 ..Default::default()
@@ -515,7 +515,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
     let (mut model, lexicon) = match &a.align_model {
         None => train(&cfg)?,
         Some(dir) => {
-            let reference = sparsa::model::AcousticModel::load(&dir.join(AM_FILE))?;
+            let reference = sparsa::am::model::AcousticModel::load(&dir.join(AM_FILE))?;
             let rf = reference.frontend.config();
             if (rf.sample_rate_hz, rf.num_mel_bins) != (a.rate, a.mel_bins) {
                 anyhow::bail!(
@@ -523,17 +523,17 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
                     a.rate, a.mel_bins, rf.sample_rate_hz, rf.num_mel_bins
                 );
             }
-            let data = sparsa::train::align_with_model(
+            let data = sparsa::train::recipe::align_with_model(
                 &cfg,
                 &reference,
                 &dir.display().to_string(),
                 cfg.frontend.cmn.as_ref(),
             )?;
-            let model = sparsa::train::train_on_alignment(&cfg, &data);
+            let model = sparsa::train::recipe::train_on_alignment(&cfg, &data);
             (model, data.vocabulary.clone())
         }
     };
-    let data = sparsa::datadir::DataDir::open(&cfg.train[0])?;
+    let data = sparsa::corpus::datadir::DataDir::open(&cfg.train[0])?;
     calibrate(&mut model, &data, &a.calibration)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t0 = std::time::Instant::now();

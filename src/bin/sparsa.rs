@@ -4,14 +4,20 @@
 
 mod common;
 
+// Debug builds (the ones the tests run) abort if the audio callback
+// allocates; the library only marks the callback, the binary checks it.
+#[cfg(debug_assertions)]
+#[global_allocator]
+static ALLOC_GUARD: sparsa::live::alloc_guard::Guarded = sparsa::live::alloc_guard::Guarded;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use sparsa::am::scorer::ScorerPath;
 use sparsa::audio::{MonoStream, RawFormat};
-use sparsa::features::{FeatureFormat, FeatureWriter};
-use sparsa::frontend::{CmnConfig, Frontend, FrontendConfig};
-use sparsa::pipeline::{Pipeline, PipelineConfig};
+use sparsa::features::frontend::{CmnConfig, Frontend, FrontendConfig};
+use sparsa::recognizer::pipeline::{Pipeline, PipelineConfig};
 use sparsa::recognizer::{Event, Model, Recognizer, RecognizerConfig};
-use sparsa::scorer::ScorerPath;
+use sparsa::tools::feature_dump::{FeatureFormat, FeatureWriter};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -362,7 +368,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
     if args.list_devices {
-        for d in sparsa::capture::list_devices()? {
+        for d in sparsa::live::capture::list_devices()? {
             println!(
                 "{} {:<24} {:<24} {}",
                 if d.is_default { "*" } else { " " },
@@ -374,8 +380,8 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut cfg = match &args.config {
-        Some(p) => sparsa::config::ListenConfig::load(p)?,
-        None => sparsa::config::ListenConfig::default(),
+        Some(p) => sparsa::live::config::ListenConfig::load(p)?,
+        None => sparsa::live::config::ListenConfig::default(),
     };
     if let Some(m) = args.model {
         cfg.model = m;
@@ -392,7 +398,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
     let model = Arc::new(Model::load_with(&cfg.model, None, &cfg.recognizer)?);
     let rate = model.am.frontend.config().sample_rate_hz;
     let broadcaster = match &cfg.socket {
-        Some(p) => Some(Arc::new(sparsa::socket::Broadcaster::bind(p)?)),
+        Some(p) => Some(Arc::new(sparsa::live::socket::Broadcaster::bind(p)?)),
         None => None,
     };
     let (to_stdout, format, subs) = (cfg.stdout, args.format, broadcaster.clone());
@@ -418,7 +424,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
         }
     })
     .map_err(|e| anyhow::anyhow!("cannot install the signal handler: {e}"))?;
-    let capture = sparsa::capture::Capture::start(
+    let capture = sparsa::live::capture::Capture::start(
         cfg.device.as_deref(),
         rate,
         cfg.ring_seconds,
@@ -449,7 +455,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
             .collect();
         let (all, finals) = stats.take_latencies();
         let fmt = |v: Vec<f32>| {
-            sparsa::pipeline::percentiles(v)
+            sparsa::recognizer::pipeline::percentiles(v)
                 .map(|(a, b, n)| format!("p50 {a:.1} p99 {b:.1} n {n}"))
                 .unwrap_or_else(|| "none".into())
         };
@@ -469,7 +475,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
             latency_ms = %lat,
             final_latency_ms = %lat_final,
             subscribers = broadcaster.as_ref().map_or(0, |b| b.subscribers()),
-            rss_kb = sparsa::pipeline::resident_kb("self").unwrap_or(0),
+            rss_kb = sparsa::recognizer::pipeline::resident_kb("self").unwrap_or(0),
             final_report,
             "stats"
         );
@@ -543,13 +549,13 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             || d.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        models.push((name, sparsa::model::AcousticModel::load(d)?));
+        models.push((name, sparsa::am::model::AcousticModel::load(d)?));
     }
     eprintln!("measuring {} models (about 10 s each)...", models.len());
-    let report = sparsa::bench::run(
+    let report = sparsa::tools::bench::run(
         &models,
         &args.audio,
-        sparsa::bench::BenchConfig {
+        sparsa::tools::bench::BenchConfig {
             frames: args.frames.max(1),
             block: args.block.max(1),
         },
@@ -644,9 +650,9 @@ fn cpu_seconds() -> f64 {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    use sparsa::wer::{align, ErrorCounts};
+    use sparsa::corpus::wer::{align, ErrorCounts};
     let model = args.decode.load()?;
-    let data = sparsa::datadir::DataDir::open(&args.data)?;
+    let data = sparsa::corpus::datadir::DataDir::open(&args.data)?;
     let mut utts = data.utterances;
     if let Some(n) = args.max_utts {
         utts.truncate(n);
@@ -706,10 +712,10 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
-    use sparsa::analyze::{hidden_stats, layer_csv_rows, LAYER_CSV_HEADER};
+    use sparsa::tools::analyze::{hidden_stats, layer_csv_rows, LAYER_CSV_HEADER};
     // INVARIANT: clap requires at least two paths.
     let (data_path, models) = args.paths.split_last().expect("two paths");
-    let data = sparsa::datadir::DataDir::open(data_path)?;
+    let data = sparsa::corpus::datadir::DataDir::open(data_path)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut layers_csv = format!("{LAYER_CSV_HEADER}\n");
@@ -723,7 +729,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         "| model | layer | units | mean population sparsity % (std) | exact zeros % | dead | always on | dispersion CV | dispersion entropy |\n|---|---|---|---|---|---|---|---|---|"
     )?;
     for path in models {
-        let am = sparsa::model::AcousticModel::load(path)?;
+        let am = sparsa::am::model::AcousticModel::load(path)?;
         let stats = hidden_stats(&am, &data, args.frames)?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -739,7 +745,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
                     1.0 - p
                 ));
             }
-            let bins = sparsa::analyze::BINS;
+            let bins = sparsa::tools::analyze::BINS;
             for (b, f) in s.population_histogram(bins).iter().enumerate() {
                 hist_csv.push_str(&format!(
                     "{name},{act},{},{:.2},{:.2},{f:.5}\n",
@@ -777,13 +783,16 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(n, s)| (n.clone(), s.sorted_active_prob()))
         .collect();
-    sparsa::analyze::plot_activation_probability(
+    sparsa::tools::analyze::plot_activation_probability(
         &args.out.join("activation_probability.png"),
         &sorted,
     )?;
-    let refs: Vec<(String, &sparsa::analyze::LayerStats)> =
+    let refs: Vec<(String, &sparsa::tools::analyze::LayerStats)> =
         last.iter().map(|(n, s)| (n.clone(), s)).collect();
-    sparsa::analyze::plot_population_sparsity(&args.out.join("population_sparsity.png"), &refs)?;
+    sparsa::tools::analyze::plot_population_sparsity(
+        &args.out.join("population_sparsity.png"),
+        &refs,
+    )?;
     eprintln!(
         "wrote layers.csv, units.csv, population_sparsity.csv, activation_probability.png, population_sparsity.png to {}",
         args.out.display()
@@ -792,7 +801,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
 }
 
 fn model_info(path: &std::path::Path) -> anyhow::Result<()> {
-    let m = sparsa::model::AcousticModel::load(path)?;
+    let m = sparsa::am::model::AcousticModel::load(path)?;
     let n = &m.network;
     let p = &m.provenance;
     let fe = m.frontend.config();
@@ -802,8 +811,8 @@ fn model_info(path: &std::path::Path) -> anyhow::Result<()> {
     let _ = writeln!(
         o,
         "format:       {} v{}",
-        sparsa::model::FORMAT,
-        sparsa::model::VERSION
+        sparsa::am::model::FORMAT,
+        sparsa::am::model::VERSION
     );
     let _ = writeln!(
         o,
@@ -906,7 +915,7 @@ fn model_info(path: &std::path::Path) -> anyhow::Result<()> {
             let _ = writeln!(
                 o,
                 "\nint8:         {}\ncalibration:  {} frames of {} utterances of {}, magnitude percentile {}",
-                sparsa::model::QUANT_SCHEME,
+                sparsa::am::model::QUANT_SCHEME,
                 c.frames,
                 c.utterances,
                 c.data,

@@ -43,12 +43,12 @@ fn recognize(model: Model) -> usize {
 /// decoder, scorer and dither settings, as `Model::load_with` applies them,
 /// and recognizes with it; `None` if the model does not load.
 pub fn recognize_with(cfg: &RecognizerConfig) -> Option<usize> {
-    let am = sparsa::model::AcousticModel::from_ron(TINY_AM, Path::new("tiny/am.ron")).ok()?;
-    let mut lexicon = sparsa::lexicon::Lexicon::default();
+    let am = sparsa::am::model::AcousticModel::from_ron(TINY_AM, Path::new("tiny/am.ron")).ok()?;
+    let mut lexicon = sparsa::search::lexicon::Lexicon::default();
     lexicon
         .parse(TINY_LEXICON, "tiny/lexicon.txt", &am.phones)
         .ok()?;
-    let lm = sparsa::lm::NgramLm::from_arpa(TINY_LM, "tiny/lm.arpa").ok()?;
+    let lm = sparsa::search::lm::NgramLm::from_arpa(TINY_LM, "tiny/lm.arpa").ok()?;
     let mut model = Model::new(am, &lexicon, lm, cfg.decoder.clone(), cfg.scorer).ok()?;
     model.set_frontend_options(cfg).ok()?;
     Some(recognize(model))
@@ -101,7 +101,7 @@ pub fn datadir(data: &[u8]) {
     let mut next = || files.next().unwrap_or_default();
     let (wav_scp, text, utt2spk) = (next(), next(), next());
     let spk2utt = files.next();
-    let _ = sparsa::datadir::DataDir::parse(
+    let _ = sparsa::corpus::datadir::DataDir::parse(
         Path::new("fuzz-data-dir"),
         wav_scp,
         text,
@@ -116,11 +116,12 @@ pub fn model(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(am) = sparsa::model::AcousticModel::from_ron(s, Path::new("am.ron")) else {
+    let Ok(am) = sparsa::am::model::AcousticModel::from_ron(s, Path::new("am.ron")) else {
         return;
     };
-    let lm = sparsa::lm::NgramLm::from_arpa(TINY_LM, "lm.arpa").expect("the tiny LM parses");
-    let lexicon = sparsa::lexicon::Lexicon::default();
+    let lm =
+        sparsa::search::lm::NgramLm::from_arpa(TINY_LM, "lm.arpa").expect("the tiny LM parses");
+    let lexicon = sparsa::search::lexicon::Lexicon::default();
     let cfg = RecognizerConfig::default();
     if let Ok(model) = Model::new(am, &lexicon, lm, cfg.decoder, cfg.scorer) {
         recognize(model);
@@ -133,7 +134,7 @@ pub fn arpa(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(lm) = sparsa::lm::NgramLm::from_arpa(s, "lm.arpa") {
+    if let Ok(lm) = sparsa::search::lm::NgramLm::from_arpa(s, "lm.arpa") {
         let ids: Vec<_> = (0..lm.words().len().min(64))
             .filter_map(|i| lm.id(&lm.words()[i]))
             .collect();
@@ -151,7 +152,7 @@ pub fn config(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(c) = sparsa::config::ListenConfig::from_ron(s, "listen.ron") {
+    if let Ok(c) = sparsa::live::config::ListenConfig::from_ron(s, "listen.ron") {
         recognize_with(&c.recognizer);
     }
     if let Ok(c) = RecognizerConfig::from_ron(s, "config.ron") {

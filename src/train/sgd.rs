@@ -5,7 +5,7 @@
 //! cores) so that training needs no framework and the trained struct is the
 //! served struct.
 
-use crate::nnet::{Activation, Layer, Network, Splice};
+use crate::am::nnet::{Activation, Layer, Network, Splice};
 use crate::rng::Rng;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, Axis};

@@ -14,17 +14,17 @@
 //! Train data can be augmented (speed perturbation, VTLP, silence padding,
 //! frequency masking) and the network regularized by dropout.
 
-use crate::align::{flat_start, UttGraph};
+use crate::am::model::{AcousticModel, EpochMetrics, Provenance};
+use crate::am::nnet::{Activation, Network, Splice};
 use crate::audio::MonoStream;
-use crate::datadir::DataDir;
+use crate::corpus::datadir::DataDir;
 use crate::error::{Error, Result};
-use crate::frontend::{CmnConfig, Fbank, FrontendConfig, OnlineCmn};
-use crate::hmm::{PdfId, Topology};
-use crate::lexicon::{Lexicon, PhoneSet};
-use crate::model::{AcousticModel, EpochMetrics, Provenance};
-use crate::nnet::{Activation, Network, Splice};
+use crate::features::frontend::{CmnConfig, Fbank, FrontendConfig, OnlineCmn};
 use crate::rng::Rng;
-use crate::sgd::{init_network, score, BatchStats, Sgd};
+use crate::search::hmm::{PdfId, Topology};
+use crate::search::lexicon::{Lexicon, PhoneSet};
+use crate::train::align::{flat_start, UttGraph};
+use crate::train::sgd::{init_network, score, BatchStats, Sgd};
 use ndarray::{Array1, Array2};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -129,7 +129,7 @@ fn raw_features(
     let params = FrontendConfig {
         cmn: None,
         dither: if pad_s > 0.0 {
-            Some(crate::frontend::DitherConfig {
+            Some(crate::features::frontend::DitherConfig {
                 amplitude: crate::recognizer::RecognizerConfig::default()
                     .dither
                     .unwrap_or(1.0),
@@ -145,7 +145,7 @@ fn raw_features(
     let rate = cfg.sample_rate_hz;
     let mut stream = MonoStream::open(path, None, rate)?;
     let mut perturb = if speed != 1.0 {
-        Some(crate::resample::StreamResampler::new(
+        Some(crate::audio::resample::StreamResampler::new(
             (rate as f32 * speed).round() as u32,
             rate,
         )?)
@@ -223,7 +223,7 @@ fn load_set(
             items = idx.into_iter().map(|i| items[i].clone()).collect();
         }
     }
-    let items: Vec<(crate::datadir::Utterance, Perturbation, String)> = items
+    let items: Vec<(crate::corpus::datadir::Utterance, Perturbation, String)> = items
         .into_iter()
         .flat_map(|u| {
             copies.iter().map(move |c| {
@@ -476,7 +476,7 @@ impl Run<'_> {
     /// Realigns a set with the network; returns how many utterances kept
     /// their old labels because no path fit.
     /// With `keys`, frames are labelled with their context keys
-    /// ([`crate::hmm::context_key`]) instead of pdfs.
+    /// ([`crate::search::hmm::context_key`]) instead of pdfs.
     fn realign(
         &self,
         net: &Network,
@@ -535,7 +535,7 @@ impl Run<'_> {
     fn finish(
         &self,
         network: Network,
-        frontend: std::sync::Arc<crate::frontend::FrontendParams>,
+        frontend: std::sync::Arc<crate::features::frontend::FrontendParams>,
         recipe: String,
         per_round: Vec<f32>,
         skipped: Vec<String>,
@@ -973,7 +973,7 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
 /// alignment every cell of an experiment trains on, so cells differ only in
 /// their network.
 pub struct FixedAlignment {
-    frontend: std::sync::Arc<crate::frontend::FrontendParams>,
+    frontend: std::sync::Arc<crate::features::frontend::FrontendParams>,
     phones: PhoneSet,
     lexicon: Lexicon,
     topo: Topology,
@@ -1147,7 +1147,7 @@ fn context_topology(
     let mut counts: std::collections::HashMap<u32, u64> = Default::default();
     for u in train.iter().filter(|u| u.labels.len() == u.frames) {
         for &key in &u.labels {
-            if crate::hmm::unpack_key(key).1 != phones.sil() {
+            if crate::search::hmm::unpack_key(key).1 != phones.sil() {
                 *counts.entry(key).or_default() += 1;
             }
         }

@@ -7,9 +7,9 @@
 //! "not an exact zero"; for leaky ReLU and tanh, whose outputs are rarely
 //! exactly zero, it is the sign. Exact zeros are counted separately.
 
-use crate::datadir::DataDir;
+use crate::am::model::AcousticModel;
+use crate::corpus::datadir::DataDir;
 use crate::error::{Error, Result};
-use crate::model::AcousticModel;
 use crate::rng::Rng;
 use ndarray::Array2;
 use std::fmt::Write as _;
@@ -193,7 +193,7 @@ pub fn hidden_stats(
             break;
         }
         let u = &data.utterances[i];
-        let mut x = crate::scorer::file_inputs(am, &u.audio)?;
+        let mut x = crate::am::scorer::file_inputs(am, &u.audio)?;
         let take = x.nrows().min(max_frames - seen);
         if take == 0 {
             continue;
@@ -249,9 +249,9 @@ pub fn layer_csv_rows(model: &str, activation: &str, stats: &[LayerStats]) -> St
 /// [`LayerStats::sorted_active_prob`]) of the last hidden layer, one curve
 /// per model, x = unit rank.
 pub fn plot_activation_probability(path: &Path, curves: &[(String, Vec<f64>)]) -> Result<()> {
-    let series: Vec<crate::plot::Series> = curves
+    let series: Vec<crate::tools::plot::Series> = curves
         .iter()
-        .map(|(label, sorted)| crate::plot::Series {
+        .map(|(label, sorted)| crate::tools::plot::Series {
             label: label.clone(),
             points: sorted
                 .iter()
@@ -261,9 +261,9 @@ pub fn plot_activation_probability(path: &Path, curves: &[(String, Vec<f64>)]) -
                 .collect(),
         })
         .collect();
-    crate::plot::line_chart(
+    crate::tools::plot::line_chart(
         path,
-        &crate::plot::Chart {
+        &crate::tools::plot::Chart {
             title: "Last hidden layer: activation probability per unit (sorted)",
             x_label: "unit (sorted by activation probability)",
             y_label: "P(output > 0)",
@@ -279,9 +279,9 @@ pub const BINS: usize = 50;
 /// Histogram ([`BINS`] bins, as fractions of frames) of the per-frame
 /// population sparsity of a layer, one curve per model.
 pub fn plot_population_sparsity(path: &Path, curves: &[(String, &LayerStats)]) -> Result<()> {
-    let series: Vec<crate::plot::Series> = curves
+    let series: Vec<crate::tools::plot::Series> = curves
         .iter()
-        .map(|(label, s)| crate::plot::Series {
+        .map(|(label, s)| crate::tools::plot::Series {
             label: label.clone(),
             points: s
                 .population_histogram(BINS)
@@ -291,9 +291,9 @@ pub fn plot_population_sparsity(path: &Path, curves: &[(String, &LayerStats)]) -
                 .collect(),
         })
         .collect();
-    crate::plot::line_chart(
+    crate::tools::plot::line_chart(
         path,
-        &crate::plot::Chart {
+        &crate::tools::plot::Chart {
             title: "Last hidden layer: population sparsity per frame",
             x_label: "fraction of units inactive (output <= 0) in a frame",
             y_label: "fraction of frames",

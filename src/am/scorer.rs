@@ -1,20 +1,21 @@
 //! Streaming acoustic scorer: feature frames in, per-pdf scaled-likelihood
 //! rows (log posterior − log prior) out, once each frame's right context
 //! has arrived. Edges repeat the first/last frame exactly as training does.
-//! The network runs in f32 or int8 ([`crate::quant`]), in blocks of at most
+//! The network runs in f32 or int8 ([`crate::am::quant`]), in blocks of at most
 //! `batch` frames.
 
+use crate::am::model::AcousticModel;
+use crate::am::nnet::{Activation, Network};
+use crate::am::quant::{QNetwork, QState};
 use crate::error::{Error, Result};
-use crate::model::AcousticModel;
-use crate::nnet::{Activation, Network};
-use crate::quant::{QNetwork, QState};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 
 /// How the network is evaluated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ScorerPath {
     /// The fastest path that keeps accuracy: `int8-sparse` for ReLU,
@@ -73,7 +74,7 @@ pub struct ScoringNet {
     /// Frames per network call.
     pub batch: usize,
     /// Kernels in use.
-    pub isa: crate::kernels::Isa,
+    pub isa: crate::am::kernels::Isa,
 }
 
 impl ScoringNet {
@@ -110,7 +111,7 @@ impl ScoringNet {
                     &am.network,
                     &q.layers,
                     sparse,
-                    crate::kernels::Isa::detect(),
+                    crate::am::kernels::Isa::detect(),
                 )
                 .map_err(|e| Error::config("scorer", e))?;
                 Some(Arc::new(qn))
@@ -121,7 +122,7 @@ impl ScoringNet {
             qnet,
             path,
             batch: cfg.batch.max(1),
-            isa: crate::kernels::Isa::detect(),
+            isa: crate::am::kernels::Isa::detect(),
         })
     }
 
@@ -147,7 +148,7 @@ impl ScoringNet {
 /// log-softmax (the arithmetic of training, up to summation order).
 fn forward_f32(
     net: &Network,
-    isa: crate::kernels::Isa,
+    isa: crate::am::kernels::Isa,
     x: &[f32],
     frames: usize,
     work: &mut Work,
@@ -165,16 +166,16 @@ fn forward_f32(
                 *out = Array2::zeros((frames, b.len()));
             }
             let y = out.as_slice_mut().expect("standard layout");
-            crate::kernels::affine_f32(isa, w, b, input, frames, y);
+            crate::am::kernels::affine_f32(isa, w, b, input, frames, y);
         } else {
             next.clear();
             next.resize(frames * b.len(), 0.0);
-            crate::kernels::affine_f32(isa, w, b, input, frames, &mut next);
+            crate::am::kernels::affine_f32(isa, w, b, input, frames, &mut next);
             net.activation.apply(&mut next);
             std::mem::swap(&mut cur, &mut next);
         }
     }
-    crate::nnet::log_softmax_rows(out);
+    crate::am::nnet::log_softmax_rows(out);
     (work.h0, work.h1) = (cur, next);
 }
 
@@ -192,7 +193,7 @@ pub struct Work {
 pub fn file_inputs(am: &AcousticModel, path: &Path) -> Result<Array2<f32>> {
     let params = &am.frontend;
     let mut stream = crate::audio::MonoStream::open(path, None, params.config().sample_rate_hz)?;
-    let mut fe = crate::frontend::Frontend::new(params.clone());
+    let mut fe = crate::features::frontend::Frontend::new(params.clone());
     let mut frame = vec![0.0; params.dim()];
     let (mut feats, mut block) = (Vec::new(), Vec::new());
     while stream.read_block(&mut block)? {

@@ -12,7 +12,7 @@
 //! needs: targets with enough frames each.
 
 use crate::error::{Error, Result};
-use crate::lexicon::{PhoneId, PhoneSet};
+use crate::search::lexicon::{PhoneId, PhoneSet};
 use serde::{Deserialize, Serialize};
 
 /// Index of a DNN output.

@@ -4,13 +4,15 @@
 //! one thread — the reference semantics the threaded pipeline is tested
 //! against.
 
-use crate::decoder::{Decoder, DecoderConfig, Hypothesis, SearchGraph, WordResult};
+pub mod pipeline;
+
+use crate::am::model::{AcousticModel, AM_FILE, LEXICON_FILE};
+use crate::am::scorer::{Scorer, ScorerConfig, ScoringNet};
 use crate::error::{Error, Result};
-use crate::frontend::Frontend;
-use crate::lexicon::Lexicon;
-use crate::lm::NgramLm;
-use crate::model::{AcousticModel, AM_FILE, LEXICON_FILE};
-use crate::scorer::{Scorer, ScorerConfig, ScoringNet};
+use crate::features::frontend::Frontend;
+use crate::search::decoder::{Decoder, DecoderConfig, Hypothesis, SearchGraph, WordResult};
+use crate::search::lexicon::Lexicon;
+use crate::search::lm::NgramLm;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -45,7 +47,7 @@ pub struct RecognizerConfig {
     /// frame looks like.
     pub dither: Option<f32>,
     /// Frames whose mean log-mel value is below this stay out of the online
-    /// CMN statistics ([`crate::frontend::CmnConfig::skip_below`]); `None`
+    /// CMN statistics ([`crate::features::frontend::CmnConfig::skip_below`]); `None`
     /// keeps the model's own setting. With 1.0 dither, digital silence sits
     /// near 4 and corpus audio, even its pauses, above 10: half a second of
     /// it before speech otherwise shifts every speech frame that follows.
@@ -136,8 +138,8 @@ impl Model {
     pub fn set_frontend_options(&mut self, cfg: &RecognizerConfig) -> Result<()> {
         let mut fe = self.am.frontend.config().clone();
         if let Some(amplitude) = cfg.dither {
-            fe.dither =
-                (amplitude > 0.0).then_some(crate::frontend::DitherConfig { amplitude, seed: 0 });
+            fe.dither = (amplitude > 0.0)
+                .then_some(crate::features::frontend::DitherConfig { amplitude, seed: 0 });
         }
         if let (Some(floor), Some(cmn)) = (cfg.cmn_skip_below, fe.cmn.as_mut()) {
             cmn.skip_below = Some(floor);

@@ -13,9 +13,9 @@
 //! callback notices that as capture timestamps running ahead of the samples
 //! received ([`LossDetector`]) and reports the hole like a ring overrun.
 
+use crate::audio::resample::StreamResampler;
 use crate::error::{Error, Result};
-use crate::pipeline::AudioSender;
-use crate::resample::StreamResampler;
+use crate::recognizer::pipeline::AudioSender;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::Sample as _; // f32::from_sample
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
@@ -361,7 +361,7 @@ impl Callback {
         f32: FromSample<T>,
     {
         #[cfg(debug_assertions)]
-        let _guard = alloc_guard::Forbid::new();
+        let _guard = crate::live::alloc_guard::Forbid::new();
         self.stats.callbacks.fetch_add(1, Ordering::Relaxed);
         self.stats
             .last_callback_ms
@@ -619,75 +619,6 @@ impl Pump {
         }
         s.send(buf, at)
     }
-}
-
-/// Debug builds (tests included) abort if the audio callback allocates or
-/// frees memory: a global allocator that checks a thread-local flag set for
-/// the duration of [`Callback::on_data`].
-#[cfg(debug_assertions)]
-mod alloc_guard {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    thread_local! {
-        static FORBIDDEN: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// Forbids allocation on this thread while alive.
-    pub struct Forbid;
-
-    impl Forbid {
-        pub fn new() -> Self {
-            FORBIDDEN.with(|f| f.set(true));
-            Forbid
-        }
-    }
-
-    impl Drop for Forbid {
-        fn drop(&mut self) {
-            FORBIDDEN.with(|f| f.set(false));
-        }
-    }
-
-    fn check() {
-        if FORBIDDEN.try_with(Cell::get).unwrap_or(false) {
-            // No formatting here: that could allocate again.
-            let msg = b"sparsa: the audio callback allocated memory (debug allocation guard)\n";
-            // SAFETY: writing a static buffer to fd 2.
-            unsafe { write(2, msg.as_ptr(), msg.len()) };
-            std::process::abort();
-        }
-    }
-
-    extern "C" {
-        fn write(fd: i32, buf: *const u8, count: usize) -> isize;
-    }
-
-    /// The system allocator, checked.
-    pub struct Guarded;
-
-    // SAFETY: every call is forwarded unchanged to the system allocator.
-    unsafe impl GlobalAlloc for Guarded {
-        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-            check();
-            System.alloc(l)
-        }
-        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-            check();
-            System.dealloc(p, l)
-        }
-        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-            check();
-            System.alloc_zeroed(l)
-        }
-        unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-            check();
-            System.realloc(p, l, n)
-        }
-    }
-
-    #[global_allocator]
-    static GUARD: Guarded = Guarded;
 }
 
 #[cfg(test)]

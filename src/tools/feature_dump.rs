@@ -4,7 +4,8 @@
 use std::io::{Seek, SeekFrom, Write};
 
 /// Output format of a feature matrix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum FeatureFormat {
     /// One frame per line, values separated by spaces, printed with the
     /// shortest representation that reads back to the same f32.

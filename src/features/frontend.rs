@@ -203,7 +203,7 @@ impl FrontendConfig {
     pub fn validate_warped(&self, warp: f32) -> Result<Arc<FrontendParams>> {
         let c = self;
         let mut problems = Vec::new();
-        if crate::wav::check_rate(c.sample_rate_hz).is_err() {
+        if crate::audio::wav::check_rate(c.sample_rate_hz).is_err() {
             problems.push(format!(
                 "sample_rate_hz {} outside 8000..48000",
                 c.sample_rate_hz

@@ -4,11 +4,16 @@
 //! The container is recognized by its magic bytes, so `-` (stdin) and files
 //! take the same path. Nothing is read whole: a one-hour pipe runs in the
 //! memory of one block. FLAC decoding is `claxon`'s; WAV is ours (see
-//! [`crate::wav`] for why); resampling is [`crate::resample`].
+//! [`wav`] for why); resampling is [`resample`].
+//!
+//! Layer: the bottom of the runtime; may import only `error`.
 
+pub mod resample;
+pub mod wav;
+
+use crate::audio::resample::StreamResampler;
+use crate::audio::wav::{check_rate, SampleFormat, WavHeader, WavReader};
 use crate::error::{Error, Result};
-use crate::resample::StreamResampler;
-use crate::wav::{check_rate, SampleFormat, WavHeader, WavReader};
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -168,7 +173,7 @@ impl AudioReader {
             });
         }
         let mut magic = [0u8; 4];
-        let n = crate::wav::read_full(&mut inner, &mut magic).map_err(|e| Error::Io {
+        let n = crate::audio::wav::read_full(&mut inner, &mut magic).map_err(|e| Error::Io {
             source_name: name.to_string(),
             source: e,
         })?;

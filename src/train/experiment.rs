@@ -8,16 +8,16 @@
 //! unfinished cell. The report (`results.csv`, `results.md`, PNG plots) is
 //! rewritten from all finished cells at the end of every run.
 
-use crate::analyze::{hidden_stats, LayerStats};
-use crate::datadir::DataDir;
+use crate::am::model::{AcousticModel, AM_FILE, LEXICON_FILE};
+use crate::am::nnet::Activation;
+use crate::am::scorer::{ScorerConfig, ScorerPath};
+use crate::corpus::datadir::DataDir;
+use crate::corpus::wer::{align, ErrorCounts};
 use crate::error::{Error, Result};
-use crate::lm::NgramLm;
-use crate::model::{AcousticModel, AM_FILE, LEXICON_FILE};
-use crate::nnet::Activation;
 use crate::recognizer::{decode_file, Model, RecognizerConfig, LM_FILE};
-use crate::scorer::{ScorerConfig, ScorerPath};
-use crate::train::{align_with_model, train_on_alignment, FixedAlignment, TrainConfig};
-use crate::wer::{align, ErrorCounts};
+use crate::search::lm::NgramLm;
+use crate::tools::analyze::{hidden_stats, LayerStats};
+use crate::train::recipe::{align_with_model, train_on_alignment, FixedAlignment, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -547,15 +547,15 @@ fn write_report(out: &Path, results: &[CellResult]) -> Result<()> {
                     (*d as f64, g.stat(f).0)
                 })
                 .collect();
-            series.push(crate::plot::Series {
+            series.push(crate::tools::plot::Series {
                 label: format!("{act} {split}"),
                 points,
             });
         }
     }
-    crate::plot::line_chart(
+    crate::tools::plot::line_chart(
         &out.join("wer_by_depth.png"),
-        &crate::plot::Chart {
+        &crate::tools::plot::Chart {
             title: "WER by depth (mean over seeds)",
             x_label: "hidden layers",
             y_label: "WER %",
@@ -580,7 +580,10 @@ fn write_report(out: &Path, results: &[CellResult]) -> Result<()> {
             ));
         }
     }
-    crate::analyze::plot_activation_probability(&out.join("activation_probability.png"), &curves)?;
+    crate::tools::analyze::plot_activation_probability(
+        &out.join("activation_probability.png"),
+        &curves,
+    )?;
     Ok(())
 }
 

@@ -10,10 +10,10 @@
 //! pump stops draining its ring, and the ring (the only place samples are
 //! ever dropped) overflows into a counted `gap`.
 
+use crate::am::scorer::Scorer;
 use crate::error::{Error, Result};
-use crate::frontend::Frontend;
+use crate::features::frontend::Frontend;
 use crate::recognizer::{DecodeStage, Event, Model};
-use crate::scorer::Scorer;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -27,12 +27,12 @@
 //! Tensors are base64 rather than decimal text: exact, about 5.3 bytes per
 //! weight instead of ~12, and fast to parse.
 
+use crate::am::nnet::{Activation, Layer, Network, Splice};
+use crate::am::quant::{InputStats, QuantLayer};
 use crate::error::{Error, Result};
-use crate::frontend::{FrontendConfig, FrontendParams};
-use crate::hmm::Topology;
-use crate::lexicon::PhoneSet;
-use crate::nnet::{Activation, Layer, Network, Splice};
-use crate::quant::{InputStats, QuantLayer};
+use crate::features::frontend::{FrontendConfig, FrontendParams};
+use crate::search::hmm::Topology;
+use crate::search::lexicon::PhoneSet;
 use base64::Engine as _;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
@@ -256,7 +256,7 @@ impl Quantized {
             });
         }
         // Validates values and scales exactly as the scorer will.
-        crate::quant::QNetwork::new(net, &layers, false, crate::kernels::Isa::Portable)?;
+        crate::am::quant::QNetwork::new(net, &layers, false, crate::am::kernels::Isa::Portable)?;
         Ok(Quantized {
             calibration: f.calibration,
             layers,

@@ -5,10 +5,10 @@
 //! Criterion benches (`benches/scorer.rs`) measure the same things with
 //! statistics; this command needs no toolchain and runs where users run.
 
+use crate::am::kernels::{self, Isa};
+use crate::am::model::AcousticModel;
+use crate::am::scorer::{file_inputs, ScorerConfig, ScorerPath, ScoringNet, Work};
 use crate::error::Result;
-use crate::kernels::{self, Isa};
-use crate::model::AcousticModel;
-use crate::scorer::{file_inputs, ScorerConfig, ScorerPath, ScoringNet, Work};
 use ndarray::Array2;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -154,7 +154,7 @@ pub fn run(models: &[(String, AcousticModel)], audio: &Path, cfg: BenchConfig) -
         let mut paths = vec![ScorerPath::F32];
         if am.quantized.is_some() {
             paths.push(ScorerPath::Int8);
-            if am.network.activation == crate::nnet::Activation::Relu {
+            if am.network.activation == crate::am::nnet::Activation::Relu {
                 paths.push(ScorerPath::Int8Sparse);
             }
         }

@@ -12,9 +12,9 @@
 //! Every 50 frames the word links and histories no active token reaches
 //! are collected, so long utterances run in memory bounded by the beam.
 
-use crate::hmm::{PdfId, Topology};
-use crate::lexicon::{Lexicon, PhoneSet};
-use crate::lm::{NgramLm, WordId, BOS, EOS};
+use crate::search::hmm::{PdfId, Topology};
+use crate::search::lexicon::{Lexicon, PhoneSet};
+use crate::search::lm::{NgramLm, WordId, BOS, EOS};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;

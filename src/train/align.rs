@@ -2,8 +2,8 @@
 //! pronunciation variants), Viterbi over frame log-likelihoods, and the
 //! energy-based uniform flat start used before any model exists.
 
-use crate::hmm::{context_key, PdfId, Topology, BOUNDARY};
-use crate::lexicon::{Lexicon, PhoneId, PhoneSet};
+use crate::search::hmm::{context_key, PdfId, Topology, BOUNDARY};
+use crate::search::lexicon::{Lexicon, PhoneId, PhoneSet};
 
 /// One HMM state in an utterance graph.
 #[derive(Clone, Debug)]

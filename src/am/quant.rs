@@ -3,7 +3,7 @@
 //! int8 forward pass behind the scorer's `int8` and `int8-sparse` paths.
 //!
 //! Each layer computes `y_j = s_in · s_w[j] · Σ_i q_in[i] · q_w[j, i] + b_j`
-//! with exact i32 sums ([`crate::kernels`]), then applies the nonlinearity in
+//! with exact i32 sums ([`crate::am::kernels`]), then applies the nonlinearity in
 //! f32 and requantizes for the next layer; biases and the output softmax stay
 //! f32. Activation scales: the first layer's input (normalized features) and
 //! rectifier outputs take the calibration percentile of their non-zero
@@ -12,11 +12,11 @@
 //! 1/127. Rectifier outputs quantize to 0..=127, so their zeros (exact ones
 //! plus those rounding to zero) are what the sparse kernel skips.
 
-use crate::datadir::DataDir;
+use crate::am::kernels::{self, Isa, QWeights, SparseScratch};
+use crate::am::model::{AcousticModel, Calibration, Quantized};
+use crate::am::nnet::{log_softmax_rows, Activation, Network, LEAKY_SLOPE};
+use crate::corpus::datadir::DataDir;
 use crate::error::Result;
-use crate::kernels::{self, Isa, QWeights, SparseScratch};
-use crate::model::{AcousticModel, Calibration, Quantized};
-use crate::nnet::{log_softmax_rows, Activation, Network, LEAKY_SLOPE};
 use ndarray::{Array2, ArrayView2};
 
 /// The int8 parameters of one layer, as stored in the model file.
@@ -130,7 +130,7 @@ pub fn quantize_model(
             break;
         }
         let u = &data.utterances[(k * stride) % n];
-        let x = crate::scorer::file_inputs(am, &u.audio)?;
+        let x = crate::am::scorer::file_inputs(am, &u.audio)?;
         for row in x.outer_iter().step_by(4).take(frames - got) {
             rows.extend(row.iter());
             got += 1;

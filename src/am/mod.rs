@@ -1,0 +1,12 @@
+//! The acoustic model: the rectifier DNN, its int8 form and kernels, the
+//! versioned model file, and the streaming scorer that turns feature frames
+//! into per-pdf scaled likelihoods.
+//!
+//! May import: `error`, `rng`, `features` (the model file carries the front
+//! end's settings). Knows nothing of words, search or audio devices.
+
+pub mod kernels;
+pub mod model;
+pub mod nnet;
+pub mod quant;
+pub mod scorer;

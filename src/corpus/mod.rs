@@ -1,0 +1,8 @@
+//! Corpora on disk: Kaldi-style data directories and word error rate
+//! against their transcripts.
+//!
+//! May import: `error`. Used by the tools and the trainer, never by the
+//! recognizer, which only sees audio.
+
+pub mod datadir;
+pub mod wer;

@@ -1,0 +1,10 @@
+//! Search: the HMM topology, pronunciation lexicon, n-gram language model
+//! and the online token-passing decoder that turns score rows into words.
+//!
+//! May import: `error`. The decoder sees only rows of log-likelihoods
+//! (Kaldi's "decodable" idea), never the network or the audio.
+
+pub mod decoder;
+pub mod hmm;
+pub mod lexicon;
+pub mod lm;

@@ -1,0 +1,11 @@
+//! The offline trainer (feature `train`): corpus loading and augmentation,
+//! forced alignment, SGD for the DNN, the training recipe and the paper's
+//! experiment grid, writing the model folders the recognizer loads.
+//!
+//! May import: every layer below it (runtime, `corpus`, `tools`). Nothing
+//! imports `train`: the recognizer runs without it.
+
+pub mod align;
+pub mod experiment;
+pub mod recipe;
+pub mod sgd;
