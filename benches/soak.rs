@@ -226,6 +226,7 @@ fn listen(seconds: f64, out: &Path) -> Outcome {
     let st = std::process::Command::new("sh")
         .arg(root().join("tests/scripts/pulse.sh"))
         .arg("start")
+        .arg(std::process::id().to_string())
         .env("XDG_RUNTIME_DIR", xdg)
         .status()
         .expect("sh");

@@ -1,7 +1,9 @@
 //! The library's one error type: every failure says what went wrong and where.
 //!
 //! Binaries map [`Error::exit_code`] to the process exit status: 2 for bad
-//! input (audio, data dirs, configs the user gave us), 1 for runtime faults.
+//! input (audio, data dirs, configs and models the user gave us), 1 for
+//! runtime faults (a thread that failed, output that could not be written,
+//! a value that could not be serialized).
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +49,24 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// Events could not be written to their consumer (stdout, a socket,
+    /// a callback); a closed pipe is [`Error::is_broken_pipe`].
+    #[error("writing events: {source}")]
+    Output {
+        /// The consumer's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A fault of the program or the machine, not of the input: a thread
+    /// that could not start or panicked, a value that could not be
+    /// serialized, a stage that stopped.
+    #[error("{what}: {msg}")]
+    Runtime {
+        /// The part that failed, e.g. `sparsa-decoder thread`.
+        what: String,
+        /// What happened.
+        msg: String,
+    },
     /// A Kaldi data directory with one or more problems, all reported at once.
     #[error("data dir {}: {} problem(s): {}", dir.display(), problems.len(), problems.join("; "))]
     DataDir {
@@ -79,6 +99,26 @@ impl Error {
             | Error::Config { .. }
             | Error::Model { .. }
             | Error::DataDir { .. } => 2,
+            Error::Output { .. } | Error::Runtime { .. } => 1,
+        }
+    }
+
+    /// Whether the consumer of our output went away (a closed pipe): the
+    /// binaries stop quietly then, as `head` expects.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::Io { source, .. } | Error::Output { source } => {
+                source.kind() == std::io::ErrorKind::BrokenPipe
+            }
+            _ => false,
+        }
+    }
+
+    /// A runtime fault of the part `what`.
+    pub fn runtime(what: &str, msg: impl Into<String>) -> Self {
+        Error::Runtime {
+            what: what.to_string(),
+            msg: msg.into(),
         }
     }
 

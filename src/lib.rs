@@ -12,6 +12,7 @@
 // Ground: used by every layer.
 pub mod error;
 pub mod rng;
+pub mod stage;
 
 // The runtime: what an embedder needs to recognize audio.
 pub mod am;

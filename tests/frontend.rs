@@ -4,7 +4,8 @@
 mod common;
 
 use proptest::prelude::*;
-use sparsa::features::frontend::{CmnConfig, DitherConfig, Frontend, FrontendConfig, WindowKind};
+use sparsa::features::cmn::CmnConfig;
+use sparsa::features::frontend::{DitherConfig, Frontend, FrontendConfig, WindowKind};
 use std::sync::Arc;
 
 fn raw_config(rate: u32, bins: usize) -> FrontendConfig {

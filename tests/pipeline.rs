@@ -1,6 +1,7 @@
 //! The threaded pipeline against the single-threaded recognizer on real
 //! speech: the same events (rtf aside), with endpoints between utterances
-//! and a gap in the middle, and what was recognized before a fault is kept.
+//! and a gap in the middle, for any chunking of the audio (a property
+//! test), and a failing output stops the pipeline.
 
 mod common;
 
@@ -56,44 +57,63 @@ fn no_rtf(events: Vec<Event>) -> Vec<Event> {
         .collect()
 }
 
-#[test]
-fn threaded_events_equal_single_threaded_ones_across_endpoints_and_a_gap() {
-    let m = model();
-    let (before, after) = audio();
-    // Reference: one thread, 10 ms chunks.
+/// Events of the single-threaded recognizer fed in `chunks`-sample pieces
+/// (cycled), with a gap between `before` and `after`.
+fn single_threaded(m: &Arc<Model>, before: &[f32], after: &[f32], chunks: &[usize]) -> Vec<Event> {
     let mut rec = Recognizer::new(m.clone());
-    let mut want = Vec::new();
-    for c in before.chunks(160) {
-        rec.accept_samples(c, &mut want);
+    let mut events = Vec::new();
+    for c in split(before, chunks) {
+        rec.accept_samples(c, &mut events);
     }
-    rec.gap(8000, 0.5, &mut want);
-    for c in after.chunks(160) {
-        rec.accept_samples(c, &mut want);
+    rec.gap(8000, 0.5, &mut events);
+    for c in split(after, chunks) {
+        rec.accept_samples(c, &mut events);
     }
-    rec.input_finished(&mut want);
-    // Threaded, in uneven blocks.
+    rec.input_finished(&mut events);
+    no_rtf(events)
+}
+
+/// The same through the threaded pipeline.
+fn threaded(m: &Arc<Model>, before: &[f32], after: &[f32], chunks: &[usize]) -> Vec<Event> {
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
-    let (p, tx) = Pipeline::start(m, PipelineConfig::default(), move |e| {
+    let (p, tx) = Pipeline::start(m.clone(), PipelineConfig::default(), move |e| {
         sink.lock().unwrap().push(e.clone());
         Ok(())
     })
     .unwrap();
-    for c in before.chunks(1234) {
+    let send = |c: &[f32]| {
         let mut b = tx.buffer();
         b.extend_from_slice(c);
         tx.send(b, Instant::now()).unwrap();
-    }
+    };
+    split(before, chunks).for_each(send);
     tx.gap(8000, 0.5).unwrap();
-    for c in after.chunks(777) {
-        let mut b = tx.buffer();
-        b.extend_from_slice(c);
-        tx.send(b, Instant::now()).unwrap();
-    }
+    split(after, chunks).for_each(send);
     tx.finish();
     p.join().unwrap();
-    let got = no_rtf(got.lock().unwrap().clone());
-    let want = no_rtf(want);
+    let events = got.lock().unwrap().clone();
+    no_rtf(events)
+}
+
+/// `x` cut into pieces of the given sizes, cycled.
+fn split<'a>(x: &'a [f32], sizes: &'a [usize]) -> impl Iterator<Item = &'a [f32]> + 'a {
+    let mut at = 0;
+    sizes.iter().cycle().map_while(move |&n| {
+        (at < x.len()).then(|| {
+            let piece = &x[at..(at + n).min(x.len())];
+            at += n;
+            piece
+        })
+    })
+}
+
+#[test]
+fn threaded_events_equal_single_threaded_ones_across_endpoints_and_a_gap() {
+    let m = model();
+    let (before, after) = audio();
+    let want = single_threaded(&m, &before, &after, &[160]);
+    let got = threaded(&m, &before, &after, &[1234, 777]);
     let finals = |v: &[Event]| {
         v.iter()
             .filter(|e| matches!(e, Event::Final { .. }))
@@ -110,6 +130,28 @@ fn threaded_events_equal_single_threaded_ones_across_endpoints_and_a_gap() {
     assert_eq!(got, want);
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 6,
+        failure_persistence: None,
+        ..Default::default()
+    })]
+
+    /// Any chunking, threaded or not, gives the events of 10 ms chunks on
+    /// one thread (chunks from 1 sample, below one frame shift, to 0.5 s).
+    #[test]
+    fn threaded_equals_single_threaded_for_any_chunking(
+        a in proptest::collection::vec(1usize..8000, 1..6),
+        b in proptest::collection::vec(1usize..8000, 1..6),
+    ) {
+        let m = model();
+        let (before, after) = audio();
+        let want = single_threaded(&m, &before, &after, &[160]);
+        proptest::prop_assert_eq!(&single_threaded(&m, &before, &after, &a), &want);
+        proptest::prop_assert_eq!(&threaded(&m, &before, &after, &b), &want);
+    }
+}
+
 #[test]
 fn a_failing_output_stops_the_pipeline_and_join_reports_it() {
     let (before, _) = audio();
@@ -120,18 +162,24 @@ fn a_failing_output_stops_the_pipeline_and_join_reports_it() {
         ))
     })
     .unwrap();
-    let mut sent_after_failure = false;
-    for c in before.chunks(1600) {
+    // The first event fails the output; the stages stop one after another
+    // and the source's send fails. Speech is sent until then, up to a
+    // bound far beyond what the channels can hold.
+    let mut refused = false;
+    for c in before.chunks(1600).cycle().take(5_000) {
         let mut b = tx.buffer();
         b.extend_from_slice(c);
         if tx.send(b, Instant::now()).is_err() {
-            sent_after_failure = true;
+            refused = true;
             break;
         }
     }
+    assert!(
+        refused,
+        "the pipeline kept taking audio after its output failed"
+    );
     tx.finish();
     let err = p.join().unwrap_err();
     assert!(err.to_string().contains("reader gone"), "{err}");
-    // Either the source noticed (send failed) or the input ended first.
-    let _ = sent_after_failure;
+    assert!(err.is_broken_pipe(), "{err:?}");
 }

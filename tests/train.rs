@@ -356,7 +356,7 @@ fn silence_padding_adds_dithered_silence_to_train_only() {
         cfg.max_epochs = 1;
         cfg.max_utts = Some(60);
         cfg.silence_pad_s = pad;
-        cfg.frontend.cmn = Some(sparsa::features::frontend::CmnConfig {
+        cfg.frontend.cmn = Some(sparsa::features::cmn::CmnConfig {
             skip_below: Some(8.0),
             ..Default::default()
         });
@@ -420,7 +420,7 @@ fn a_network_trained_on_a_models_alignment_uses_its_own_cmn_and_learns() {
     cfg.max_utts = Some(120);
     cfg.speed_perturb = vec![0.9];
     cfg.freq_mask = 5;
-    let cmn = sparsa::features::frontend::CmnConfig {
+    let cmn = sparsa::features::cmn::CmnConfig {
         prior_frames: 10,
         skip_below: Some(8.0),
         ..Default::default()

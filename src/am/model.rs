@@ -69,7 +69,7 @@ impl Tensor {
     }
 
     /// Decodes, checking the value count against the shape; `what` names the tensor in errors.
-    pub fn values(&self, what: &str) -> std::result::Result<Vec<f32>, String> {
+    pub(crate) fn values(&self, what: &str) -> std::result::Result<Vec<f32>, String> {
         let bytes = decode_tensor(&self.f32le, &self.shape, 4, what)?;
         let v: Vec<f32> = bytes
             .chunks_exact(4)
@@ -127,7 +127,7 @@ impl I8Tensor {
     }
 
     /// Decodes, checking the count against the shape.
-    pub fn values(&self, what: &str) -> std::result::Result<Vec<i8>, String> {
+    pub(crate) fn values(&self, what: &str) -> std::result::Result<Vec<i8>, String> {
         let bytes = decode_tensor(&self.i8, &self.shape, 1, what)?;
         Ok(bytes.into_iter().map(|b| b as i8).collect())
     }
@@ -444,10 +444,7 @@ impl AcousticModel {
             &self.to_file(),
             ron::ser::PrettyConfig::default().depth_limit(4),
         )
-        .map_err(|e| Error::Model {
-            path: path.to_path_buf(),
-            msg: format!("cannot serialize: {e}"),
-        })?;
+        .map_err(|e| Error::runtime(&format!("serializing {}", path.display()), e.to_string()))?;
         let tmp = path.with_extension("ron.tmp");
         std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
@@ -490,7 +487,7 @@ impl AcousticModel {
     }
 
     /// Validates every shape and builds the runtime model.
-    pub fn from_file(f: ModelFile) -> std::result::Result<Self, String> {
+    fn from_file(f: ModelFile) -> std::result::Result<Self, String> {
         let frontend = f.frontend.validate().map_err(|e| e.to_string())?;
         let phones = PhoneSet::from_names(f.phones).map_err(|e| e.to_string())?;
         f.topology.validate(&phones).map_err(|e| e.to_string())?;

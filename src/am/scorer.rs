@@ -8,6 +8,7 @@ use crate::am::model::AcousticModel;
 use crate::am::nnet::{Activation, Network};
 use crate::am::quant::{QNetwork, QState};
 use crate::error::{Error, Result};
+use crate::stage::{Latency, Stage};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -284,6 +285,16 @@ impl Scorer {
         }
     }
 
+    /// Forgets the stream (after a gap), keeping the network.
+    pub fn reset(&mut self) {
+        self.frames.clear();
+        self.base = 0;
+        self.received = 0;
+        self.next = 0;
+        self.finished = false;
+        self.work = Work::default();
+    }
+
     /// Scores at most one block of `batch` ready frames.
     fn advance_block(&mut self, out: &mut Vec<f32>) -> usize {
         let net = self.sn.net.clone();
@@ -333,5 +344,38 @@ impl Scorer {
             self.base = keep_from;
         }
         n
+    }
+}
+
+/// Feature frames in, score rows (one value per pdf) out.
+impl Stage for Scorer {
+    type Output = f32;
+
+    fn input_width(&self) -> usize {
+        self.sn.net.feat_dim
+    }
+
+    fn accept(&mut self, input: &[f32]) {
+        self.frames.extend_from_slice(input);
+        self.received += input.len() / self.sn.net.feat_dim.max(1);
+    }
+
+    fn drain(&mut self, out: &mut Vec<f32>) {
+        self.advance(out);
+    }
+
+    fn input_finished(&mut self) {
+        Scorer::input_finished(self);
+    }
+
+    fn reset(&mut self) {
+        Scorer::reset(self);
+    }
+
+    fn latency(&self) -> Latency {
+        Latency {
+            samples: 0,
+            frames: self.latency_frames(),
+        }
     }
 }

@@ -418,7 +418,7 @@ fn parse_fmt<R: ?Sized + Read>(
 }
 
 /// Checks a sample rate against the supported range, with a message that says what to do.
-pub fn check_rate(rate_hz: u32) -> std::result::Result<(), String> {
+pub(crate) fn check_rate(rate_hz: u32) -> std::result::Result<(), String> {
     if (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate_hz) {
         Ok(())
     } else {

@@ -480,7 +480,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         frontend: FrontendConfig {
             sample_rate_hz: a.rate,
             num_mel_bins: a.mel_bins,
-            cmn: Some(sparsa::features::frontend::CmnConfig {
+            cmn: Some(sparsa::features::cmn::CmnConfig {
                 prior_frames: a.cmn_prior_frames,
                 skip_below: Some(a.cmn_skip_below),
                 ..Default::default()

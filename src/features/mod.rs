@@ -4,4 +4,5 @@
 //! May import: `error`, `rng`. Owns the front end that training and
 //! recognition share, so the two can never disagree on features.
 
+pub mod cmn;
 pub mod frontend;

@@ -9,12 +9,13 @@
 //!   stdout: true,                                // events as JSON Lines on stdout
 //!   ring_seconds: 2.0,                           // capture ring; overruns become `gap` events
 //!   stats_interval_s: 10.0,                      // periodic stats in the log; 0 = off
+//!   device_timeout_s: 10.0,                      // no audio this long: exit 3 (device lost)
 //!   recognizer: (decoder: (...), scorer: (path: auto, batch: 8)),
 //! )
 //! ```
 
 use crate::error::Result;
-use crate::recognizer::RecognizerConfig;
+use crate::recognizer::{RecognizerConfig, RecognizerFlags};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,12 @@ pub struct ListenConfig {
     pub ring_seconds: f32,
     /// Seconds between stats lines in the log; 0 turns them off (default 10).
     pub stats_interval_s: f32,
+    /// Seconds without any audio callback after which the device counts as
+    /// lost and the daemon exits with code 3 for systemd to restart it
+    /// (default 10). Shorter stalls (a sound server starved on a loaded
+    /// machine) are not a lost device: capture resumes, and audio the ring
+    /// could not hold becomes a counted `gap`.
+    pub device_timeout_s: f32,
     /// Decoder and scorer settings.
     pub recognizer: RecognizerConfig,
 }
@@ -47,6 +54,7 @@ impl Default for ListenConfig {
             stdout: true,
             ring_seconds: 2.0,
             stats_interval_s: 10.0,
+            device_timeout_s: 10.0,
             recognizer: RecognizerConfig::default(),
         }
     }
@@ -76,6 +84,65 @@ impl ListenConfig {
         if !self.stats_interval_s.is_finite() || self.stats_interval_s < 0.0 {
             return bad("stats_interval_s must be >= 0");
         }
+        if !(self.device_timeout_s.is_finite() && self.device_timeout_s > 0.0) {
+            return bad("device_timeout_s must be > 0");
+        }
         self.recognizer.validate(name)
+    }
+}
+
+/// Flags of `sparsa listen` that override its config file.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ListenFlags {
+    /// Input device id from --list-devices [default: the default input].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "ID"))]
+    pub device: Option<String>,
+    /// Model folder [default: models/default, or the config's `model`].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub model: Option<PathBuf>,
+    /// RON config file (every field is listed in systemd/sparsa.ron); flags override it.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub config: Option<PathBuf>,
+    /// Also serve events on this Unix socket (mode 0660).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
+    pub socket: Option<PathBuf>,
+    /// Do not write events to stdout.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub no_stdout: bool,
+    /// Seconds without audio from the device before it counts as lost
+    /// (exit code 3) [default: 10, or the config's `device_timeout_s`].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SECS"))]
+    pub device_timeout: Option<f32>,
+    /// Recognizer settings (override the config's `recognizer`).
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub recognizer: RecognizerFlags,
+}
+
+impl ListenFlags {
+    /// The config file (or the defaults) with the flags applied.
+    pub fn resolve(&self) -> Result<ListenConfig> {
+        let mut cfg = match &self.config {
+            Some(p) => ListenConfig::load(p)?,
+            None => ListenConfig::default(),
+        };
+        if let Some(m) = &self.model {
+            cfg.model = m.clone();
+        }
+        if self.device.is_some() {
+            cfg.device = self.device.clone();
+        }
+        if self.socket.is_some() {
+            cfg.socket = self.socket.clone();
+        }
+        if self.no_stdout {
+            cfg.stdout = false;
+        }
+        if let Some(t) = self.device_timeout {
+            cfg.device_timeout_s = t;
+        }
+        cfg.recognizer = self.recognizer.apply(cfg.recognizer)?;
+        cfg.validate("command line")?;
+        Ok(cfg)
     }
 }

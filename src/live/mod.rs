@@ -8,4 +8,6 @@
 pub mod alloc_guard;
 pub mod capture;
 pub mod config;
+pub mod daemon;
+mod loss;
 pub mod socket;

@@ -1,56 +1,50 @@
 //! The threaded recognizer: named threads for the front end, the scorer,
 //! the decoder and the output, connected by bounded crossbeam channels whose
-//! sample/frame/score buffers are recycled. A source (stdin or file reader,
-//! or the capture pump) feeds it through an [`AudioSender`]. The stages are
-//! the single-threaded recognizer's own ([`Frontend`], [`Scorer`],
-//! [`DecodeStage`]), so events are the same; only `rtf` differs.
+//! buffers are recycled. A source (stdin or file reader, or the capture
+//! pump) feeds it through an [`AudioSender`]. Each stage thread is the one
+//! generic [`StageThread`] around the single-threaded recognizer's own stage
+//! objects ([`Stages`]), driven by the same [`Stage`] verbs, so events are
+//! the same; only `rtf` differs.
 //!
 //! Backpressure: every channel is bounded, so a slow stage blocks the one
 //! before it, back to the source. A file source then just waits; the capture
 //! pump stops draining its ring, and the ring (the only place samples are
 //! ever dropped) overflows into a counted `gap`.
 
-use crate::am::scorer::Scorer;
 use crate::error::{Error, Result};
-use crate::features::frontend::Frontend;
-use crate::recognizer::{DecodeStage, Event, Model};
+use crate::recognizer::{Event, Model, Stages};
+use crate::stage::{Gap, Stage};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Messages that flow down the pipeline; the payload is each stage's
-/// (samples, feature frames, score rows).
-enum Msg {
+/// Messages that flow down the pipeline; `T` is the stage's payload
+/// (samples, feature values, score values, events).
+enum Msg<T> {
     /// A buffer of values; `captured` is when its last audio sample was
     /// captured (or read), `busy` the processing time spent on it so far.
     Data {
-        buf: Vec<f32>,
+        buf: Vec<T>,
         captured: Instant,
         busy: Duration,
     },
     /// Audio was lost here.
-    Gap { samples: u64, lost_s: f64 },
+    Gap(Gap),
     /// End of input.
     End,
 }
 
-/// An event and the capture time of the last audio it depends on.
-struct Emitted {
-    event: Event,
-    captured: Instant,
-}
-
 /// One channel with a return path for its buffers.
-struct Link {
-    tx: Sender<Msg>,
-    rx: Receiver<Msg>,
-    back_tx: Sender<Vec<f32>>,
-    back_rx: Receiver<Vec<f32>>,
+struct Link<T> {
+    tx: Sender<Msg<T>>,
+    rx: Receiver<Msg<T>>,
+    back_tx: Sender<Vec<T>>,
+    back_rx: Receiver<Vec<T>>,
 }
 
-impl Link {
+impl<T> Link<T> {
     fn new(capacity: usize) -> Self {
         let (tx, rx) = bounded(capacity);
         let (back_tx, back_rx) = bounded(capacity + 2);
@@ -64,10 +58,134 @@ impl Link {
 }
 
 /// A recycled buffer, or a new one.
-fn take_buf(back: &Receiver<Vec<f32>>) -> Vec<f32> {
+fn take_buf<T>(back: &Receiver<Vec<T>>) -> Vec<T> {
     let mut b = back.try_recv().unwrap_or_default();
     b.clear();
     b
+}
+
+/// The thread around one stage: input messages in, output messages out,
+/// buffers returned upstream. Gaps and ends are the stage's own verbs
+/// ([`Stage::gap`], [`Stage::input_finished`]), the same ones the
+/// single-threaded recognizer calls.
+struct StageThread<S: Stage> {
+    stage: S,
+    /// Only the receiving end and the buffer return: holding a sender of
+    /// its own input would keep the thread waiting after upstream is gone.
+    input: Receiver<Msg<f32>>,
+    input_back: Sender<Vec<f32>>,
+    output: Sender<Msg<S::Output>>,
+    output_back: Receiver<Vec<S::Output>>,
+    stats: Arc<Stats>,
+    /// Index into [`Stats::busy_ns`].
+    slot: usize,
+    /// Feed input one frame at a time, each frame `Duration` of audio, so
+    /// that what it outputs is stamped with its own capture time (the
+    /// decoder: an event's latency counts from the audio it needed).
+    per_frame: Option<Duration>,
+}
+
+impl<S: Stage + 'static> StageThread<S> {
+    fn spawn(self, name: &str) -> Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || self.run())
+            .map_err(|e| Error::runtime(&format!("{name} thread"), e.to_string()))
+    }
+
+    fn run(mut self) {
+        let mut last_captured = Instant::now();
+        let rx = self.input.clone();
+        for msg in rx.iter() {
+            let ok = match msg {
+                Msg::Data {
+                    buf,
+                    captured,
+                    busy,
+                } => {
+                    last_captured = captured;
+                    self.data(buf, captured, busy)
+                }
+                Msg::Gap(gap) => {
+                    let t0 = Instant::now();
+                    let mut out = take_buf(&self.output_back);
+                    self.stage.gap(gap, &mut out);
+                    self.flush(out, last_captured, t0) && self.output.send(Msg::Gap(gap)).is_ok()
+                }
+                Msg::End => {
+                    let t0 = Instant::now();
+                    let mut out = take_buf(&self.output_back);
+                    self.stage.input_finished();
+                    self.stage.drain(&mut out);
+                    // Either way this thread is done.
+                    let _ =
+                        self.flush(out, last_captured, t0) && self.output.send(Msg::End).is_ok();
+                    return;
+                }
+            };
+            if !ok {
+                return; // downstream stopped
+            }
+        }
+    }
+
+    /// Runs the stage on one buffer and sends its output on.
+    fn data(&mut self, buf: Vec<f32>, captured: Instant, busy: Duration) -> bool {
+        let t0 = Instant::now();
+        self.stage.account(busy);
+        let width = self.stage.input_width().max(1);
+        let ok = match self.per_frame {
+            None => {
+                self.stage.accept(&buf);
+                let mut out = take_buf(&self.output_back);
+                self.stage.drain(&mut out);
+                let mine = t0.elapsed();
+                self.add_busy(mine);
+                self.send(out, captured, busy + mine)
+            }
+            Some(period) => {
+                let frames = buf.len() / width;
+                let mut ok = true;
+                for (k, frame) in buf.chunks_exact(width).enumerate() {
+                    self.stage.accept(frame);
+                    let mut out = take_buf(&self.output_back);
+                    self.stage.drain(&mut out);
+                    let at = captured
+                        .checked_sub(period * (frames - 1 - k) as u32)
+                        .unwrap_or(captured);
+                    if !out.is_empty() && !self.send(out, at, Duration::ZERO) {
+                        ok = false;
+                        break;
+                    }
+                }
+                self.add_busy(t0.elapsed());
+                ok
+            }
+        };
+        let _ = self.input_back.try_send(buf);
+        ok
+    }
+
+    /// Sends what a gap or the end released, stamped with the last audio.
+    fn flush(&mut self, out: Vec<S::Output>, captured: Instant, t0: Instant) -> bool {
+        let mine = t0.elapsed();
+        self.add_busy(mine);
+        out.is_empty() || self.send(out, captured, mine)
+    }
+
+    fn send(&self, buf: Vec<S::Output>, captured: Instant, busy: Duration) -> bool {
+        self.output
+            .send(Msg::Data {
+                buf,
+                captured,
+                busy,
+            })
+            .is_ok()
+    }
+
+    fn add_busy(&self, d: Duration) {
+        self.stats.busy_ns[self.slot].fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 /// Settings of the threaded recognizer.
@@ -106,6 +224,18 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Records one event's capture-to-output latency. Bounded: nobody may
+    /// ever take them (stats off, transcribe).
+    fn record_latency(&self, ms: f32, is_final: bool) {
+        let mut l = self.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
+        if l.0.len() < MAX_LATENCIES {
+            l.0.push(ms);
+        }
+        if is_final && l.1.len() < MAX_LATENCIES {
+            l.1.push(ms);
+        }
+    }
+
     /// Takes the latencies gathered since the last call: (all events, finals).
     pub fn take_latencies(&self) -> (Vec<f32>, Vec<f32>) {
         std::mem::take(&mut *self.latencies_ms.lock().unwrap_or_else(|e| e.into_inner()))
@@ -114,7 +244,7 @@ impl Stats {
 
 /// The feeding end of a pipeline, for the source thread.
 pub struct AudioSender {
-    link_tx: Sender<Msg>,
+    link_tx: Sender<Msg<f32>>,
     back: Receiver<Vec<f32>>,
     stats: Arc<Stats>,
 }
@@ -144,7 +274,7 @@ impl AudioSender {
     pub fn gap(&self, samples: u64, lost_s: f64) -> Result<()> {
         self.stats.dropped.fetch_add(samples, Ordering::Relaxed);
         self.link_tx
-            .send(Msg::Gap { samples, lost_s })
+            .send(Msg::Gap(Gap { samples, lost_s }))
             .map_err(|_| stopped())
     }
 
@@ -159,11 +289,12 @@ impl AudioSender {
     }
 }
 
+/// The pipeline's output stopped taking events, so input is refused; the
+/// reason is what [`Pipeline::join`] returns.
 fn stopped() -> Error {
-    Error::io(
-        std::path::Path::new("pipeline"),
-        std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the recognizer stopped"),
-    )
+    Error::Output {
+        source: std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the recognizer stopped"),
+    }
 }
 
 /// A running threaded recognizer.
@@ -171,251 +302,125 @@ pub struct Pipeline {
     threads: Vec<JoinHandle<()>>,
     output: JoinHandle<std::io::Result<()>>,
     stats: Arc<Stats>,
-    depths: Vec<Sender<Msg>>,
+    depths: [Box<dyn Fn() -> usize + Send>; 3],
 }
 
 impl Pipeline {
     /// Starts the threads. `sink` runs on the output thread for every event
     /// in order; if it fails, the pipeline stops and [`Pipeline::join`]
     /// returns its error.
-    pub fn start<F>(
-        model: Arc<Model>,
-        cfg: PipelineConfig,
-        mut sink: F,
-    ) -> Result<(Self, AudioSender)>
+    pub fn start<F>(model: Arc<Model>, cfg: PipelineConfig, sink: F) -> Result<(Self, AudioSender)>
     where
         F: FnMut(&Event) -> std::io::Result<()> + Send + 'static,
     {
+        let mut stages = Stages::new(&model);
+        stages.decode.set_endpointing(cfg.endpointing);
         let stats = Arc::new(Stats::default());
-        let audio = Link::new(cfg.channel_capacity);
-        let frames = Link::new(cfg.channel_capacity);
-        let scores = Link::new(cfg.channel_capacity);
-        let (ev_tx, ev_rx) = bounded::<Emitted>(cfg.channel_capacity * 4);
-        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(f)
-                .map_err(|e| Error::io(std::path::Path::new("thread"), e))
-        };
-        let mut threads = Vec::new();
-
-        // Front end: samples → feature frames.
-        {
-            let (rx, back) = (audio.rx.clone(), audio.back_tx.clone());
-            let (tx, fback) = (frames.tx.clone(), frames.back_rx.clone());
-            let mut fe = Frontend::new(model.am.frontend.clone());
-            let dim = model.am.frontend.dim();
-            let stats = stats.clone();
-            threads.push(spawn(
-                "sparsa-frontend",
-                Box::new(move || {
-                    let mut frame = vec![0.0; dim];
-                    for msg in rx.iter() {
-                        let out = match msg {
-                            Msg::Data { buf, captured, .. } => {
-                                let t0 = Instant::now();
-                                fe.accept_samples(&buf);
-                                let mut feats = take_buf(&fback);
-                                while fe.pop_frame(&mut frame) {
-                                    feats.extend_from_slice(&frame);
-                                }
-                                let _ = back.try_send(buf);
-                                let busy = t0.elapsed();
-                                stats.busy_ns[0]
-                                    .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
-                                Msg::Data {
-                                    buf: feats,
-                                    captured,
-                                    busy,
-                                }
-                            }
-                            Msg::Gap { samples, lost_s } => {
-                                fe.reset();
-                                Msg::Gap { samples, lost_s }
-                            }
-                            Msg::End => Msg::End,
-                        };
-                        let end = matches!(out, Msg::End);
-                        if tx.send(out).is_err() || end {
-                            return;
-                        }
-                    }
-                }),
-            )?);
-        }
-
-        // Scorer: frames → score rows.
-        {
-            let (rx, back) = (frames.rx.clone(), frames.back_tx.clone());
-            let (tx, sback) = (scores.tx.clone(), scores.back_rx.clone());
-            let model = model.clone();
-            let dim = model.am.frontend.dim();
-            let stats = stats.clone();
-            threads.push(spawn(
-                "sparsa-scorer",
-                Box::new(move || {
-                    let fresh = || Scorer::new(model.scoring.clone(), model.log_priors.clone());
-                    let mut scorer = fresh();
-                    let mut last_captured = Instant::now();
-                    for msg in rx.iter() {
-                        let mut out = Vec::with_capacity(2);
-                        match msg {
-                            Msg::Data {
-                                buf,
-                                captured,
-                                busy,
-                            } => {
-                                let t0 = Instant::now();
-                                for f in buf.chunks_exact(dim) {
-                                    scorer.accept_frame(f);
-                                }
-                                let _ = back.try_send(buf);
-                                let mut rows = take_buf(&sback);
-                                scorer.advance(&mut rows);
-                                let mine = t0.elapsed();
-                                stats.busy_ns[1]
-                                    .fetch_add(mine.as_nanos() as u64, Ordering::Relaxed);
-                                last_captured = captured;
-                                out.push(Msg::Data {
-                                    buf: rows,
-                                    captured,
-                                    busy: busy + mine,
-                                });
-                            }
-                            other => {
-                                // Gap or end: the last frames are scored with
-                                // the edge repeated, then the stream restarts.
-                                let t0 = Instant::now();
-                                scorer.input_finished();
-                                let mut rows = take_buf(&sback);
-                                scorer.advance(&mut rows);
-                                scorer = fresh();
-                                out.push(Msg::Data {
-                                    buf: rows,
-                                    captured: last_captured,
-                                    busy: t0.elapsed(),
-                                });
-                                out.push(other);
-                            }
-                        }
-                        for m in out {
-                            let end = matches!(m, Msg::End);
-                            if tx.send(m).is_err() || end {
-                                return;
-                            }
-                        }
-                    }
-                }),
-            )?);
-        }
-
-        // Decoder: score rows → events.
-        {
-            let (rx, back) = (scores.rx.clone(), scores.back_tx.clone());
-            let mut stage = DecodeStage::new(model.clone());
-            stage.set_endpointing(cfg.endpointing);
-            let pdfs = model.am.topology.num_pdfs();
-            let shift = Duration::from_secs_f32(model.am.frontend.config().frame_shift_ms / 1000.0);
-            let stats = stats.clone();
-            threads.push(spawn(
-                "sparsa-decoder",
-                Box::new(move || {
-                    let mut events = Vec::new();
-                    for msg in rx.iter() {
-                        let t0 = Instant::now();
-                        let (captured, end) = match msg {
-                            Msg::Data {
-                                buf,
-                                captured,
-                                busy,
-                            } => {
-                                // Row by row, so each event is stamped with the
-                                // capture time of the newest audio its frame
-                                // needed: `captured` belongs to the last row.
-                                let rows = buf.len() / pdfs.max(1);
-                                for (k, row) in buf.chunks_exact(pdfs).enumerate() {
-                                    let share = if k == 0 { busy } else { Duration::ZERO };
-                                    stage.accept_scores(row, share, &mut events);
-                                    let at = captured
-                                        .checked_sub(shift * (rows - 1 - k) as u32)
-                                        .unwrap_or(captured);
-                                    for event in events.drain(..) {
-                                        if ev_tx
-                                            .send(Emitted {
-                                                event,
-                                                captured: at,
-                                            })
-                                            .is_err()
-                                        {
-                                            return;
-                                        }
-                                    }
-                                }
-                                let _ = back.try_send(buf);
-                                (captured, false)
-                            }
-                            Msg::Gap { samples, lost_s } => {
-                                stage.gap(samples, lost_s, &mut events);
-                                (Instant::now(), false)
-                            }
-                            Msg::End => {
-                                stage.input_finished(&mut events);
-                                (Instant::now(), true)
-                            }
-                        };
-                        stats.busy_ns[2]
-                            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                        for event in events.drain(..) {
-                            if ev_tx.send(Emitted { event, captured }).is_err() {
-                                return;
-                            }
-                        }
-                        if end {
-                            return;
-                        }
-                    }
-                }),
-            )?);
-        }
-
-        // Output: events → sink, in order.
-        let out_stats = stats.clone();
-        let output = std::thread::Builder::new()
-            .name("sparsa-output".into())
-            .spawn(move || {
-                for e in ev_rx.iter() {
-                    sink(&e.event)?;
-                    let ms = e.captured.elapsed().as_secs_f32() * 1e3;
-                    let mut l = out_stats
-                        .latencies_ms
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    // Bounded: nobody may ever take them (stats off, transcribe).
-                    if l.0.len() < MAX_LATENCIES {
-                        l.0.push(ms);
-                    }
-                    if matches!(e.event, Event::Final { .. }) && l.1.len() < MAX_LATENCIES {
-                        l.1.push(ms);
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e| Error::io(std::path::Path::new("thread"), e))?;
-
+        let audio = Link::<f32>::new(cfg.channel_capacity);
+        let frames = Link::<f32>::new(cfg.channel_capacity);
+        let scores = Link::<f32>::new(cfg.channel_capacity);
+        let events = Link::<Event>::new(cfg.channel_capacity * 4);
+        let shift = Duration::from_secs_f32(model.am.frontend.config().frame_shift_ms / 1000.0);
+        let depths: [Box<dyn Fn() -> usize + Send>; 3] = [
+            Box::new({
+                let tx = audio.tx.clone();
+                move || tx.len()
+            }),
+            Box::new({
+                let tx = frames.tx.clone();
+                move || tx.len()
+            }),
+            Box::new({
+                let tx = scores.tx.clone();
+                move || tx.len()
+            }),
+        ];
         let sender = AudioSender {
             link_tx: audio.tx.clone(),
             back: audio.back_rx.clone(),
             stats: stats.clone(),
         };
+        let output = Self::spawn_output(
+            events.rx.clone(),
+            events.back_tx.clone(),
+            stats.clone(),
+            sink,
+        )?;
+        let threads = vec![
+            StageThread {
+                stage: stages.frontend,
+                output: frames.tx.clone(),
+                output_back: frames.back_rx.clone(),
+                input: audio.rx,
+                input_back: audio.back_tx,
+                stats: stats.clone(),
+                slot: 0,
+                per_frame: None,
+            }
+            .spawn("sparsa-frontend")?,
+            StageThread {
+                stage: stages.scorer,
+                output: scores.tx.clone(),
+                output_back: scores.back_rx.clone(),
+                input: frames.rx,
+                input_back: frames.back_tx,
+                stats: stats.clone(),
+                slot: 1,
+                per_frame: None,
+            }
+            .spawn("sparsa-scorer")?,
+            StageThread {
+                stage: stages.decode,
+                output: events.tx,
+                output_back: events.back_rx,
+                input: scores.rx,
+                input_back: scores.back_tx,
+                stats: stats.clone(),
+                slot: 2,
+                per_frame: Some(shift),
+            }
+            .spawn("sparsa-decoder")?,
+        ];
         Ok((
             Pipeline {
                 threads,
                 output,
                 stats,
-                depths: vec![audio.tx, frames.tx, scores.tx],
+                depths,
             },
             sender,
         ))
+    }
+
+    /// The output thread: events to the sink in order, latencies recorded.
+    fn spawn_output<F>(
+        rx: Receiver<Msg<Event>>,
+        back: Sender<Vec<Event>>,
+        stats: Arc<Stats>,
+        mut sink: F,
+    ) -> Result<JoinHandle<std::io::Result<()>>>
+    where
+        F: FnMut(&Event) -> std::io::Result<()> + Send + 'static,
+    {
+        std::thread::Builder::new()
+            .name("sparsa-output".into())
+            .spawn(move || {
+                for msg in rx.iter() {
+                    let (buf, captured) = match msg {
+                        Msg::Data { buf, captured, .. } => (buf, captured),
+                        Msg::Gap(_) => continue,
+                        Msg::End => break,
+                    };
+                    let ms = captured.elapsed().as_secs_f32() * 1e3;
+                    for e in &buf {
+                        sink(e)?;
+                        stats.record_latency(ms, matches!(e, Event::Final { .. }));
+                    }
+                    let _ = back.try_send(buf);
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::runtime("sparsa-output thread", e.to_string()))
     }
 
     /// Counters for reports.
@@ -425,11 +430,7 @@ impl Pipeline {
 
     /// Messages waiting before the front end, scorer and decoder.
     pub fn queue_depths(&self) -> [usize; 3] {
-        [
-            self.depths[0].len(),
-            self.depths[1].len(),
-            self.depths[2].len(),
-        ]
+        [self.depths[0](), self.depths[1](), self.depths[2]()]
     }
 
     /// Waits for every thread after the source finished (or the output
@@ -443,18 +444,15 @@ impl Pipeline {
             panicked |= t.join().is_err();
         }
         if panicked {
-            return Err(Error::io(
-                std::path::Path::new("pipeline"),
-                std::io::Error::other("a recognizer thread panicked"),
+            return Err(Error::runtime(
+                "recognizer pipeline",
+                "a stage thread panicked",
             ));
         }
         match out {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::io(std::path::Path::new("<stdout>"), e)),
-            Err(_) => Err(Error::io(
-                std::path::Path::new("<stdout>"),
-                std::io::Error::other("the output thread panicked"),
-            )),
+            Ok(Err(source)) => Err(Error::Output { source }),
+            Err(_) => Err(Error::runtime("sparsa-output thread", "panicked")),
         }
     }
 }

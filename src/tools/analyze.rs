@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 use ndarray::Array2;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Statistics of one hidden layer over a set of frames.
 #[derive(Clone, Debug)]
@@ -301,6 +301,88 @@ pub fn plot_population_sparsity(path: &Path, curves: &[(String, &LayerStats)]) -
         },
         &series,
     )
+}
+
+/// Analyzes each model on `frames` frames of `data` and writes
+/// `out/layers.csv`, `out/units.csv`, `out/population_sparsity.csv`,
+/// `out/activation_probability.png` and `out/population_sparsity.png`;
+/// returns the per-layer summary as a Markdown table.
+pub fn write_report(
+    models: &[PathBuf],
+    data: &DataDir,
+    frames: usize,
+    out: &Path,
+) -> Result<String> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut layers_csv = format!("{LAYER_CSV_HEADER}\n");
+    let mut units_csv = String::from("model,activation,layer,unit,active_prob,lifetime_sparsity\n");
+    let mut hist_csv =
+        String::from("model,activation,layer,population_sparsity_from,to,fraction_of_frames\n");
+    let mut last = Vec::new();
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "| model | layer | units | mean population sparsity % (std) | exact zeros % | dead | always on | dispersion CV | dispersion entropy |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for path in models {
+        let am = AcousticModel::load(path)?;
+        let stats = hidden_stats(&am, data, frames)?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let act = am.network.activation.name();
+        layers_csv.push_str(&layer_csv_rows(&name, act, &stats));
+        for (l, s) in stats.iter().enumerate() {
+            for (u, p) in s.active_prob.iter().enumerate() {
+                units_csv.push_str(&format!(
+                    "{name},{act},{},{u},{p:.5},{:.5}\n",
+                    l + 1,
+                    1.0 - p
+                ));
+            }
+            let bins = BINS;
+            for (b, f) in s.population_histogram(bins).iter().enumerate() {
+                hist_csv.push_str(&format!(
+                    "{name},{act},{},{:.2},{:.2},{f:.5}\n",
+                    l + 1,
+                    b as f64 / bins as f64,
+                    (b + 1) as f64 / bins as f64
+                ));
+            }
+            let _ = writeln!(
+                o,
+                "| {name} ({act}) | {} | {} | {:.1} ({:.1}) | {:.1} | {} | {} | {:.3} | {:.3} |",
+                l + 1,
+                s.active_prob.len(),
+                100.0 * s.mean_population_sparsity(),
+                100.0 * s.std_population_sparsity(),
+                100.0 * s.exact_zeros,
+                s.dead(),
+                s.always_on(),
+                s.dispersion_cv(),
+                s.dispersion_entropy()
+            );
+        }
+        // INVARIANT: hidden_stats fails for a network without hidden layers.
+        let s = stats.last().expect("a hidden layer").clone();
+        last.push((format!("{name} ({act}, {} frames)", s.frames), s));
+    }
+    let write = |file: &str, text: &str| {
+        let p = out.join(file);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    };
+    write("layers.csv", &layers_csv)?;
+    write("units.csv", &units_csv)?;
+    write("population_sparsity.csv", &hist_csv)?;
+    let sorted: Vec<(String, Vec<f64>)> = last
+        .iter()
+        .map(|(n, s)| (n.clone(), s.sorted_active_prob()))
+        .collect();
+    plot_activation_probability(&out.join("activation_probability.png"), &sorted)?;
+    let refs: Vec<(String, &LayerStats)> = last.iter().map(|(n, s)| (n.clone(), s)).collect();
+    plot_population_sparsity(&out.join("population_sparsity.png"), &refs)?;
+    Ok(o)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::am::scorer::{file_inputs, ScorerConfig, ScorerPath, ScoringNet, Work}
 use crate::error::Result;
 use ndarray::Array2;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What to measure.
@@ -139,6 +139,78 @@ fn time_path(sn: &ScoringNet, x: &Array2<f32>, block: usize) -> (f64, f64, f64, 
         block_us,
         work,
     )
+}
+
+/// What `sparsa bench` measures, as its flags.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct BenchArgs {
+    /// Model folder (repeatable; default: models/relu, models/leaky, models/tanh).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub model: Vec<PathBuf>,
+    /// Real speech to score (repeated to --frames).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            default_value = "tests/data/so762_000490017.flac",
+            value_name = "FILE"
+        )
+    )]
+    pub audio: PathBuf,
+    /// Frames timed per model and path.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 3000))]
+    pub frames: usize,
+    /// Frames per call in the block-throughput measurement.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 8))]
+    pub block: usize,
+}
+
+impl BenchArgs {
+    /// Loads the models (the default trio when none are named), measures
+    /// them and returns the Markdown report.
+    pub fn run(&self) -> Result<String> {
+        let dirs = match self.model.is_empty() {
+            true => default_models(),
+            false => self.model.clone(),
+        };
+        let models = load_models(&dirs)?;
+        tracing::info!("measuring {} models (about 10 s each)", models.len());
+        let cfg = BenchConfig {
+            frames: self.frames.max(1),
+            block: self.block.max(1),
+        };
+        Ok(run(&models, &self.audio, cfg)?.markdown())
+    }
+}
+
+/// The models `sparsa bench` measures when none are named: the paper's
+/// trio under `models/` that exist here.
+pub fn default_models() -> Vec<PathBuf> {
+    ["relu", "leaky", "tanh"]
+        .iter()
+        .map(|n| PathBuf::from("models").join(n))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// Loads model folders, each named by its folder name.
+pub fn load_models(dirs: &[PathBuf]) -> Result<Vec<(String, AcousticModel)>> {
+    if dirs.is_empty() {
+        return Err(crate::Error::config(
+            "bench",
+            "no models/ folder here; pass --model DIR",
+        ));
+    }
+    dirs.iter()
+        .map(|d| {
+            let name = d.file_name().map_or_else(
+                || d.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            Ok((name, AcousticModel::load(d)?))
+        })
+        .collect()
 }
 
 /// Measures every model on `audio`: f32 always, int8 when the model has

@@ -122,5 +122,5 @@ pub fn wav_bytes(
 /// Reads a reference feature file written by `tests/make_fbank_reference.py`.
 pub fn read_reference(name: &str) -> Vec<Vec<f32>> {
     let text = std::fs::read_to_string(data(name)).expect("reference file");
-    sparsa::tools::feature_dump::parse_text(&text).expect("parse reference")
+    sparsa::tools::feature_dump::parse_text(&text, "reference").expect("parse reference")
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # A private PulseAudio server with a virtual 16 kHz mono device, for the
 # capture tests (CI has no sound card). Works as root without systemd/dbus.
-#   tests/scripts/pulse.sh start   # idempotent; prints the env to export
+#   tests/scripts/pulse.sh start [OWNER_PID]  # idempotent; prints the env to export;
+#                                             # stops it all when OWNER_PID exits
 #   tests/scripts/pulse.sh stop
 # Clients need XDG_RUNTIME_DIR=/tmp/sparsa-xdg (the tests set it).
 set -eu
@@ -28,11 +29,27 @@ start)
       >/dev/null 2>"$XDG_RUNTIME_DIR/parec.log" &
     echo $! > "$XDG_RUNTIME_DIR/parec.pid"
   fi
+  # With an owner pid (the tests pass theirs), everything started here is
+  # stopped once that process is gone: a test cleans up what it starts. The
+  # latest owner wins, so a watcher of an earlier test binary that is still
+  # winding down never stops the server a later one started.
+  if [ -n "${2:-}" ]; then
+    echo "$2" > "$XDG_RUNTIME_DIR/owner"
+    if ! { [ -f "$XDG_RUNTIME_DIR/watch.pid" ] && kill -0 "$(cat "$XDG_RUNTIME_DIR/watch.pid")" 2>/dev/null; }; then
+      nohup sh -c 'while :; do
+          o=$(cat "$1/owner" 2>/dev/null) || exit 0
+          kill -0 "$o" 2>/dev/null || break
+          sleep 1
+        done
+        XDG_RUNTIME_DIR="$1" sh "$2" stop' watcher "$XDG_RUNTIME_DIR" "$0" >/dev/null 2>&1 &
+      echo $! > "$XDG_RUNTIME_DIR/watch.pid"
+    fi
+  fi
   echo "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR"
   ;;
 stop)
   [ -f "$XDG_RUNTIME_DIR/parec.pid" ] && kill "$(cat "$XDG_RUNTIME_DIR/parec.pid")" 2>/dev/null || true
-  rm -f "$XDG_RUNTIME_DIR/parec.pid"
+  rm -f "$XDG_RUNTIME_DIR/parec.pid" "$XDG_RUNTIME_DIR/owner" "$XDG_RUNTIME_DIR/watch.pid"
   pulseaudio --kill 2>/dev/null || true
   ;;
 esac

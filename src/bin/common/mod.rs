@@ -17,11 +17,15 @@ pub fn init_logging() {
 
 /// Prints the error chain on one line prefixed by `program` and returns the exit code.
 pub fn report(program: &str, err: &anyhow::Error) -> i32 {
-    if let Some(io) = err.downcast_ref::<std::io::Error>() {
-        if io.kind() == std::io::ErrorKind::BrokenPipe {
-            // The reader went away (e.g. `| head`): not our failure.
-            return 0;
-        }
+    let io_pipe = err
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+    let lib_pipe = err
+        .downcast_ref::<sparsa::Error>()
+        .is_some_and(sparsa::Error::is_broken_pipe);
+    if io_pipe || lib_pipe {
+        // The reader went away (e.g. `| head`): not our failure.
+        return 0;
     }
     // Library errors already print their source; skip causes seen in the text.
     let mut msg = String::new();

@@ -1,0 +1,202 @@
+//! Recognizer settings in one place: the RON config file's
+//! [`RecognizerConfig`] and the command-line flags that override it
+//! ([`RecognizerFlags`], shared by `transcribe`, `eval` and `listen`).
+//! A new option is a field here, its default, and a flag beside it.
+
+use super::Model;
+use crate::am::scorer::{ScorerConfig, ScorerPath};
+use crate::error::{Error, Result};
+use crate::search::decoder::DecoderConfig;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Largest scorer block a config may ask for (frames per network call).
+pub const MAX_SCORER_BATCH: usize = 4096;
+
+/// Recognizer settings, as read from a RON config file (`--config`):
+/// every field optional, unknown fields rejected.
+///
+/// ```text
+/// (
+///   decoder: (lm_weight: 1.0, beam: 13.0, endpoint: (rules: [...])),
+///   scorer: (path: r#int8-sparse, batch: 1),  // `r#`: RON identifiers cannot hold `-`
+/// )
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecognizerConfig {
+    /// Search settings (defaults: [`DecoderConfig::tuned`]).
+    pub decoder: DecoderConfig,
+    /// Network arithmetic and block size.
+    pub scorer: ScorerConfig,
+    /// Gaussian dither (standard deviation in int16 units, Kaldi's
+    /// `--dither`) added before the front end; `None` uses the model's own
+    /// setting. Digital silence (exact zeros, as a sound server sends when
+    /// nothing plays) otherwise becomes log(ε) features that no training
+    /// frame looks like.
+    pub dither: Option<f32>,
+    /// Frames whose mean log-mel value is below this stay out of the online
+    /// CMN statistics ([`crate::features::cmn::CmnConfig::skip_below`]); `None`
+    /// keeps the model's own setting. With 1.0 dither, digital silence sits
+    /// near 4 and corpus audio, even its pauses, above 10: half a second of
+    /// it before speech otherwise shifts every speech frame that follows.
+    pub cmn_skip_below: Option<f32>,
+}
+
+impl Default for RecognizerConfig {
+    fn default() -> Self {
+        RecognizerConfig {
+            decoder: DecoderConfig::tuned(),
+            scorer: ScorerConfig::default(),
+            dither: Some(1.0),
+            cmn_skip_below: Some(8.0),
+        }
+    }
+}
+
+impl RecognizerConfig {
+    /// Reads a RON config file; errors name the file and the position.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_ron(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `name` (the file) is used in errors.
+    pub fn from_ron(text: &str, name: &str) -> Result<Self> {
+        let cfg: Self = ron::from_str(text).map_err(|e| Error::config(name, e.to_string()))?;
+        cfg.validate(name)?;
+        Ok(cfg)
+    }
+
+    /// Checks values the parser cannot: `name` (the file) is used in errors.
+    pub fn validate(&self, name: &str) -> Result<()> {
+        if self.scorer.batch > MAX_SCORER_BATCH {
+            return Err(Error::config(
+                name,
+                format!(
+                    "scorer.batch {} is above the maximum {MAX_SCORER_BATCH}",
+                    self.scorer.batch
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Flags that override a [`RecognizerConfig`] (`--config FILE`, then each
+/// flag given). Unset flags leave the file's (or the default) value.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct RecognizerFlags {
+    /// LM weight (relative to an acoustic scale of 0.1).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub lm_weight: Option<f32>,
+    /// Word insertion penalty (log domain; negative = fewer words).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
+    pub word_insertion_penalty: Option<f32>,
+    /// Scale on HMM transition log-probabilities.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub transition_scale: Option<f32>,
+    /// Search beam (scaled log domain).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub beam: Option<f32>,
+    /// Maximum active HMM states per frame.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub max_active: Option<usize>,
+    /// Network arithmetic [default: auto = int8-sparse for ReLU, int8 for
+    /// leaky/tanh, f32 when the model has no int8 tensors].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub scorer: Option<ScorerPath>,
+    /// Most frames per network call [default: 8; 1 = lowest latency when
+    /// frames queue up; live audio is scored as each frame arrives anyway].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FRAMES"))]
+    pub scorer_batch: Option<usize>,
+    /// Dither added before the front end, int16 units [default: 1.0; 0 = off].
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub dither: Option<f32>,
+    /// Frames with a mean log-mel value below this stay out of the online
+    /// CMN statistics, so digital silence does not shift the speech after
+    /// it [default: 8.0; dithered digital silence is about 4, speech 10–20].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "LOGMEL"))]
+    pub cmn_skip_below: Option<f32>,
+}
+
+impl RecognizerFlags {
+    /// Applies the flags that were given on top of `base` (a config read
+    /// elsewhere, e.g. the daemon's file) and validates the result.
+    pub fn apply(&self, mut rc: RecognizerConfig) -> Result<RecognizerConfig> {
+        let set = |dst: &mut f32, v: Option<f32>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        if let Some(v) = self.scorer {
+            rc.scorer.path = v;
+        }
+        if let Some(v) = self.scorer_batch {
+            rc.scorer.batch = v;
+        }
+        if self.dither.is_some() {
+            rc.dither = self.dither;
+        }
+        if self.cmn_skip_below.is_some() {
+            rc.cmn_skip_below = self.cmn_skip_below;
+        }
+        let d = &mut rc.decoder;
+        set(&mut d.lm_weight, self.lm_weight);
+        set(&mut d.word_insertion_penalty, self.word_insertion_penalty);
+        set(&mut d.transition_scale, self.transition_scale);
+        set(&mut d.beam, self.beam);
+        if let Some(v) = self.max_active {
+            d.max_active = v;
+        }
+        rc.validate("command line")?;
+        Ok(rc)
+    }
+
+    /// The config file `config` (or the defaults), with the flags applied.
+    pub fn resolve(&self, config: Option<&Path>) -> Result<RecognizerConfig> {
+        let base = match config {
+            Some(p) => RecognizerConfig::load(p)?,
+            None => RecognizerConfig::default(),
+        };
+        self.apply(base)
+    }
+}
+
+/// Which model to load and with what settings, as the flags of
+/// `transcribe` and `eval`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ModelArgs {
+    /// Model folder (am.ron, lexicon.txt, lm.arpa).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value = "models/default", value_name = "DIR")
+    )]
+    pub model: PathBuf,
+    /// ARPA language model to use instead of the model folder's lm.arpa.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub lm: Option<PathBuf>,
+    /// Settings as RON: `(decoder: (lm_weight: 1.0, beam: 13.0, ...),
+    /// scorer: (path: r#int8-sparse, batch: 1))`; every field optional, unknown
+    /// fields rejected. Flags below override it.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub config: Option<PathBuf>,
+    /// Flags over the config file.
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub flags: RecognizerFlags,
+}
+
+impl ModelArgs {
+    /// Loads the model with the config file and flags applied.
+    pub fn load(&self) -> Result<Arc<Model>> {
+        let rc = self.flags.resolve(self.config.as_deref())?;
+        Ok(Arc::new(Model::load_with(
+            &self.model,
+            self.lm.as_deref(),
+            &rc,
+        )?))
+    }
+}

@@ -1,0 +1,166 @@
+//! Data-dir evaluation (`sparsa eval`, the experiment grid): every utterance
+//! of a Kaldi data dir decoded as one file, in parallel over utterances,
+//! scored against its transcript.
+//!
+//! Utterances are independent, so the result does not depend on the
+//! number of threads; rayon runs them, in a pool of the caller's size.
+
+use crate::corpus::datadir::Utterance;
+use crate::corpus::wer::{align, ErrorCounts};
+use crate::error::{Error, Result};
+use crate::recognizer::{decode_file, Model};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One decoded utterance.
+#[derive(Clone, Debug)]
+pub struct UttResult {
+    /// Utterance id.
+    pub id: String,
+    /// Speaker id.
+    pub speaker: String,
+    /// The recognized words, space-separated.
+    pub text: String,
+    /// Audio duration, seconds.
+    pub audio_s: f64,
+    /// Word errors against the transcript.
+    pub counts: ErrorCounts,
+}
+
+/// A data dir decoded and scored.
+#[derive(Clone, Debug)]
+pub struct EvalReport {
+    /// Per utterance, in the data dir's order.
+    pub utts: Vec<UttResult>,
+    /// Word errors over all utterances.
+    pub total: ErrorCounts,
+    /// Audio decoded, seconds.
+    pub audio_s: f64,
+    /// CPU time of the process while decoding, seconds (all threads).
+    pub cpu_s: f64,
+    /// Wall-clock time, seconds.
+    pub wall_s: f64,
+}
+
+/// Decodes `utts` on `threads` threads (at least one); `progress` is
+/// called once per finished utterance, from any thread. Fails with the
+/// first utterance that cannot be decoded.
+pub fn decode_utterances(
+    model: &Arc<Model>,
+    utts: &[Utterance],
+    threads: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<EvalReport> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("sparsa-eval-{i}"))
+        .build()
+        .map_err(|e| Error::runtime("eval thread pool", e.to_string()))?;
+    let cpu0 = cpu_seconds();
+    let wall0 = Instant::now();
+    let results: Result<Vec<UttResult>> = pool.install(|| {
+        utts.par_iter()
+            .map(|u| {
+                let (text, audio_s) = decode_file(model, &u.audio)?;
+                let hyp: Vec<&str> = text.split_whitespace().collect();
+                let counts = align(&u.words, &hyp);
+                progress();
+                Ok(UttResult {
+                    id: u.id.clone(),
+                    speaker: u.speaker.clone(),
+                    text,
+                    audio_s,
+                    counts,
+                })
+            })
+            .collect()
+    });
+    let utts = results?;
+    let mut total = ErrorCounts::default();
+    for u in &utts {
+        total.add(u.counts);
+    }
+    Ok(EvalReport {
+        audio_s: utts.iter().map(|u| u.audio_s).sum(),
+        total,
+        utts,
+        cpu_s: cpu_seconds() - cpu0,
+        wall_s: wall0.elapsed().as_secs_f64(),
+    })
+}
+
+impl EvalReport {
+    /// Word errors per speaker, by speaker id.
+    pub fn per_speaker(&self) -> BTreeMap<&str, ErrorCounts> {
+        let mut m: BTreeMap<&str, ErrorCounts> = BTreeMap::new();
+        for u in &self.utts {
+            m.entry(u.speaker.as_str()).or_default().add(u.counts);
+        }
+        m
+    }
+
+    /// Hypotheses as a Kaldi `text` file: `<utt-id> <words>` per line.
+    pub fn hypothesis_text(&self) -> String {
+        let mut s = String::new();
+        for u in &self.utts {
+            let _ = writeln!(s, "{} {}", u.id, u.text);
+        }
+        s
+    }
+
+    /// The summary `sparsa eval` prints: sclite-style WER and SER lines,
+    /// timing, and optionally one line per speaker.
+    pub fn summary(&self, per_speaker: bool) -> String {
+        let t = &self.total;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "%WER {:.2} [ {} / {}, {} ins, {} del, {} sub ]  %SER {:.2} [ {} / {} ]",
+            t.wer(),
+            t.errors(),
+            t.ref_words,
+            t.ins,
+            t.del,
+            t.sub,
+            t.ser(),
+            t.sentence_errors,
+            t.sentences
+        );
+        let a = self.audio_s.max(1e-9);
+        let _ = writeln!(
+            o,
+            "audio {:.1} s, CPU {:.1} s, wall {:.1} s, RTF {:.4} (CPU) {:.4} (wall)",
+            self.audio_s,
+            self.cpu_s,
+            self.wall_s,
+            self.cpu_s / a,
+            self.wall_s / a
+        );
+        if per_speaker {
+            for (spk, c) in self.per_speaker() {
+                let _ = writeln!(
+                    o,
+                    "speaker {spk}: %WER {:.2} [ {} / {} ]",
+                    c.wer(),
+                    c.errors(),
+                    c.ref_words
+                );
+            }
+        }
+        o
+    }
+}
+
+/// CPU seconds this process has used (user + system), from /proc; 0 where
+/// that is unavailable.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesized command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
