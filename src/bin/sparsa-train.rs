@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use sparsa::am::model::{AM_FILE, LEXICON_FILE};
 use sparsa::am::nnet::{Activation, Splice};
 use sparsa::features::frontend::FrontendConfig;
-use sparsa::train::recipe::{train, TrainConfig};
+use sparsa::train::config::TrainConfig;
+use sparsa::train::recipe::train;
 use std::path::PathBuf;
 
 /// sparsa-train: train rectifier DNN-HMM acoustic models for sparsa.
@@ -414,31 +415,22 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
             train: a.train,
             dev: a.dev,
             lexicons: a.lexicons,
-            // Replaced by the alignment model's front end.
-            frontend: FrontendConfig::default(),
-            activation: Activation::Relu,
-            hidden_layers: 1,
+            // The front end is the alignment model's; activation, depth and
+            // seed are set per cell; one newbob run on a fixed alignment.
             hidden_units: a.units,
             splice: Splice {
                 left: a.context,
                 right: a.context,
             },
-            rounds: 1,
             align_epochs: 0,
             max_epochs: a.max_epochs,
             learning_rate: a.learning_rate,
             batch: a.batch,
-            seed: 1,
             max_utts: a.max_utts,
-            speed_perturb: Vec::new(),
-            freq_mask: 0,
-            context_min_frames: 0,
-            silence_pad_s: 0.0,
-            dropout: 0.0,
-            vtlp_copies: 0,
             threads: a.threads,
             progress: !a.quiet,
             command: command_line(),
+            ..TrainConfig::default()
         },
         test: a.test,
         align_model: a.align_model,

@@ -6,6 +6,7 @@
 //! imports `train`: the recognizer runs without it.
 
 pub mod align;
+pub mod config;
 pub mod experiment;
 pub mod recipe;
 pub mod sgd;

@@ -24,73 +24,11 @@ use crate::rng::Rng;
 use crate::search::hmm::{PdfId, Topology};
 use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::train::align::{flat_start, UttGraph};
+use crate::train::config::TrainConfig;
 use crate::train::sgd::{init_network, score, BatchStats, Sgd};
 use ndarray::{Array1, Array2};
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// Everything a training run needs.
-#[derive(Clone, Debug)]
-pub struct TrainConfig {
-    /// Training data dirs.
-    pub train: Vec<PathBuf>,
-    /// Dev data dir (schedule and metrics).
-    pub dev: PathBuf,
-    /// CMUdict-format lexicons, merged.
-    pub lexicons: Vec<PathBuf>,
-    /// Front end (its CMN prior is filled in from train).
-    pub frontend: FrontendConfig,
-    /// Hidden nonlinearity.
-    pub activation: Activation,
-    /// Hidden layers.
-    pub hidden_layers: usize,
-    /// Units per hidden layer.
-    pub hidden_units: usize,
-    /// Input context.
-    pub splice: Splice,
-    /// Alignment rounds (round 0 trains on the flat start).
-    pub rounds: usize,
-    /// Epoch cap for each round before the last.
-    pub align_epochs: usize,
-    /// Epoch cap for the last round.
-    pub max_epochs: usize,
-    /// Initial learning rate (gradient of the mean cross-entropy of a batch).
-    pub learning_rate: f32,
-    /// Minibatch size.
-    pub batch: usize,
-    /// Seed for initialization and shuffling.
-    pub seed: u64,
-    /// Use only a fixed pseudo-random subset of N utterances of train and of dev (quick runs).
-    pub max_utts: Option<usize>,
-    /// Extra speed-perturbed copies of train (e.g. `[0.9, 1.1]`); empty for none.
-    pub speed_perturb: Vec<f32>,
-    /// Frequency masking (SpecAugment's, per frame): each training row gets
-    /// one band of up to this many mel bins set to the feature mean across
-    /// its whole splice window; 0 turns it off.
-    pub freq_mask: usize,
-    /// With a fixed alignment ([`align_with_model`]): word-internal
-    /// context-dependent states, a pdf for every triphone (then left, then
-    /// right biphone) state with at least this many aligned train frames
-    /// (see [`Topology::with_contexts`]); 0 keeps the reference's pdfs.
-    pub context_min_frames: u64,
-    /// Seconds of digital silence added before and after every train
-    /// utterance (not dev), dithered as the recognizer dithers (1.0 int16
-    /// units), so the network knows what a muted or idle input looks like;
-    /// 0 turns it off.
-    pub silence_pad_s: f32,
-    /// Dropout probability of hidden units while training (0 = off).
-    pub dropout: f32,
-    /// Extra vocal-tract-length-perturbed copies of train (VTLP, Jaitly &
-    /// Hinton 2013): each copy of an utterance warps the mel filterbank's
-    /// frequency axis by its own factor drawn from `1 ± VTLP_RANGE`; 0 = none.
-    pub vtlp_copies: usize,
-    /// Worker threads for features and alignment.
-    pub threads: usize,
-    /// Show progress bars.
-    pub progress: bool,
-    /// The command line, for provenance.
-    pub command: String,
-}
 
 /// Newbob: start halving once dev CE improves by less than this (relative)...
 const RAMP_GAIN: f32 = 0.01;
