@@ -298,7 +298,8 @@ struct AmArgs {
 }
 
 fn main() {
-    common::init_logging();
+    // The trainer's progress (epochs, rounds, calibration) is logged at info.
+    common::init_logging_at("warn,sparsa=info");
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Am(a) => am(a),

@@ -61,7 +61,7 @@ pub struct TrainConfig {
     pub dropout: f32,
     /// Extra vocal-tract-length-perturbed copies of train (VTLP, Jaitly &
     /// Hinton 2013): each copy of an utterance warps the mel filterbank's
-    /// frequency axis by its own factor drawn from `1 ± VTLP_RANGE`; 0 = none.
+    /// frequency axis by its own factor drawn from `1 ± `[`crate::train::data::VTLP_RANGE`]; 0 = none.
     pub vtlp_copies: usize,
     /// Worker threads for features and alignment.
     pub threads: usize,

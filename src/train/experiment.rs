@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::info;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -198,7 +199,7 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
             ));
         }
     }
-    eprintln!(
+    info!(
         "experiment: {} cells, {} finished, {} to run ({}); output {}",
         cells.len(),
         cells.len() - todo.len(),
@@ -225,7 +226,7 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
             None,
         )?;
         let (tf, df) = data.frames();
-        eprintln!(
+        info!(
             "aligned train ({tf} frames) and dev ({df} frames) with {} in {:.0} s",
             cfg.align_model.display(),
             t0.elapsed().as_secs_f32()
@@ -234,9 +235,9 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
         let test = subset(DataDir::open(&cfg.test)?, cfg.max_decode_utts);
         for (i, cell) in todo.iter().enumerate() {
             let name = cell.name(width);
-            eprintln!("cell {}/{}: {name}", i + 1, todo.len());
+            info!("cell {}/{}: {name}", i + 1, todo.len());
             let r = run_cell(cfg, *cell, &data, &lm, &lm_text, &dev, &test, &recipe)?;
-            eprintln!(
+            info!(
                 "cell {name}: dev CE {:.3}, dev frame acc {:.2}%, dev WER {:.2}%, test WER {:.2}%, last-layer sparsity {:.1}% ({:.0} s)",
                 r.dev_ce,
                 100.0 * r.dev_frame_acc,

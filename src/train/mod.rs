@@ -7,6 +7,9 @@
 
 pub mod align;
 pub mod config;
+pub mod data;
 pub mod experiment;
+mod par;
 pub mod recipe;
+mod run;
 pub mod sgd;
