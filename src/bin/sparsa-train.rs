@@ -340,33 +340,17 @@ fn lm(a: LmArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Attaches the int8 export and prints what calibration found.
+/// Attaches the int8 export (calibration logs what it found).
 fn calibrate(
     model: &mut sparsa::am::model::AcousticModel,
     data: &sparsa::corpus::datadir::DataDir,
     c: &CalibrationArgs,
 ) -> anyhow::Result<()> {
-    let t0 = std::time::Instant::now();
-    sparsa::am::quant::quantize_model(model, data, c.calibration_frames, c.calibration_percentile)?;
-    // INVARIANT: quantize_model just set it.
-    let q = model.quantized.as_ref().expect("quantized");
-    eprintln!(
-        "int8 export: calibrated on {} frames of {} utterances in {:.1} s",
-        q.calibration.frames,
-        q.calibration.utterances,
-        t0.elapsed().as_secs_f32()
-    );
-    for (l, (ql, s)) in q.layers.iter().zip(&q.stats).enumerate() {
-        eprintln!(
-            "  layer {l} input: scale {:.5} (range ±{:.3}, max {:.3}), clipped {:.4}%, zeros f32 {:.1}% / int8 {:.1}%",
-            ql.input_scale,
-            ql.input_scale * 127.0,
-            s.max_abs,
-            100.0 * s.clipped,
-            100.0 * s.zero_f32,
-            100.0 * s.zero_int8
-        );
-    }
+    let cfg = sparsa::train::calibrate::CalibrationConfig {
+        frames: c.calibration_frames,
+        percentile: c.calibration_percentile,
+    };
+    sparsa::train::calibrate::quantize_model(model, data, cfg)?;
     Ok(())
 }
 

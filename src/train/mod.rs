@@ -6,6 +6,7 @@
 //! imports `train`: the recognizer runs without it.
 
 pub mod align;
+pub mod calibrate;
 pub mod config;
 pub mod data;
 pub mod experiment;
