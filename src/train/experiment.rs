@@ -165,6 +165,20 @@ fn load_result(path: &Path) -> Result<CellResult> {
 /// Runs (or resumes) the grid and writes the report; returns every
 /// finished cell's result.
 pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
+    if cfg.seeds.is_empty() || cfg.depths.is_empty() || cfg.depths.contains(&0) {
+        return Err(Error::config(
+            "experiment",
+            "need at least one seed and depths of at least 1",
+        ));
+    }
+    let b = &cfg.base;
+    if b.batch == 0 || b.hidden_units == 0 || b.max_epochs == 0 {
+        return Err(Error::config(
+            "experiment",
+            "--batch, --units and --max-epochs must be at least 1",
+        ));
+    }
+    let started = Instant::now();
     let out = &cfg.out;
     let cells_dir = out.join("cells");
     std::fs::create_dir_all(&cells_dir).map_err(|e| Error::io(&cells_dir, e))?;
@@ -255,6 +269,13 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
         )?);
     }
     write_report(out, &results)?;
+    info!(
+        "{} cells in {}; report in {} ({:.0} s this run)",
+        results.len(),
+        out.display(),
+        out.join("results.md").display(),
+        started.elapsed().as_secs_f32()
+    );
     Ok(results)
 }
 

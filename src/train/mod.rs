@@ -7,6 +7,7 @@
 
 pub mod align;
 pub mod calibrate;
+pub mod commands;
 pub mod config;
 pub mod data;
 pub mod experiment;
