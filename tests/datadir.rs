@@ -2,7 +2,7 @@
 
 mod common;
 
-use sparsa::corpus::datadir::DataDir;
+use sparsa::corpus::datadir::{read_transcripts, DataDir};
 use std::fs;
 
 #[test]
@@ -83,4 +83,21 @@ fn missing_files_are_named() {
     for f in ["wav.scp", "text", "utt2spk"] {
         assert!(err.contains(f), "{err}");
     }
+}
+
+#[test]
+fn transcripts_alone_are_read_in_file_order_and_duplicates_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No wav.scp or utt2spk: an LM needs only the text.
+    write(tmp.path(), "text", "z2 TWO  WORDS\na1 ONE\n\ne0\n");
+    let t = read_transcripts(tmp.path()).unwrap();
+    let got: Vec<(&str, usize)> = t.iter().map(|t| (t.id.as_str(), t.words.len())).collect();
+    assert_eq!(got, [("z2", 2), ("a1", 1), ("e0", 0)]);
+    assert_eq!(t[0].words, ["TWO", "WORDS"]);
+    write(tmp.path(), "text", "a X\nb Y\na Z\n");
+    let err = read_transcripts(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("text:3: duplicate id 'a'"), "{err}");
+    let err = read_transcripts(&tmp.path().join("nope")).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("text: cannot read"), "{err}");
 }

@@ -6,9 +6,8 @@
 mod common;
 
 use sparsa::am::nnet::{Activation, Splice};
-use sparsa::features::frontend::FrontendConfig;
+use sparsa::train::config::TrainConfig;
 use sparsa::train::experiment::{run, ExperimentConfig};
-use sparsa::train::recipe::TrainConfig;
 use std::process::Command;
 
 fn config(out: &std::path::Path) -> ExperimentConfig {
@@ -18,27 +17,15 @@ fn config(out: &std::path::Path) -> ExperimentConfig {
             train: vec![c.join("fsdd/train")],
             dev: c.join("fsdd/dev"),
             lexicons: vec![c.join("../lexicon/cmudict.dict")],
-            frontend: FrontendConfig::default(),
-            activation: Activation::Relu,
-            hidden_layers: 1,
             hidden_units: 24,
             splice: Splice { left: 3, right: 3 },
-            rounds: 1,
+            // One newbob run on the fixed alignment (as the provenance says).
             align_epochs: 0,
             max_epochs: 3,
-            learning_rate: 0.03,
-            batch: 256,
-            seed: 1,
             max_utts: Some(400),
-            speed_perturb: Vec::new(),
-            freq_mask: 0,
-            context_min_frames: 0,
-            silence_pad_s: 0.0,
-            dropout: 0.0,
-            vtlp_copies: 0,
-            threads: 2,
             progress: false,
             command: "test".into(),
+            ..TrainConfig::default()
         },
         test: c.join("fsdd/test"),
         align_model: common::root().join("models/fsdd"),

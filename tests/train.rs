@@ -5,11 +5,12 @@
 mod common;
 
 use sparsa::am::model::AcousticModel;
-use sparsa::am::nnet::{Activation, Splice};
+use sparsa::am::nnet::Splice;
 use sparsa::features::frontend::{Frontend, FrontendConfig};
 use sparsa::search::lexicon::Lexicon;
 use sparsa::train::align::UttGraph;
-use sparsa::train::recipe::{train, TrainConfig};
+use sparsa::train::config::TrainConfig;
+use sparsa::train::recipe::train;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -24,26 +25,17 @@ fn config(seed: u64) -> TrainConfig {
             num_mel_bins: 23,
             ..FrontendConfig::default()
         },
-        activation: Activation::Relu,
         hidden_layers: 2,
         hidden_units: 64,
         splice: Splice { left: 3, right: 3 },
         rounds: 3,
         align_epochs: 3,
         max_epochs: 4,
-        learning_rate: 0.03,
-        batch: 256,
         seed,
         max_utts: Some(250),
-        speed_perturb: Vec::new(),
-        freq_mask: 0,
-        context_min_frames: 0,
-        silence_pad_s: 0.0,
-        dropout: 0.0,
-        vtlp_copies: 0,
-        threads: 2,
         progress: false,
         command: "tests/train.rs".into(),
+        ..TrainConfig::default()
     }
 }
 

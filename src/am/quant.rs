@@ -11,11 +11,11 @@
 //! waste the range on rare outliers); tanh outputs live in [−1, 1] and use
 //! 1/127. Rectifier outputs quantize to 0..=127, so their zeros (exact ones
 //! plus those rounding to zero) are what the sparse kernel skips.
+//! Gathering calibration frames from a data dir is the trainer's
+//! (`train::calibrate`); this module only sees the frames.
 
 use crate::am::kernels::{self, Isa, QWeights, SparseScratch};
-use crate::am::model::{AcousticModel, Calibration, Quantized};
 use crate::am::nnet::{log_softmax_rows, Activation, Network, LEAKY_SLOPE};
-use crate::corpus::datadir::DataDir;
 use crate::error::Result;
 use ndarray::{Array2, ArrayView2};
 
@@ -108,49 +108,6 @@ pub fn quantize(
         });
     }
     (layers, stats)
-}
-
-/// Calibrates on every 4th frame of utterances spread over `data` (a fixed,
-/// speaker-mixing order) until `frames` frames, and attaches the int8
-/// export to `am`.
-pub fn quantize_model(
-    am: &mut AcousticModel,
-    data: &DataDir,
-    frames: usize,
-    percentile: f32,
-) -> Result<()> {
-    let n = data.utterances.len();
-    let mut rows: Vec<f32> = Vec::new();
-    let (mut used, mut got) = (0, 0);
-    let dim = am.network.input_dim();
-    // A large prime stride visits every utterance once, mixing speakers.
-    let stride = if n % 7919 == 0 { 1 } else { 7919 };
-    for k in 0..n {
-        if got >= frames {
-            break;
-        }
-        let u = &data.utterances[(k * stride) % n];
-        let x = crate::am::scorer::file_inputs(am, &u.audio)?;
-        for row in x.outer_iter().step_by(4).take(frames - got) {
-            rows.extend(row.iter());
-            got += 1;
-        }
-        used += 1;
-    }
-    let inputs = Array2::from_shape_vec((got, dim), rows)
-        .map_err(|e| crate::error::Error::config("quantize", e.to_string()))?;
-    let (layers, stats) = quantize(&am.network, inputs.view(), percentile);
-    am.quantized = Some(Quantized {
-        calibration: Calibration {
-            data: data.dir.display().to_string(),
-            utterances: used,
-            frames: got,
-            percentile,
-        },
-        layers,
-        stats,
-    });
-    Ok(())
 }
 
 /// Round half to even for |x| < 2^22 without a libm call (`rintf` is not

@@ -3,12 +3,14 @@
 
 mod common;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use sparsa::am::model::{AM_FILE, LEXICON_FILE};
 use sparsa::am::nnet::{Activation, Splice};
+use sparsa::features::cmn::CmnConfig;
 use sparsa::features::frontend::FrontendConfig;
-use sparsa::train::recipe::{train, TrainConfig};
+use sparsa::train::calibrate::CalibrationConfig;
+use sparsa::train::commands;
+use sparsa::train::config::TrainConfig;
+use sparsa::train::experiment::{self, ExperimentConfig};
 use std::path::PathBuf;
 
 /// sparsa-train: train rectifier DNN-HMM acoustic models for sparsa.
@@ -297,86 +299,33 @@ struct AmArgs {
 }
 
 fn main() {
-    common::init_logging();
+    // The trainer's progress (epochs, rounds, calibration) is logged at info.
+    common::init_logging_at("warn,sparsa=info");
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Am(a) => am(a),
-        Command::Lm(a) => lm(a),
-        Command::Quantize(a) => quantize(a),
+        Command::Am(a) => {
+            let cfg = train_config(&a);
+            commands::am(&cfg, a.align_model.as_deref(), a.calibration.into(), &a.out).map(|_| ())
+        }
+        Command::Lm(a) => commands::lm(&a.train, a.order, &a.out).map(|_| ()),
+        Command::Quantize(a) => {
+            commands::quantize(&a.model, &a.train, a.out.as_deref(), a.calibration.into())
+                .map(|_| ())
+        }
         Command::Experiment(a) => experiment(a),
     };
     if let Err(err) = result {
-        std::process::exit(common::report("sparsa-train", &err));
+        std::process::exit(common::report("sparsa-train", &anyhow::Error::from(err)));
     }
 }
 
-fn lm(a: LmArgs) -> anyhow::Result<()> {
-    let mut sentences = Vec::new();
-    for d in &a.train {
-        let path = d.join("text");
-        let text = std::fs::read_to_string(&path).map_err(|e| sparsa::Error::io(&path, e))?;
-        sentences.extend(
-            text.lines()
-                .map(|l| {
-                    l.split_whitespace()
-                        .skip(1)
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .filter(|s| !s.is_empty()),
-        );
+impl From<CalibrationArgs> for CalibrationConfig {
+    fn from(c: CalibrationArgs) -> Self {
+        CalibrationConfig {
+            frames: c.calibration_frames,
+            percentile: c.calibration_percentile,
+        }
     }
-    let lm = sparsa::search::lm::NgramLm::estimate(&sentences, a.order)?;
-    std::fs::write(&a.out, lm.to_arpa()).with_context(|| format!("writing {}", a.out.display()))?;
-    eprintln!(
-        "wrote {}: order {}, {} words, from {} sentences",
-        a.out.display(),
-        a.order,
-        lm.words().len(),
-        sentences.len()
-    );
-    Ok(())
-}
-
-/// Attaches the int8 export and prints what calibration found.
-fn calibrate(
-    model: &mut sparsa::am::model::AcousticModel,
-    data: &sparsa::corpus::datadir::DataDir,
-    c: &CalibrationArgs,
-) -> anyhow::Result<()> {
-    let t0 = std::time::Instant::now();
-    sparsa::am::quant::quantize_model(model, data, c.calibration_frames, c.calibration_percentile)?;
-    // INVARIANT: quantize_model just set it.
-    let q = model.quantized.as_ref().expect("quantized");
-    eprintln!(
-        "int8 export: calibrated on {} frames of {} utterances in {:.1} s",
-        q.calibration.frames,
-        q.calibration.utterances,
-        t0.elapsed().as_secs_f32()
-    );
-    for (l, (ql, s)) in q.layers.iter().zip(&q.stats).enumerate() {
-        eprintln!(
-            "  layer {l} input: scale {:.5} (range ±{:.3}, max {:.3}), clipped {:.4}%, zeros f32 {:.1}% / int8 {:.1}%",
-            ql.input_scale,
-            ql.input_scale * 127.0,
-            s.max_abs,
-            100.0 * s.clipped,
-            100.0 * s.zero_f32,
-            100.0 * s.zero_int8
-        );
-    }
-    Ok(())
-}
-
-fn quantize(a: QuantizeArgs) -> anyhow::Result<()> {
-    let mut model = sparsa::am::model::AcousticModel::load(&a.model)?;
-    let data = sparsa::corpus::datadir::DataDir::open(&a.train)?;
-    calibrate(&mut model, &data, &a.calibration)?;
-    let out = a.out.unwrap_or(a.model);
-    let path = if out.is_dir() { out.join(AM_FILE) } else { out };
-    model.save(&path)?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
 }
 
 /// Parses `--dropout`: a probability below 1 (1 would drop every unit).
@@ -389,7 +338,8 @@ fn dropout_probability(s: &str) -> Result<f32, String> {
     }
 }
 
-/// The command line, without the program's install path, for provenance.
+/// The command line, without the program's install path, for provenance
+/// (so the record reads the same everywhere).
 fn command_line() -> String {
     std::iter::once("sparsa-train".to_string())
         .chain(std::env::args().skip(1))
@@ -408,37 +358,28 @@ fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
     out
 }
 
-fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
-    let cfg = sparsa::train::experiment::ExperimentConfig {
+fn experiment(a: ExperimentArgs) -> sparsa::Result<()> {
+    let cfg = ExperimentConfig {
         base: TrainConfig {
             train: a.train,
             dev: a.dev,
             lexicons: a.lexicons,
-            // Replaced by the alignment model's front end.
-            frontend: FrontendConfig::default(),
-            activation: Activation::Relu,
-            hidden_layers: 1,
+            // The front end is the alignment model's; activation, depth and
+            // seed are set per cell; one newbob run on a fixed alignment.
             hidden_units: a.units,
             splice: Splice {
                 left: a.context,
                 right: a.context,
             },
-            rounds: 1,
             align_epochs: 0,
             max_epochs: a.max_epochs,
             learning_rate: a.learning_rate,
             batch: a.batch,
-            seed: 1,
             max_utts: a.max_utts,
-            speed_perturb: Vec::new(),
-            freq_mask: 0,
-            context_min_frames: 0,
-            silence_pad_s: 0.0,
-            dropout: 0.0,
-            vtlp_copies: 0,
             threads: a.threads,
             progress: !a.quiet,
             command: command_line(),
+            ..TrainConfig::default()
         },
         test: a.test,
         align_model: a.align_model,
@@ -450,21 +391,7 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
         analyze_frames: a.analyze_frames,
         max_decode_utts: a.max_utts,
     };
-    if cfg.seeds.is_empty() || cfg.depths.contains(&0) || cfg.depths.is_empty() {
-        anyhow::bail!("need at least one seed and depths of at least 1");
-    }
-    if cfg.base.batch == 0 || cfg.base.hidden_units == 0 || cfg.base.max_epochs == 0 {
-        anyhow::bail!("--batch, --units and --max-epochs must be at least 1");
-    }
-    let t0 = std::time::Instant::now();
-    let results = sparsa::train::experiment::run(&cfg)?;
-    eprintln!(
-        "{} cells in {}; report in {} ({:.0} s this run)",
-        results.len(),
-        cfg.out.display(),
-        cfg.out.join("results.md").display(),
-        t0.elapsed().as_secs_f32()
-    );
+    experiment::run(&cfg)?;
     print!(
         "{}",
         std::fs::read_to_string(cfg.out.join("results.md")).unwrap_or_default()
@@ -472,18 +399,19 @@ fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn am(a: AmArgs) -> anyhow::Result<()> {
-    let cfg = TrainConfig {
-        train: a.train,
-        dev: a.dev,
-        lexicons: a.lexicons,
+/// The training settings of `sparsa-train am`.
+fn train_config(a: &AmArgs) -> TrainConfig {
+    TrainConfig {
+        train: a.train.clone(),
+        dev: a.dev.clone(),
+        lexicons: a.lexicons.clone(),
         frontend: FrontendConfig {
             sample_rate_hz: a.rate,
             num_mel_bins: a.mel_bins,
-            cmn: Some(sparsa::features::cmn::CmnConfig {
+            cmn: Some(CmnConfig {
                 prior_frames: a.cmn_prior_frames,
                 skip_below: Some(a.cmn_skip_below),
-                ..Default::default()
+                ..CmnConfig::default()
             }),
             ..FrontendConfig::default()
         },
@@ -501,7 +429,7 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         batch: a.batch,
         seed: a.seed,
         max_utts: a.max_utts,
-        speed_perturb: a.speed_perturb,
+        speed_perturb: a.speed_perturb.clone(),
         freq_mask: a.freq_mask,
         context_min_frames: a.context_min_frames,
         silence_pad_s: a.silence_pad,
@@ -509,59 +437,37 @@ fn am(a: AmArgs) -> anyhow::Result<()> {
         vtlp_copies: a.vtlp,
         threads: a.threads,
         progress: !a.quiet,
-        // Program name without its install path, so the record reads the same everywhere.
         command: command_line(),
-    };
-    let (mut model, lexicon) = match &a.align_model {
-        None => train(&cfg)?,
-        Some(dir) => {
-            let reference = sparsa::am::model::AcousticModel::load(&dir.join(AM_FILE))?;
-            let rf = reference.frontend.config();
-            if (rf.sample_rate_hz, rf.num_mel_bins) != (a.rate, a.mel_bins) {
-                anyhow::bail!(
-                    "--rate {} / --mel-bins {} differ from the alignment model's front end ({} Hz, {} bins): the labels would not fit the frames",
-                    a.rate, a.mel_bins, rf.sample_rate_hz, rf.num_mel_bins
-                );
-            }
-            let data = sparsa::train::recipe::align_with_model(
-                &cfg,
-                &reference,
-                &dir.display().to_string(),
-                cfg.frontend.cmn.as_ref(),
-            )?;
-            let model = sparsa::train::recipe::train_on_alignment(&cfg, &data);
-            (model, data.vocabulary.clone())
-        }
-    };
-    let data = sparsa::corpus::datadir::DataDir::open(&cfg.train[0])?;
-    calibrate(&mut model, &data, &a.calibration)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let t0 = std::time::Instant::now();
-    model.save(&a.out.join(AM_FILE))?;
-    let save_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let lex_path = a.out.join(LEXICON_FILE);
-    std::fs::write(&lex_path, lexicon.to_text(&model.phones))
-        .with_context(|| format!("writing {}", lex_path.display()))?;
-    let p = &model.provenance;
-    // The kept network is the final round's best epoch by dev CE.
-    let final_round = p.epochs.last().map_or(0, |e| e.round);
-    let best_ce = p
-        .epochs
-        .iter()
-        .filter(|e| e.round == final_round)
-        .map(|e| e.dev_ce)
-        .fold(f32::INFINITY, f32::min);
-    eprintln!(
-        "wrote {} ({} parameters, model file written in {save_ms:.0} ms): dev CE {:.3}, dev frame accuracy {:.2}% in {:.0} s",
-        a.out.display(),
-        model.network.num_params(),
-        best_ce,
-        100.0
-            * p.dev_frame_acc_per_round
-                .last()
-                .copied()
-                .unwrap_or(f32::NAN),
-        p.train_seconds
-    );
-    Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn train_config_defaults_are_the_flag_defaults() {
+        let args = ["sparsa-train", "am", "--train", "t", "--dev", "d"];
+        let args = args.into_iter().chain(["--lexicon", "l", "--out", "o"]);
+        let Command::Am(a) = Cli::parse_from(args).command else {
+            unreachable!("parsed as am")
+        };
+        let want = TrainConfig {
+            train: vec!["t".into()],
+            dev: "d".into(),
+            lexicons: vec!["l".into()],
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            TrainConfig {
+                command: String::new(),
+                ..train_config(&a)
+            },
+            want
+        );
+        assert_eq!(
+            CalibrationConfig::from(a.calibration),
+            CalibrationConfig::default()
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Kaldi-style data directories (`wav.scp`, `text`, `utt2spk`, `spk2utt`):
-//! reading them and reporting every inconsistency in one pass.
+//! reading them (or just their transcripts) and reporting every
+//! inconsistency in one pass.
 
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +26,42 @@ pub struct DataDir {
     pub dir: PathBuf,
     /// Its utterances.
     pub utterances: Vec<Utterance>,
+}
+
+/// One line of a `text` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transcript {
+    /// Utterance id.
+    pub id: String,
+    /// Upper-case words as written (empty for an empty transcript).
+    pub words: Vec<String>,
+}
+
+/// The transcripts of `dir/text` alone, in file order, for uses that need
+/// no audio (an LM). Duplicate ids are reported as [`DataDir::open`]
+/// reports them; empty transcripts are kept, with no words.
+pub fn read_transcripts(dir: &Path) -> Result<Vec<Transcript>> {
+    let fail = |problems| Error::DataDir {
+        dir: dir.to_path_buf(),
+        problems,
+    };
+    let text = std::fs::read_to_string(dir.join("text"))
+        .map_err(|e| fail(vec![format!("text: cannot read: {e}")]))?;
+    let mut problems = Vec::new();
+    let table = parse_table("text", &text, &mut problems);
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    let mut lines: Vec<(usize, Transcript)> = table
+        .entries
+        .into_iter()
+        .map(|(id, (line, words))| {
+            let words = words.split_whitespace().map(str::to_string).collect();
+            (line, Transcript { id, words })
+        })
+        .collect();
+    lines.sort_unstable_by_key(|(line, _)| *line);
+    Ok(lines.into_iter().map(|(_, t)| t).collect())
 }
 
 /// Parsed `<id> <rest>` lines of one file, with problems noted.

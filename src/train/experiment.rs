@@ -17,12 +17,14 @@ use crate::error::{Error, Result};
 use crate::recognizer::{decode_file, Model, RecognizerConfig, LM_FILE};
 use crate::search::lm::NgramLm;
 use crate::tools::analyze::{hidden_stats, LayerStats};
-use crate::train::recipe::{align_with_model, train_on_alignment, FixedAlignment, TrainConfig};
+use crate::train::config::TrainConfig;
+use crate::train::recipe::{align_with_model, train_on_alignment, FixedAlignment};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::info;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -163,6 +165,20 @@ fn load_result(path: &Path) -> Result<CellResult> {
 /// Runs (or resumes) the grid and writes the report; returns every
 /// finished cell's result.
 pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
+    if cfg.seeds.is_empty() || cfg.depths.is_empty() || cfg.depths.contains(&0) {
+        return Err(Error::config(
+            "experiment",
+            "need at least one seed and depths of at least 1",
+        ));
+    }
+    let b = &cfg.base;
+    if b.batch == 0 || b.hidden_units == 0 || b.max_epochs == 0 {
+        return Err(Error::config(
+            "experiment",
+            "--batch, --units and --max-epochs must be at least 1",
+        ));
+    }
+    let started = Instant::now();
     let out = &cfg.out;
     let cells_dir = out.join("cells");
     std::fs::create_dir_all(&cells_dir).map_err(|e| Error::io(&cells_dir, e))?;
@@ -197,7 +213,7 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
             ));
         }
     }
-    eprintln!(
+    info!(
         "experiment: {} cells, {} finished, {} to run ({}); output {}",
         cells.len(),
         cells.len() - todo.len(),
@@ -224,7 +240,7 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
             None,
         )?;
         let (tf, df) = data.frames();
-        eprintln!(
+        info!(
             "aligned train ({tf} frames) and dev ({df} frames) with {} in {:.0} s",
             cfg.align_model.display(),
             t0.elapsed().as_secs_f32()
@@ -233,9 +249,9 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
         let test = subset(DataDir::open(&cfg.test)?, cfg.max_decode_utts);
         for (i, cell) in todo.iter().enumerate() {
             let name = cell.name(width);
-            eprintln!("cell {}/{}: {name}", i + 1, todo.len());
+            info!("cell {}/{}: {name}", i + 1, todo.len());
             let r = run_cell(cfg, *cell, &data, &lm, &lm_text, &dev, &test, &recipe)?;
-            eprintln!(
+            info!(
                 "cell {name}: dev CE {:.3}, dev frame acc {:.2}%, dev WER {:.2}%, test WER {:.2}%, last-layer sparsity {:.1}% ({:.0} s)",
                 r.dev_ce,
                 100.0 * r.dev_frame_acc,
@@ -253,6 +269,13 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
         )?);
     }
     write_report(out, &results)?;
+    info!(
+        "{} cells in {}; report in {} ({:.0} s this run)",
+        results.len(),
+        out.display(),
+        out.join("results.md").display(),
+        started.elapsed().as_secs_f32()
+    );
     Ok(results)
 }
 

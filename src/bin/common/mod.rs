@@ -2,7 +2,14 @@
 //! stderr line and an exit code (0 ok or reader gone, 1 runtime, 2 bad input).
 
 /// Installs the stderr log subscriber (`RUST_LOG`, default `warn`).
+#[allow(dead_code)] // sparsa-train uses init_logging_at
 pub fn init_logging() {
+    init_logging_at("warn");
+}
+
+/// Installs the stderr log subscriber (`RUST_LOG`, else `default`, an
+/// env-filter directive such as `warn,sparsa=info`).
+pub fn init_logging_at(default: &str) {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -10,7 +17,7 @@ pub fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .init();
 }

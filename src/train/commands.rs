@@ -1,0 +1,128 @@
+//! What `sparsa-train`'s subcommands do, as library calls (the binary only
+//! parses flags): train a model folder, estimate an LM from transcripts,
+//! add the int8 export to a model.
+
+use crate::am::model::{AcousticModel, AM_FILE, LEXICON_FILE};
+use crate::corpus::datadir::{read_transcripts, DataDir};
+use crate::error::{Error, Result};
+use crate::search::lm::NgramLm;
+use crate::train::calibrate::{quantize_model, CalibrationConfig};
+use crate::train::config::TrainConfig;
+use crate::train::recipe::{align_with_model, train, train_on_alignment};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tracing::info;
+
+/// `sparsa-train am`: trains a model (from a flat start, or on the
+/// alignment of the model folder `align_model`), calibrates its int8
+/// export on the first train dir and writes `out/am.ron` and
+/// `out/lexicon.txt`.
+pub fn am(
+    cfg: &TrainConfig,
+    align_model: Option<&Path>,
+    calibration: CalibrationConfig,
+    out: &Path,
+) -> Result<AcousticModel> {
+    let (mut model, lexicon) = match align_model {
+        None => train(cfg)?,
+        Some(dir) => {
+            let reference = AcousticModel::load(&dir.join(AM_FILE))?;
+            let (rf, f) = (reference.frontend.config(), &cfg.frontend);
+            if (rf.sample_rate_hz, rf.num_mel_bins) != (f.sample_rate_hz, f.num_mel_bins) {
+                return Err(Error::config(
+                    "frontend",
+                    format!(
+                        "--rate {} / --mel-bins {} differ from the alignment model's front end ({} Hz, {} bins): the labels would not fit the frames",
+                        f.sample_rate_hz, f.num_mel_bins, rf.sample_rate_hz, rf.num_mel_bins
+                    ),
+                ));
+            }
+            let data = align_with_model(
+                cfg,
+                &reference,
+                &dir.display().to_string(),
+                cfg.frontend.cmn.as_ref(),
+            )?;
+            (train_on_alignment(cfg, &data), data.vocabulary)
+        }
+    };
+    let first = cfg
+        .train
+        .first()
+        .ok_or_else(|| Error::config("train", "no training data dir"))?;
+    quantize_model(&mut model, &DataDir::open(first)?, calibration)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let t0 = Instant::now();
+    model.save(&out.join(AM_FILE))?;
+    let save_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let lex_path = out.join(LEXICON_FILE);
+    std::fs::write(&lex_path, lexicon.to_text(&model.phones))
+        .map_err(|e| Error::io(&lex_path, e))?;
+    let p = &model.provenance;
+    // The kept network is the final round's best epoch by dev CE.
+    let final_round = p.epochs.last().map_or(0, |e| e.round);
+    let best_ce = p
+        .epochs
+        .iter()
+        .filter(|e| e.round == final_round)
+        .map(|e| e.dev_ce)
+        .fold(f32::INFINITY, f32::min);
+    info!(
+        "wrote {} ({} parameters, model file written in {save_ms:.0} ms): dev CE {:.3}, dev frame accuracy {:.2}% in {:.0} s",
+        out.display(),
+        model.network.num_params(),
+        best_ce,
+        100.0
+            * p.dev_frame_acc_per_round
+                .last()
+                .copied()
+                .unwrap_or(f32::NAN),
+        p.train_seconds
+    );
+    Ok(model)
+}
+
+/// `sparsa-train lm`: estimates an n-gram LM of `order` from the `text`
+/// files of the data dirs `train` and writes it to `out` as ARPA.
+pub fn lm(train: &[PathBuf], order: usize, out: &Path) -> Result<NgramLm> {
+    let mut sentences = Vec::new();
+    for d in train {
+        sentences.extend(
+            read_transcripts(d)?
+                .into_iter()
+                .map(|t| t.words)
+                .filter(|w| !w.is_empty()),
+        );
+    }
+    let lm = NgramLm::estimate(&sentences, order)?;
+    std::fs::write(out, lm.to_arpa()).map_err(|e| Error::io(out, e))?;
+    info!(
+        "wrote {}: order {order}, {} words, from {} sentences",
+        out.display(),
+        lm.words().len(),
+        sentences.len()
+    );
+    Ok(lm)
+}
+
+/// `sparsa-train quantize`: (re)calibrates the int8 export of the model at
+/// `model` (folder or file) on the data dir `train` and writes it to `out`
+/// (a folder or file; default: in place). Returns the file written.
+pub fn quantize(
+    model: &Path,
+    train: &Path,
+    out: Option<&Path>,
+    calibration: CalibrationConfig,
+) -> Result<PathBuf> {
+    let mut am = AcousticModel::load(model)?;
+    quantize_model(&mut am, &DataDir::open(train)?, calibration)?;
+    let out = out.unwrap_or(model);
+    let path = if out.is_dir() {
+        out.join(AM_FILE)
+    } else {
+        out.to_path_buf()
+    };
+    am.save(&path)?;
+    info!("wrote {}", path.display());
+    Ok(path)
+}
