@@ -147,3 +147,26 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_of_the_program_are_not_bad_input() {
+        assert_eq!(
+            Error::runtime("sparsa-scorer thread", "panicked").exit_code(),
+            1
+        );
+        let pipe = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone");
+        let out = Error::Output { source: pipe };
+        assert_eq!(out.exit_code(), 1);
+        assert!(out.is_broken_pipe());
+        assert!(!Error::config("x", "y").is_broken_pipe());
+        assert_eq!(Error::config("x", "y").exit_code(), 2);
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no");
+        let e = Error::io(Path::new("models/x/am.ron"), missing);
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().starts_with("models/x/am.ron: "), "{e}");
+    }
+}

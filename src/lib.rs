@@ -3,7 +3,8 @@
 //!
 //! The library is cut into layers; a module imports only layers listed
 //! before it here, and the runtime (`audio` .. `recognizer`) never imports
-//! `live`, `tools` or `train`. See the README's `## Architecture` for the map.
+//! `live`, `tools` or `train`. See the README's `## Architecture` for the map;
+//! `tests/layers.rs` checks the rule on the source.
 //!
 //! Cargo features: `live` (microphone capture, the daemon), `tools`
 //! (evaluation, analysis, plots, progress bars) and `train` (the trainer)

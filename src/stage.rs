@@ -5,7 +5,7 @@
 //!
 //! It sits at the bottom (beside `error`) so that each layer implements it
 //! on its own type without knowing the others; only `recognizer` knows
-//! their order. The single-threaded [`Recognizer`](crate::recognizer::Recognizer)
+//! their order. The single-threaded `recognizer::Recognizer`
 //! and the threaded pipeline drive the same stage objects through these
 //! verbs, so gaps and ends are handled once, in [`Stage::gap`] and
 //! [`Stage::input_finished`].

@@ -5,7 +5,8 @@
 
 mod common;
 
-use sparsa::search::decoder::{Decoder, DecoderConfig, SearchGraph};
+use sparsa::search::decoder::Decoder;
+use sparsa::search::graph::{DecoderConfig, SearchGraph};
 use sparsa::search::hmm::Topology;
 use sparsa::search::lexicon::{Lexicon, PhoneSet};
 use sparsa::search::lm::NgramLm;

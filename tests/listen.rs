@@ -294,18 +294,20 @@ fn a_starved_consumer_loses_audio_as_a_counted_gap_and_recognition_resumes() {
     std::thread::sleep(Duration::from_millis(1500));
     let (events, code, log) = l.interrupt();
     assert_eq!(code, Some(0), "{log}");
-    let gap = events
-        .iter()
-        .find(|e| e["type"] == "gap")
-        .unwrap_or_else(|| panic!("no gap event: {events:?}\n{log}"));
-    let dropped = gap["dropped_samples"].as_u64().unwrap();
-    assert!(dropped > 8000, "{gap}");
+    // The stall's hole is one gap of about 1.25 s. A loaded machine may add
+    // smaller ones (the ring is only 0.25 s): they are counted, not errors.
+    let stall =
+        |e: &serde_json::Value| e["type"] == "gap" && e["dropped_samples"].as_u64().unwrap() > 8000;
+    assert!(
+        events.iter().any(stall),
+        "no gap of the stall: {events:?}\n{log}"
+    );
     let last_stats = final_stats(&log);
     assert!(!last_stats.contains("dropped_samples=0"), "{last_stats}");
     // After the hole, the clip played later is still recognized.
     let after: Vec<String> = events
         .iter()
-        .skip_while(|e| e["type"] != "gap")
+        .skip_while(|e| !stall(e))
         .filter(|e| e["type"] == "final")
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();

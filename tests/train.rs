@@ -196,7 +196,7 @@ fn tiny_recognizer_model() -> std::sync::Arc<sparsa::recognizer::Model> {
             m.clone(),
             lex,
             lm,
-            sparsa::search::decoder::DecoderConfig::tuned(),
+            sparsa::search::graph::DecoderConfig::tuned(),
             sparsa::am::scorer::ScorerConfig::default(),
         )
         .unwrap(),
@@ -494,7 +494,7 @@ fn context_dependent_states_are_trained_saved_and_decoded() {
             back,
             &tiny().1,
             sparsa::search::lm::NgramLm::estimate(&sents, 2).unwrap(),
-            sparsa::search::decoder::DecoderConfig::tuned(),
+            sparsa::search::graph::DecoderConfig::tuned(),
             sparsa::am::scorer::ScorerConfig::default(),
         )
         .unwrap(),

@@ -2,8 +2,9 @@
 //! versioned model file, and the streaming scorer that turns feature frames
 //! into per-pdf scaled likelihoods.
 //!
-//! May import: `error`, `rng`, `features` (the model file carries the front
-//! end's settings). Knows nothing of words, search or audio devices.
+//! May import: `error`, `rng`, `stage`, `features` and `search` (the model
+//! file carries the front end's settings, the phone set and the HMM
+//! topology). Knows nothing of the decoder's work, audio or devices.
 
 pub mod kernels;
 pub mod model;

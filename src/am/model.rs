@@ -256,7 +256,8 @@ impl Quantized {
             });
         }
         // Validates values and scales exactly as the scorer will.
-        crate::am::quant::QNetwork::new(net, &layers, false, crate::am::kernels::Isa::Portable)?;
+        crate::am::quant::QNetwork::new(net, &layers, false, crate::am::kernels::Isa::Portable)
+            .map_err(|e| e.0)?;
         Ok(Quantized {
             calibration: f.calibration,
             layers,

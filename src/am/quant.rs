@@ -16,7 +16,6 @@
 
 use crate::am::kernels::{self, Isa, QWeights, SparseScratch};
 use crate::am::nnet::{log_softmax_rows, Activation, Network, LEAKY_SLOPE};
-use crate::error::Result;
 use ndarray::{Array2, ArrayView2};
 
 /// The int8 parameters of one layer, as stored in the model file.
@@ -159,33 +158,46 @@ pub struct QState {
     pub inputs_zero: Vec<u64>,
 }
 
+/// Int8 tensors that do not fit their network: which layer and what is
+/// wrong. The model loader turns it into an error naming the model file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct QuantShapeError(pub String);
+
 impl QNetwork {
     /// Builds the runtime network; `sparse` builds the input-major weights
     /// that the sparse path reads (rectifier hidden layers only).
-    pub fn new(net: &Network, q: &[QuantLayer], sparse: bool, isa: Isa) -> Result<Self, String> {
+    pub fn new(
+        net: &Network,
+        q: &[QuantLayer],
+        sparse: bool,
+        isa: Isa,
+    ) -> Result<Self, QuantShapeError> {
         if q.len() != net.layers.len() {
-            return Err(format!(
+            return Err(QuantShapeError(format!(
                 "int8 tensors for {} layers but the network has {}",
                 q.len(),
                 net.layers.len()
-            ));
+            )));
         }
         let mut layers = Vec::new();
         for (l, (ql, fl)) in q.iter().zip(&net.layers).enumerate() {
             let (inp, out) = fl.w.dim();
             if ql.w.len() != inp * out || ql.w_scale.len() != out {
-                return Err(format!(
+                return Err(QuantShapeError(format!(
                     "int8 layer {l}: shape does not match [{out}, {inp}]"
-                ));
+                )));
             }
             if ql.w.contains(&i8::MIN) {
-                return Err(format!("int8 layer {l}: weight −128 is outside −127..=127"));
+                return Err(QuantShapeError(format!(
+                    "int8 layer {l}: weight −128 is outside −127..=127"
+                )));
             }
             let ok = |s: f32| s.is_finite() && s > 0.0;
             if !ok(ql.input_scale) || !ql.w_scale.iter().all(|&s| ok(s)) {
-                return Err(format!(
+                return Err(QuantShapeError(format!(
                     "int8 layer {l}: scales must be finite and positive"
-                ));
+                )));
             }
             let signed = l == 0 || net.activation != Activation::Relu;
             let next_inv = q.get(l + 1).map_or(1.0, |n| 1.0 / n.input_scale);

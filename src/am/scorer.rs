@@ -114,7 +114,7 @@ impl ScoringNet {
                     sparse,
                     crate::am::kernels::Isa::detect(),
                 )
-                .map_err(|e| Error::config("scorer", e))?;
+                .map_err(|e| Error::config("scorer", e.to_string()))?;
                 Some(Arc::new(qn))
             }
         };

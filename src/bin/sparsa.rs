@@ -249,7 +249,7 @@ fn eval(args: EvalArgs) -> Exit {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let bar = sparsa::tools::progress_bar(utts.len() as u64, "decoding");
+    let bar = sparsa::tools::progress_bar(true, utts.len() as u64, "decoding");
     let report = sparsa::tools::eval::decode_utterances(&model, &utts, threads, &|| bar.inc(1))?;
     bar.finish_and_clear();
     if let Some(p) = &args.hyp {

@@ -6,7 +6,7 @@
 use super::Model;
 use crate::am::scorer::{ScorerConfig, ScorerPath};
 use crate::error::{Error, Result};
-use crate::search::decoder::DecoderConfig;
+use crate::search::graph::DecoderConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

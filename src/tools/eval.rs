@@ -7,7 +7,7 @@
 
 use crate::corpus::datadir::Utterance;
 use crate::corpus::wer::{align, ErrorCounts};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::recognizer::{decode_file, Model};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -54,11 +54,7 @@ pub fn decode_utterances(
     threads: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<EvalReport> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .thread_name(|i| format!("sparsa-eval-{i}"))
-        .build()
-        .map_err(|e| Error::runtime("eval thread pool", e.to_string()))?;
+    let pool = super::thread_pool(threads, "sparsa-eval")?;
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
     let results: Result<Vec<UttResult>> = pool.install(|| {

@@ -13,8 +13,8 @@ use crate::features::frontend::{DitherConfig, Fbank, FrontendConfig};
 use crate::rng::Rng;
 use crate::search::hmm::PdfId;
 use crate::search::lexicon::{Lexicon, PhoneSet};
+use crate::tools::{progress_bar, thread_pool};
 use crate::train::config::TrainConfig;
-use crate::train::par::{pool, progress_bar};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -316,7 +316,7 @@ fn load_set(
         items.len() as u64,
         &format!("features {what}"),
     );
-    let results: Vec<Result<Vec<f32>>> = pool(cfg.threads)?.install(|| {
+    let results: Vec<Result<Vec<f32>>> = thread_pool(cfg.threads, "sparsa-train")?.install(|| {
         items
             .par_iter()
             .map(|(u, copy, _)| {

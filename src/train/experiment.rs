@@ -12,11 +12,12 @@ use crate::am::model::{AcousticModel, AM_FILE, LEXICON_FILE};
 use crate::am::nnet::Activation;
 use crate::am::scorer::{ScorerConfig, ScorerPath};
 use crate::corpus::datadir::DataDir;
-use crate::corpus::wer::{align, ErrorCounts};
+use crate::corpus::wer::ErrorCounts;
 use crate::error::{Error, Result};
-use crate::recognizer::{decode_file, Model, RecognizerConfig, LM_FILE};
+use crate::recognizer::{Model, RecognizerConfig, LM_FILE};
 use crate::search::lm::NgramLm;
 use crate::tools::analyze::{hidden_stats, LayerStats};
+use crate::tools::eval::decode_utterances;
 use crate::train::config::TrainConfig;
 use crate::train::recipe::{align_with_model, train_on_alignment, FixedAlignment};
 use serde::{Deserialize, Serialize};
@@ -392,7 +393,7 @@ fn run_cell(
         recipe: recipe.to_string(),
     };
     let text = ron::ser::to_string_pretty(&result, ron::ser::PrettyConfig::default())
-        .map_err(|e| Error::config("experiment", e.to_string()))?;
+        .map_err(|e| Error::runtime("serializing the cell result", e.to_string()))?;
     // Written last, and atomically: its presence marks the cell finished.
     let tmp = dir.join("result.ron.tmp");
     std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
@@ -408,44 +409,11 @@ fn decode_set(
     threads: usize,
     progress: bool,
 ) -> Result<ErrorCounts> {
-    let utts = &data.utterances;
-    let bar = if progress {
-        indicatif::ProgressBar::new(utts.len() as u64)
-            .with_message(format!("decode {}", data.dir.display()))
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<ErrorCounts>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut c = ErrorCounts::default();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(u) = utts.get(i) else {
-                            return Ok(c);
-                        };
-                        let (text, _) = decode_file(model, &u.audio)?;
-                        let hyp: Vec<&str> = text.split_whitespace().collect();
-                        c.add(align(&u.words, &hyp));
-                        bar.inc(1);
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            // INVARIANT: a panic in a worker is a bug; re-raise it.
-            .map(|h| h.join().expect("decode thread panicked"))
-            .collect()
-    });
+    let label = format!("decode {}", data.dir.display());
+    let bar = crate::tools::progress_bar(progress, data.utterances.len() as u64, &label);
+    let report = decode_utterances(model, &data.utterances, threads, &|| bar.inc(1))?;
     bar.finish_and_clear();
-    let mut total = ErrorCounts::default();
-    for r in results {
-        total.add(r?);
-    }
-    Ok(total)
+    Ok(report.total)
 }
 
 /// Mean and half-range over seeds of the cells sharing activation and depth.

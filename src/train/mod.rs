@@ -5,6 +5,13 @@
 //!
 //! May import: every layer below it (runtime, `corpus`, `tools`). Nothing
 //! imports `train`: the recognizer runs without it.
+//!
+//! Per-utterance work (features, alignment, decoding) runs as rayon maps on
+//! a pool of `--threads` workers ([`crate::tools::thread_pool`]). Every map
+//! is over independent utterances and collects in input order (or sums
+//! counts), and each utterance's work depends only on that utterance (a
+//! fresh front end each, VTLP warps drawn from its id), so results are the
+//! same whatever the thread count or the work stealing.
 
 pub mod align;
 pub mod calibrate;
@@ -12,7 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod data;
 pub mod experiment;
-mod par;
+pub mod flags;
 pub mod recipe;
 mod run;
 pub mod sgd;

@@ -9,10 +9,10 @@ use crate::features::frontend::FrontendParams;
 use crate::rng::Rng;
 use crate::search::hmm::Topology;
 use crate::search::lexicon::{Lexicon, PhoneSet};
+use crate::tools::{progress_bar, thread_pool};
 use crate::train::align::UttGraph;
 use crate::train::config::TrainConfig;
 use crate::train::data::{frames_of, freq_mask, Utt};
-use crate::train::par::{pool, progress_bar};
 use crate::train::sgd::{score, BatchStats, Sgd};
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -250,7 +250,7 @@ impl<'a> Run<'a> {
             set.len() as u64,
             &format!("align {what}"),
         );
-        let failed = pool(self.cfg.threads)?.install(|| {
+        let failed = thread_pool(self.cfg.threads, "sparsa-train")?.install(|| {
             set.par_iter_mut()
                 .map_init(Vec::new, |acts, u| {
                     let x = spliced(net, u);

@@ -1,0 +1,266 @@
+//! The trainer's command-line flags (`sparsa-train am`, `quantize`),
+//! beside the configs they fill: a new training option is a field of
+//! [`TrainConfig`], its default, and its flag and mapping here.
+//!
+//! Compiled without clap unless the `cli` feature is on.
+
+use crate::am::nnet::{Activation, Splice};
+use crate::features::cmn::CmnConfig;
+use crate::features::frontend::FrontendConfig;
+use crate::train::calibrate::CalibrationConfig;
+use crate::train::config::TrainConfig;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct AmFlags {
+    /// Training data dir (repeatable).
+    #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "DIR"))]
+    pub train: Vec<PathBuf>,
+    /// Dev data dir: learning-rate schedule and reported metrics.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub dev: PathBuf,
+    /// CMUdict-format lexicon (repeatable; merged).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "lexicon", required = true, value_name = "FILE")
+    )]
+    pub lexicons: Vec<PathBuf>,
+    /// Output model folder (created).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub out: PathBuf,
+    /// Hidden nonlinearity.
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Activation::Relu))]
+    pub activation: Activation,
+    /// Hidden layers.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 4))]
+    pub layers: usize,
+    /// Units per hidden layer.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 512))]
+    pub units: usize,
+    /// Frames of context on each side.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
+    pub context: usize,
+    /// Train-then-realign rounds (round 0 trains on the flat start; the last
+    /// trains a fresh network on the final alignment).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
+    pub rounds: usize,
+    /// Epoch cap for each round before the last.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
+    pub align_epochs: usize,
+    /// Epoch cap for the last round (newbob usually stops earlier).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 8))]
+    pub max_epochs: usize,
+    /// Initial learning rate (0.03 won a sweep over 0.01/0.03/0.08 on speechocean762).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.03))]
+    pub learning_rate: f32,
+    /// Minibatch size in frames.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256))]
+    pub batch: usize,
+    /// Seed for initialization and shuffling.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
+    pub seed: u64,
+    /// Use only a fixed random subset of N utterances of train and of dev (quick runs).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    pub max_utts: Option<usize>,
+    /// Feature rate in Hz (audio is resampled to it).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 16_000))]
+    pub rate: u32,
+    /// Mel filters.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 40))]
+    pub mel_bins: usize,
+    /// Weight, in frames, of the training mean in online CMN while a
+    /// stream's own window fills (smaller adapts faster to a new speaker).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 100, value_name = "FRAMES")
+    )]
+    pub cmn_prior_frames: usize,
+    /// Keep frames whose mean log-mel value is below this out of the CMN
+    /// statistics (digital silence is about 4, speech 10–20).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 8.0, value_name = "LOGMEL")
+    )]
+    pub cmn_skip_below: f32,
+    /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_name = "F,F"))]
+    pub speed_perturb: Vec<f32>,
+    /// Frequency masking while training: each frame gets one band of up to
+    /// this many mel bins set to the mean, across its splice window (0 = off).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0, value_name = "BINS"))]
+    pub freq_mask: usize,
+    /// Skip the flat-start bootstrap: align train (with its speed-perturbed
+    /// copies) and dev once with this model and train one fresh network on
+    /// that alignment (the model's phones, topology and framing; this run's
+    /// CMN settings). Kaldi's recipes train DNNs on a previous model's
+    /// alignment the same way.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "MODEL_DIR"))]
+    pub align_model: Option<PathBuf>,
+    /// With --align-model: word-internal triphone states, each with at
+    /// least this many aligned train frames its own DNN output (rarer ones
+    /// tied to biphone, then monophone states; 0 = the reference's outputs).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            default_value_t = 0,
+            value_name = "FRAMES",
+            requires = "align_model"
+        )
+    )]
+    pub context_min_frames: u64,
+    /// Add this many seconds of digital silence before and after every
+    /// train utterance, dithered as at recognition (teaches the network
+    /// what a muted or idle input looks like; 0 = off).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 0.0, value_name = "SECONDS")
+    )]
+    pub silence_pad: f32,
+    /// Dropout while training: each hidden unit's output is zeroed with
+    /// this probability in every minibatch (regularizes small corpora;
+    /// 0 = off, as in the paper).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0, value_name = "P", value_parser = parse_dropout))]
+    pub dropout: f32,
+    /// Add this many vocal-tract-length-perturbed copies of train: each
+    /// copy of an utterance has its mel axis warped by a factor drawn from
+    /// 0.9..1.1 (VTLP; simulates speakers the corpus lacks).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0, value_name = "COPIES"))]
+    pub vtlp: usize,
+    /// Threads for features and alignment.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 2))]
+    pub threads: usize,
+    /// No progress bars.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub quiet: bool,
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub calibration: CalibrationFlags,
+}
+
+impl AmFlags {
+    /// The training settings these flags ask for.
+    pub fn config(&self) -> TrainConfig {
+        let a = self;
+        TrainConfig {
+            train: a.train.clone(),
+            dev: a.dev.clone(),
+            lexicons: a.lexicons.clone(),
+            frontend: FrontendConfig {
+                sample_rate_hz: a.rate,
+                num_mel_bins: a.mel_bins,
+                cmn: Some(CmnConfig {
+                    prior_frames: a.cmn_prior_frames,
+                    skip_below: Some(a.cmn_skip_below),
+                    ..CmnConfig::default()
+                }),
+                ..FrontendConfig::default()
+            },
+            activation: a.activation,
+            hidden_layers: a.layers,
+            hidden_units: a.units,
+            splice: Splice {
+                left: a.context,
+                right: a.context,
+            },
+            rounds: a.rounds,
+            align_epochs: a.align_epochs,
+            max_epochs: a.max_epochs,
+            learning_rate: a.learning_rate,
+            batch: a.batch,
+            seed: a.seed,
+            max_utts: a.max_utts,
+            speed_perturb: a.speed_perturb.clone(),
+            freq_mask: a.freq_mask,
+            context_min_frames: a.context_min_frames,
+            silence_pad_s: a.silence_pad,
+            dropout: a.dropout,
+            vtlp_copies: a.vtlp,
+            threads: a.threads,
+            progress: !a.quiet,
+            command: command_line(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct CalibrationFlags {
+    /// Calibration frames (taken from utterances spread over the train dir).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 20_000, value_name = "FRAMES")
+    )]
+    pub calibration_frames: usize,
+    /// Percentile of non-zero activation magnitudes mapped to ±127.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 99.99, value_name = "PCT")
+    )]
+    pub calibration_percentile: f32,
+}
+
+impl From<CalibrationFlags> for CalibrationConfig {
+    fn from(c: CalibrationFlags) -> Self {
+        CalibrationConfig {
+            frames: c.calibration_frames,
+            percentile: c.calibration_percentile,
+        }
+    }
+}
+
+/// Parses `--dropout`: a probability below 1 (1 would drop every unit).
+pub fn parse_dropout(s: &str) -> Result<f32, String> {
+    let p: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..0.95).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a dropout probability in 0..0.95"))
+    }
+}
+
+/// The command line, without the program's install path, for provenance
+/// (so the record reads the same everywhere).
+pub fn command_line() -> String {
+    std::iter::once("sparsa-train".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(all(test, feature = "cli"))]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `sparsa-train am`'s flags, as the binary parses them.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        am: AmFlags,
+    }
+
+    #[test]
+    fn train_config_defaults_are_the_flag_defaults() {
+        let args = ["sparsa-train", "--train", "t", "--dev", "d"];
+        let args = args.into_iter().chain(["--lexicon", "l", "--out", "o"]);
+        let a = Cli::parse_from(args).am;
+        let want = TrainConfig {
+            train: vec!["t".into()],
+            dev: "d".into(),
+            lexicons: vec!["l".into()],
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            TrainConfig {
+                command: String::new(),
+                ..a.config()
+            },
+            want
+        );
+        assert_eq!(
+            CalibrationConfig::from(a.calibration),
+            CalibrationConfig::default()
+        );
+    }
+}
