@@ -130,9 +130,24 @@ fn threaded_events_equal_single_threaded_ones_across_endpoints_and_a_gap() {
     assert_eq!(got, want);
 }
 
+/// The model, the audio before and after the gap, and the reference
+/// events (10 ms chunks, one thread).
+type Reference = (Arc<Model>, Vec<f32>, Vec<f32>, Vec<Event>);
+
+/// The reference, computed once for every property case.
+fn reference() -> &'static Reference {
+    static REF: std::sync::OnceLock<Reference> = std::sync::OnceLock::new();
+    REF.get_or_init(|| {
+        let m = model();
+        let (before, after) = audio();
+        let want = single_threaded(&m, &before, &after, &[160]);
+        (m, before, after, want)
+    })
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {
-        cases: 6,
+        cases: 4,
         failure_persistence: None,
         ..Default::default()
     })]
@@ -144,11 +159,9 @@ proptest::proptest! {
         a in proptest::collection::vec(1usize..8000, 1..6),
         b in proptest::collection::vec(1usize..8000, 1..6),
     ) {
-        let m = model();
-        let (before, after) = audio();
-        let want = single_threaded(&m, &before, &after, &[160]);
-        proptest::prop_assert_eq!(&single_threaded(&m, &before, &after, &a), &want);
-        proptest::prop_assert_eq!(&threaded(&m, &before, &after, &b), &want);
+        let (m, before, after, want) = reference();
+        proptest::prop_assert_eq!(&single_threaded(m, before, after, &a), want);
+        proptest::prop_assert_eq!(&threaded(m, before, after, &b), want);
     }
 }
 

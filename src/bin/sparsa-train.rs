@@ -241,9 +241,9 @@ fn experiment(a: ExperimentArgs) -> sparsa::Result<()> {
         max_decode_utts: a.max_utts,
     };
     experiment::run(&cfg)?;
-    print!(
-        "{}",
-        std::fs::read_to_string(cfg.out.join("results.md")).unwrap_or_default()
-    );
-    Ok(())
+    let table = std::fs::read_to_string(cfg.out.join("results.md")).unwrap_or_default();
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(table.as_bytes())
+        .map_err(|source| sparsa::Error::Output { source })
 }

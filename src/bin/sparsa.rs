@@ -221,7 +221,8 @@ fn listen(args: ListenArgs) -> Exit {
 }
 
 fn bench(args: BenchArgs) -> Exit {
-    print!("{}", args.run()?);
+    eprintln!("measuring the scorer (about 10 s per model and path set)...");
+    std::io::stdout().write_all(args.run()?.as_bytes())?;
     Ok(0)
 }
 
@@ -256,7 +257,7 @@ fn eval(args: EvalArgs) -> Exit {
         std::fs::write(p, report.hypothesis_text())
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    print!("{}", report.summary(args.per_speaker));
+    std::io::stdout().write_all(report.summary(args.per_speaker).as_bytes())?;
     Ok(0)
 }
 
@@ -265,7 +266,7 @@ fn analyze(args: AnalyzeArgs) -> Exit {
     let (data_path, models) = args.paths.split_last().expect("two paths");
     let data = sparsa::corpus::datadir::DataDir::open(data_path)?;
     let table = sparsa::tools::analyze::write_report(models, &data, args.frames, &args.out)?;
-    print!("{table}");
+    std::io::stdout().write_all(table.as_bytes())?;
     eprintln!(
         "wrote layers.csv, units.csv, population_sparsity.csv, activation_probability.png, population_sparsity.png to {}",
         args.out.display()

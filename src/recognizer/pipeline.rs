@@ -146,14 +146,19 @@ impl<S: Stage + 'static> StageThread<S> {
             Some(period) => {
                 let frames = buf.len() / width;
                 let mut ok = true;
+                // One buffer until it carries output: most frames emit nothing.
+                let mut out = take_buf(&self.output_back);
                 for (k, frame) in buf.chunks_exact(width).enumerate() {
                     self.stage.accept(frame);
-                    let mut out = take_buf(&self.output_back);
                     self.stage.drain(&mut out);
+                    if out.is_empty() {
+                        continue;
+                    }
                     let at = captured
                         .checked_sub(period * (frames - 1 - k) as u32)
                         .unwrap_or(captured);
-                    if !out.is_empty() && !self.send(out, at, Duration::ZERO) {
+                    let full = std::mem::replace(&mut out, take_buf(&self.output_back));
+                    if !self.send(full, at, Duration::ZERO) {
                         ok = false;
                         break;
                     }
@@ -411,9 +416,10 @@ impl Pipeline {
                         Msg::Gap(_) => continue,
                         Msg::End => break,
                     };
-                    let ms = captured.elapsed().as_secs_f32() * 1e3;
                     for e in &buf {
                         sink(e)?;
+                        // Capture to written: the sink's own time counts.
+                        let ms = captured.elapsed().as_secs_f32() * 1e3;
                         stats.record_latency(ms, matches!(e, Event::Final { .. }));
                     }
                     let _ = back.try_send(buf);

@@ -57,7 +57,9 @@ pub fn decode_utterances(
     let pool = super::thread_pool(threads, "sparsa-eval")?;
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
-    let results: Result<Vec<UttResult>> = pool.install(|| {
+    // Every utterance is decoded; the first failure in data-dir order is
+    // reported, whatever order the threads finished in.
+    let results: Vec<Result<UttResult>> = pool.install(|| {
         utts.par_iter()
             .map(|u| {
                 let (text, audio_s) = decode_file(model, &u.audio)?;
@@ -74,7 +76,7 @@ pub fn decode_utterances(
             })
             .collect()
     });
-    let utts = results?;
+    let utts = results.into_iter().collect::<Result<Vec<_>>>()?;
     let mut total = ErrorCounts::default();
     for u in &utts {
         total.add(u.counts);
