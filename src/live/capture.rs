@@ -11,7 +11,7 @@
 //! Audio can also be lost before the callback sees it: an ALSA overrun, or
 //! a sound server discarding the data of a client too starved to read. The
 //! callback notices that as capture timestamps running ahead of the samples
-//! received ([`LossDetector`]) and reports the hole like a ring overrun.
+//! received (`live::loss`) and reports the hole like a ring overrun.
 
 use crate::audio::resample::StreamResampler;
 use crate::error::{Error, Result};

@@ -2,7 +2,7 @@
 //! the decoder and the output, connected by bounded crossbeam channels whose
 //! buffers are recycled. A source (stdin or file reader, or the capture
 //! pump) feeds it through an [`AudioSender`]. Each stage thread is the one
-//! generic [`StageThread`] around the single-threaded recognizer's own stage
+//! generic `StageThread` around the single-threaded recognizer's own stage
 //! objects ([`Stages`]), driven by the same [`Stage`] verbs, so events are
 //! the same; only `rtf` differs.
 //!

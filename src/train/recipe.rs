@@ -13,7 +13,7 @@
 //! likelihoods → priors and transitions from the final alignment.
 //! Train data can be augmented (speed perturbation, VTLP, silence padding,
 //! frequency masking) and the network regularized by dropout. The data
-//! steps are in [`crate::train::data`], the loop in [`crate::train::run`].
+//! steps are in [`crate::train::data`], the loop in `train::run`.
 
 use crate::am::model::AcousticModel;
 use crate::am::nnet::Activation;
