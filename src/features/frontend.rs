@@ -1,5 +1,6 @@
-//! Incremental log-mel filterbank with online cepstral mean normalization:
-//! samples in, feature frames out, bit-identical whatever the chunking.
+//! Incremental log-mel filterbank, and `Frontend` = filterbank + online CMN
+//! ([`crate::features::cmn`]): samples in, feature frames out,
+//! bit-identical whatever the chunking.
 //!
 //! Hand-written because the front end is part of the product: training and
 //! streaming must compute exactly the same numbers, with no allocation after

@@ -1,5 +1,6 @@
-//! The daemon's configuration file (`sparsa listen --config FILE`, RON):
-//! every field optional with a documented default, unknown fields rejected.
+//! The daemon's configuration file (`sparsa listen --config FILE`, RON),
+//! and the `listen` flags that override it: every field optional with a
+//! documented default, unknown fields rejected.
 //!
 //! ```text
 //! (

@@ -214,7 +214,7 @@ impl Recognizer {
 
     /// Feeds samples (mono, model rate, [-1, 1)) and appends any events.
     pub fn accept_samples(&mut self, samples: &[f32], events: &mut Vec<Event>) {
-        self.run(
+        self.step(
             events,
             |s, frames| {
                 s.accept(samples);
@@ -227,7 +227,7 @@ impl Recognizer {
 
     /// Ends the input: scores the last frames, finalizes the current utterance.
     pub fn input_finished(&mut self, events: &mut Vec<Event>) {
-        self.run(
+        self.step(
             events,
             |s, frames| {
                 Stage::input_finished(s);
@@ -248,7 +248,7 @@ impl Recognizer {
     /// utterance, reports a `gap` event and starts the next one fresh.
     pub fn gap(&mut self, samples: u64, lost_s: f64, events: &mut Vec<Event>) {
         let gap = Gap { samples, lost_s };
-        self.run(
+        self.step(
             events,
             |s, frames| s.gap(gap, frames),
             |s, rows| s.gap(gap, rows),
@@ -259,7 +259,7 @@ impl Recognizer {
     /// One step through the chain: `fe` and `sc` end with their output
     /// drained into the next stage's input, `dec` with events drained. The
     /// front end and scorer time is charged to the decoder's RTF.
-    fn run(
+    fn step(
         &mut self,
         events: &mut Vec<Event>,
         fe: impl FnOnce(&mut Frontend, &mut Vec<f32>),
@@ -276,6 +276,38 @@ impl Recognizer {
         s.decode.account(t0.elapsed());
         s.decode.accept(&self.rows);
         dec(&mut s.decode, events);
+    }
+
+    /// Recognizes a whole stream on this thread, handing every event to
+    /// `sink` as it comes; returns the samples read. A read fault ends the
+    /// input there: what was recognized before it still reaches `sink`,
+    /// then the fault is returned. A failing sink stops with
+    /// [`Error::Output`].
+    pub fn run_stream(
+        &mut self,
+        stream: &mut MonoStream,
+        mut sink: impl FnMut(&Event) -> std::io::Result<()>,
+    ) -> Result<u64> {
+        let (mut events, mut block) = (Vec::new(), Vec::new());
+        let mut samples = 0u64;
+        let read_result = loop {
+            match stream.read_block(&mut block) {
+                Ok(true) => {
+                    samples += block.len() as u64;
+                    self.accept_samples(&block, &mut events);
+                }
+                Ok(false) => break Ok(samples),
+                Err(e) => break Err(e),
+            }
+            for e in events.drain(..) {
+                sink(&e).map_err(|source| Error::Output { source })?;
+            }
+        };
+        self.input_finished(&mut events);
+        for e in events.drain(..) {
+            sink(&e).map_err(|source| Error::Output { source })?;
+        }
+        read_result
     }
 }
 
@@ -314,34 +346,17 @@ pub fn recognize_stream<F>(
     model: &Arc<Model>,
     stream: &mut MonoStream,
     threaded: bool,
-    mut sink: F,
+    sink: F,
 ) -> Result<()>
 where
     F: FnMut(&Event) -> std::io::Result<()> + Send + 'static,
 {
-    let mut read_result = Ok(());
     if !threaded {
-        let mut rec = Recognizer::new(model.clone());
-        let (mut events, mut block) = (Vec::new(), Vec::new());
-        loop {
-            match stream.read_block(&mut block) {
-                Ok(true) => rec.accept_samples(&block, &mut events),
-                Ok(false) => break,
-                Err(e) => {
-                    read_result = Err(e);
-                    break;
-                }
-            }
-            for e in events.drain(..) {
-                sink(&e).map_err(|source| Error::Output { source })?;
-            }
-        }
-        rec.input_finished(&mut events);
-        for e in events.drain(..) {
-            sink(&e).map_err(|source| Error::Output { source })?;
-        }
-        return read_result;
+        return Recognizer::new(model.clone())
+            .run_stream(stream, sink)
+            .map(|_| ());
     }
+    let mut read_result = Ok(());
     let (pipeline, sender) =
         pipeline::Pipeline::start(model.clone(), pipeline::PipelineConfig::default(), sink)?;
     loop {
@@ -373,20 +388,12 @@ pub fn decode_file(model: &Arc<Model>, path: &Path) -> Result<(String, f64)> {
     let mut rec = Recognizer::new(model.clone());
     rec.set_endpointing(false);
     let mut stream = MonoStream::open(path, None, rate)?;
-    let (mut events, mut block) = (Vec::new(), Vec::new());
-    let mut samples = 0usize;
-    while stream.read_block(&mut block)? {
-        samples += block.len();
-        rec.accept_samples(&block, &mut events);
-    }
-    rec.input_finished(&mut events);
-    let text = events
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Final { text, .. } => Some(text),
-            Event::Partial { .. } | Event::Gap { .. } => None,
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    Ok((text, samples as f64 / rate as f64))
+    let mut finals = Vec::new();
+    let samples = rec.run_stream(&mut stream, |e| {
+        if let Event::Final { text, .. } = e {
+            finals.push(text.clone());
+        }
+        Ok(())
+    })?;
+    Ok((finals.join(" "), samples as f64 / rate as f64))
 }
