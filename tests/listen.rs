@@ -100,16 +100,17 @@ impl Listener {
             _dir: dir,
         };
         let t0 = Instant::now();
-        while !l.log().contains("listening") {
+        while !l.log().contains("first audio from the device") {
             assert!(
                 t0.elapsed() < Duration::from_secs(20),
-                "no start: {}",
+                "no audio: {}",
                 l.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Let capture settle (first callbacks).
-        std::thread::sleep(Duration::from_millis(500));
+        // A freshly started sound server delivers its first second in
+        // bursts (and may lose some of it upstream): let it settle.
+        std::thread::sleep(Duration::from_millis(1000));
         l
     }
 
@@ -284,12 +285,28 @@ fn a_starved_consumer_loses_audio_as_a_counted_gap_and_recognition_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sparsa.ron");
     std::fs::write(&cfg, "(ring_seconds: 0.25, stats_interval_s: 1.0)").unwrap();
-    // The pump stops draining for 1.5 s, 1 s after start: the 0.25 s ring overflows.
+    // The pump stops draining for 1.5 s, 1 s after the first audio: the
+    // 0.25 s ring overflows. The clip is played once the overflow shows in
+    // the stats and the stall is surely over, however late the sound
+    // server started delivering.
     let l = Listener::start(
         &["--config", cfg.to_str().unwrap()],
         &[("SPARSA_FAULT_STALL_PUMP", "1000:1500")],
     );
-    std::thread::sleep(Duration::from_millis(2500));
+    let t0 = Instant::now();
+    while !l
+        .log()
+        .lines()
+        .any(|s| s.contains("stats") && !s.contains("dropped_samples=0"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no overflow: {}",
+            l.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1600));
     paplay(&clip(CLIPS[0].0));
     std::thread::sleep(Duration::from_millis(1500));
     let (events, code, log) = l.interrupt();

@@ -414,20 +414,21 @@ impl Pump {
     fn pump(&mut self) -> Result<()> {
         let mut resampler = self.resampler()?;
         // Fault injection for tests: `SPARSA_FAULT_STALL_PUMP=AFTER_MS:STALL_MS`
-        // stops draining the ring once, so the ring overflows as it would
-        // under CPU starvation.
+        // stops draining the ring once, AFTER_MS after the first audio
+        // arrived (a sound server may start delivering seconds late), so
+        // the ring overflows as it would under CPU starvation.
         let mut stall = std::env::var("SPARSA_FAULT_STALL_PUMP").ok().and_then(|v| {
             let (a, b) = v.split_once(':')?;
             Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
         });
-        let started = Instant::now();
+        let mut first_audio: Option<Instant> = None;
         let mut pending_gap = 0u64;
         // Whole frames per read, so channels never shift.
         let mut raw = vec![0.0f32; (8192 / self.channels).max(1) * self.channels];
         let mut mono = Vec::new();
         loop {
-            if let Some((after, ms)) = stall {
-                if started.elapsed() >= Duration::from_millis(after) {
+            if let (Some((after, ms)), Some(t0)) = (stall, first_audio) {
+                if t0.elapsed() >= Duration::from_millis(after) {
                     std::thread::sleep(Duration::from_millis(ms));
                     stall = None;
                 }
@@ -469,6 +470,7 @@ impl Pump {
                 pending_gap += m.dropped_total - self.dropped_seen;
                 self.dropped_seen = m.dropped_total;
                 progressed = true;
+                first_audio.get_or_insert_with(Instant::now);
             }
             if stopping {
                 if pending_gap > 0 {

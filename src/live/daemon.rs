@@ -105,10 +105,17 @@ pub fn run(cfg: &ListenConfig, format: EventFormat) -> Result<Exit> {
     let interval = Duration::from_secs_f32(cfg.stats_interval_s);
     let timeout = Duration::from_secs_f32(cfg.device_timeout_s);
     let mut exit = Exit::Clean;
+    let mut audio_seen = false;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
         if !capture.is_running() {
             break; // the output failed (e.g. stdout closed); join() says why
+        }
+        if !audio_seen && reporter.stats.samples.load(Ordering::Relaxed) > 0 {
+            // A sound server may start delivering seconds after the stream opens.
+            audio_seen = true;
+            let after_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(after_ms, "first audio from the device");
         }
         let silent = capture.since_last_callback();
         if capture.stats.device_lost.load(Ordering::Relaxed)
