@@ -134,6 +134,18 @@ impl DataDir {
     /// missing audio, empty transcripts, ids in one file but not another,
     /// piped commands) is collected and returned together in one error.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, true)
+    }
+
+    /// Reads a data dir to transcribe: `wav.scp` is required, `text` and
+    /// `utt2spk` are optional (without `text`, utterances have no words;
+    /// without `utt2spk`, each utterance is its own speaker, as in Kaldi).
+    /// Files that are present are checked as [`DataDir::open`] checks them.
+    pub fn open_audio(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, transcribed: bool) -> Result<Self> {
         let mut problems = Vec::new();
         if !dir.is_dir() {
             return Err(Error::DataDir {
@@ -141,24 +153,44 @@ impl DataDir {
                 problems: vec!["not a directory".into()],
             });
         }
-        let mut read = |file: &str| match std::fs::read_to_string(dir.join(file)) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                problems.push(format!("{file}: cannot read: {e}"));
-                None
+        let mut read = |file: &str, required: bool| {
+            if !required && !dir.join(file).exists() {
+                return Some(None);
+            }
+            match std::fs::read_to_string(dir.join(file)) {
+                Ok(t) => Some(Some(t)),
+                Err(e) => {
+                    problems.push(format!("{file}: cannot read: {e}"));
+                    None
+                }
             }
         };
-        let wav = read("wav.scp");
-        let text = read("text");
-        let utt2spk = read("utt2spk");
-        let spk2utt = if dir.join("spk2utt").exists() {
-            read("spk2utt")
-        } else {
-            None
+        let wav = read("wav.scp", true);
+        let text = read("text", transcribed);
+        let utt2spk = read("utt2spk", transcribed);
+        let spk2utt = read("spk2utt", false).flatten();
+        let (Some(Some(wav)), Some(text), Some(utt2spk)) = (wav, text, utt2spk) else {
+            return Err(Error::DataDir {
+                dir: dir.to_path_buf(),
+                problems,
+            });
         };
+        let utt2spk = utt2spk.unwrap_or_else(|| {
+            // Kaldi's convention without speaker information: utt2spk maps
+            // every utterance to itself.
+            let mut m = String::new();
+            for line in wav.lines() {
+                if let Some(id) = line.split_whitespace().next() {
+                    m.push_str(&format!("{id} {id}\n"));
+                }
+            }
+            m
+        });
         Self::check(
             dir,
-            [wav.as_deref(), text.as_deref(), utt2spk.as_deref()],
+            &wav,
+            text.as_deref(),
+            &utt2spk,
             spk2utt.as_deref(),
             problems,
         )
@@ -174,35 +206,23 @@ impl DataDir {
         utt2spk: &str,
         spk2utt: Option<&str>,
     ) -> Result<Self> {
-        Self::check(
-            dir,
-            [Some(wav_scp), Some(text), Some(utt2spk)],
-            spk2utt,
-            Vec::new(),
-        )
+        Self::check(dir, wav_scp, Some(text), utt2spk, spk2utt, Vec::new())
     }
 
-    /// `required` is wav.scp, text and utt2spk (`None`: unreadable, with
-    /// the reason already in `problems`).
+    /// `text` is `None` for a data dir without transcripts.
     fn check(
         dir: &Path,
-        required: [Option<&str>; 3],
+        wav: &str,
+        text: Option<&str>,
+        utt2spk: &str,
         spk2utt: Option<&str>,
         mut problems: Vec<String>,
     ) -> Result<Self> {
-        let [wav, text, utt2spk] = [
-            ("wav.scp", required[0]),
-            ("text", required[1]),
-            ("utt2spk", required[2]),
-        ]
-        .map(|(file, t)| t.map(|t| parse_table(file, t, &mut problems)));
+        let wav = parse_table("wav.scp", wav, &mut problems);
+        let transcribed = text.is_some();
+        let text = parse_table("text", text.unwrap_or_default(), &mut problems);
+        let utt2spk = parse_table("utt2spk", utt2spk, &mut problems);
         let spk2utt = spk2utt.map(|t| parse_table("spk2utt", t, &mut problems));
-        let (Some(wav), Some(text), Some(utt2spk)) = (wav, text, utt2spk) else {
-            return Err(Error::DataDir {
-                dir: dir.to_path_buf(),
-                problems,
-            });
-        };
 
         let all_ids: BTreeSet<&String> = wav
             .entries
@@ -210,10 +230,15 @@ impl DataDir {
             .chain(text.entries.keys())
             .chain(utt2spk.entries.keys())
             .collect();
+        let no_text = (0, String::new());
         let mut utterances = Vec::new();
         for id in all_ids {
             let w = wav.entries.get(id);
-            let t = text.entries.get(id);
+            // Without transcripts every utterance has an empty one.
+            let t = match transcribed {
+                true => text.entries.get(id),
+                false => Some(&no_text),
+            };
             let s = utt2spk.entries.get(id);
             let (Some((wl, wpath)), Some((tl, words)), Some((sl, spk))) = (w, t, s) else {
                 let files = [("wav.scp", w), ("text", t), ("utt2spk", s)];
@@ -240,7 +265,7 @@ impl DataDir {
                     None
                 }
             };
-            if words.is_empty() {
+            if transcribed && words.is_empty() {
                 problems.push(format!(
                     "text:{tl}: utterance '{id}' has an empty transcript"
                 ));

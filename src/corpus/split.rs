@@ -1,0 +1,257 @@
+//! Splitting a data dir into N parts for sharded jobs: by speaker (a
+//! speaker never straddles two parts, as Kaldi's `split_data.sh`) or by
+//! utterance, balanced by utterance count. `--shard K/N` and
+//! `sparsa split` use the same partition, so a shard's utterances are
+//! exactly those of part K of the split.
+
+use crate::corpus::datadir::{DataDir, Utterance};
+use crate::error::{Error, Result};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Part `index` (from 0) of `count` parts: `K/N` on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// Which part, `0..count` (a Slurm array's `SLURM_ARRAY_TASK_ID`).
+    pub index: usize,
+    /// Parts in all.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole data dir as one shard.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("'{s}' is not a shard: write K/N with 0 <= K < N, e.g. 0/4");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            k.trim().parse::<usize>().map_err(|_| bad())?,
+            n.trim().parse::<usize>().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// How a data dir is cut into parts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum SplitBy {
+    /// Whole speakers per part (speaker-adaptive steps such as CMN priors
+    /// or per-speaker WER stay within one part).
+    #[default]
+    Speaker,
+    /// Utterances regardless of speaker (finer balance; any number of parts
+    /// up to the number of utterances).
+    Utterance,
+}
+
+/// The `n` parts of `utts` (indices into it, each part in `utts` order):
+/// contiguous runs of speakers (sorted by speaker id) or of utterances,
+/// with part boundaries placed nearest to equal utterance counts. Fails
+/// when there are fewer speakers (or utterances) than parts.
+pub fn partition(utts: &[Utterance], n: usize, by: SplitBy) -> Result<Vec<Vec<usize>>> {
+    // Groups that must stay together, in a fixed order.
+    let groups: Vec<Vec<usize>> = match by {
+        SplitBy::Utterance => (0..utts.len()).map(|i| vec![i]).collect(),
+        SplitBy::Speaker => {
+            let mut by_spk: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+            for (i, u) in utts.iter().enumerate() {
+                by_spk.entry(u.speaker.as_str()).or_default().push(i);
+            }
+            by_spk.into_values().collect()
+        }
+    };
+    if n == 0 || groups.len() < n {
+        let what = match by {
+            SplitBy::Speaker => "speakers (use --per-utt to split by utterance)",
+            SplitBy::Utterance => "utterances",
+        };
+        return Err(Error::config(
+            "shard",
+            format!("cannot split {} {what} into {n} parts", groups.len()),
+        ));
+    }
+    // cum[j]: utterances in groups[..j].
+    let mut cum = vec![0usize];
+    for g in &groups {
+        cum.push(cum[cum.len() - 1] + g.len());
+    }
+    let total = utts.len() as f64;
+    let mut bounds = vec![0usize];
+    for k in 1..n {
+        let target = k as f64 * total / n as f64;
+        let lo = bounds[k - 1] + 1;
+        // Leave at least one group for each later part.
+        let hi = groups.len() - (n - k);
+        let best = (lo..=hi)
+            .min_by(|&a, &b| {
+                let da = (cum[a] as f64 - target).abs();
+                let db = (cum[b] as f64 - target).abs();
+                da.total_cmp(&db)
+            })
+            // INVARIANT: lo <= hi since groups.len() >= n.
+            .expect("a boundary");
+        bounds.push(best);
+    }
+    bounds.push(groups.len());
+    Ok(bounds
+        .windows(2)
+        .map(|w| {
+            let mut part: Vec<usize> = groups[w[0]..w[1]].concat();
+            part.sort_unstable();
+            part
+        })
+        .collect())
+}
+
+/// The utterances of one shard, in data-dir order.
+pub fn select(utts: &[Utterance], shard: Shard, by: SplitBy) -> Result<Vec<Utterance>> {
+    let parts = partition(utts, shard.count, by)?;
+    Ok(parts[shard.index]
+        .iter()
+        .map(|&i| utts[i].clone())
+        .collect())
+}
+
+/// Writes the `n` parts of `data` as data dirs `out/0` … `out/{n-1}`
+/// (`wav.scp` with absolute paths, so the parts can move; `text` when the
+/// data dir has transcripts; `utt2spk`; `spk2utt`). Each part is written
+/// to a temporary folder and renamed into place. Returns the part folders.
+pub fn write_split(data: &DataDir, n: usize, by: SplitBy, out: &Path) -> Result<Vec<PathBuf>> {
+    let parts = partition(&data.utterances, n, by)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let transcribed = data.utterances.iter().any(|u| !u.words.is_empty());
+    let mut dirs = Vec::new();
+    for (k, part) in parts.iter().enumerate() {
+        let utts: Vec<&Utterance> = part.iter().map(|&i| &data.utterances[i]).collect();
+        let mut files = vec![
+            ("wav.scp", String::new()),
+            ("utt2spk", String::new()),
+            ("spk2utt", String::new()),
+        ];
+        if transcribed {
+            files.push(("text", String::new()));
+        }
+        let mut spk2utt: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for u in &utts {
+            let audio = std::path::absolute(&u.audio).map_err(|e| Error::io(&u.audio, e))?;
+            files[0].1 += &format!("{} {}\n", u.id, audio.display());
+            files[1].1 += &format!("{} {}\n", u.id, u.speaker);
+            spk2utt.entry(&u.speaker).or_default().push(&u.id);
+            if transcribed {
+                files[3].1 += &format!("{} {}\n", u.id, u.words.join(" "));
+            }
+        }
+        for (spk, ids) in spk2utt {
+            files[2].1 += &format!("{spk} {}\n", ids.join(" "));
+        }
+        let dir = out.join(k.to_string());
+        let tmp = out.join(format!(".{k}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        for (name, body) in &files {
+            let p = tmp.join(name);
+            std::fs::write(&p, body).map_err(|e| Error::io(&p, e))?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
+/// Writes `body` to `path` atomically: a temporary file beside it, then a
+/// rename, so a reader (or a merge after a killed job) never sees half a file.
+pub fn write_atomic(path: &Path, body: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, body).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utts(speakers: &[(&str, usize)]) -> Vec<Utterance> {
+        let mut v = Vec::new();
+        for (s, n) in speakers {
+            for i in 0..*n {
+                v.push(Utterance {
+                    id: format!("{s}-{i:03}"),
+                    audio: PathBuf::new(),
+                    words: vec!["A".into()],
+                    speaker: s.to_string(),
+                });
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn shards_parse_and_reject_what_is_not_k_of_n() {
+        assert_eq!("2/4".parse(), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["4/4", "1/0", "a/2", "3", "-1/2", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!(Shard { index: 1, count: 3 }.to_string(), "1/3");
+    }
+
+    #[test]
+    fn speakers_never_straddle_parts_and_parts_cover_everything_once() {
+        let u = utts(&[("a", 5), ("b", 1), ("c", 9), ("d", 3), ("e", 4), ("f", 2)]);
+        for n in 1..=6 {
+            let parts = partition(&u, n, SplitBy::Speaker).unwrap();
+            assert_eq!(parts.len(), n);
+            let mut all: Vec<usize> = parts.concat();
+            all.sort_unstable();
+            assert_eq!(all, (0..u.len()).collect::<Vec<_>>());
+            for (i, p) in parts.iter().enumerate() {
+                assert!(!p.is_empty());
+                for (j, q) in parts.iter().enumerate().filter(|(j, _)| *j != i) {
+                    for &x in p {
+                        assert!(q.iter().all(|&y| u[y].speaker != u[x].speaker), "{i} {j}");
+                    }
+                }
+            }
+        }
+        assert!(partition(&u, 7, SplitBy::Speaker).is_err());
+        assert_eq!(partition(&u, 24, SplitBy::Utterance).unwrap().len(), 24);
+    }
+
+    #[test]
+    fn equal_speakers_split_evenly() {
+        let u = utts(&[("a", 20), ("b", 20), ("c", 20), ("d", 20)]);
+        let sizes: Vec<usize> = partition(&u, 2, SplitBy::Speaker)
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [40, 40]);
+        let sizes: Vec<usize> = partition(&u, 3, SplitBy::Utterance)
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [27, 26, 27]);
+    }
+}
