@@ -67,6 +67,14 @@ pub enum Error {
         /// What happened.
         msg: String,
     },
+    /// A results file of a sharded job that cannot be merged.
+    #[error("results {}: {msg}", path.display())]
+    Results {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do about it.
+        msg: String,
+    },
     /// A Kaldi data directory with one or more problems, all reported at once.
     #[error("data dir {}: {} problem(s): {}", dir.display(), problems.len(), problems.join("; "))]
     DataDir {
@@ -98,7 +106,8 @@ impl Error {
             Error::BadAudio { .. }
             | Error::Config { .. }
             | Error::Model { .. }
-            | Error::DataDir { .. } => 2,
+            | Error::DataDir { .. }
+            | Error::Results { .. } => 2,
             Error::Output { .. } | Error::Runtime { .. } => 1,
         }
     }

@@ -13,10 +13,13 @@ static ALLOC_GUARD: sparsa::live::alloc_guard::Guarded = sparsa::live::alloc_gua
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sparsa::audio::{MonoStream, RawFormat};
+use sparsa::corpus::datadir::DataDir;
+use sparsa::corpus::split::{ShardFlags, SplitBy};
 use sparsa::live::config::ListenFlags;
 use sparsa::recognizer::{EventFormat, ModelArgs};
 use sparsa::tools::bench::BenchArgs;
 use sparsa::tools::feature_dump::FeaturesArgs;
+use sparsa::tools::shard;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -43,7 +46,8 @@ enum Command {
     ///   sparsa features --raw-rate 16000 audio.s16 -o feats.npy --format npy
     #[command(verbatim_doc_comment)]
     Features(FeaturesArgs),
-    /// Transcribe a WAV/FLAC/raw file or stdin as it is read.
+    /// Transcribe a WAV/FLAC/raw file or stdin as it is read, or every
+    /// utterance of a Kaldi data dir.
     ///
     /// Audio streams through front end, DNN scorer and decoder while it
     /// arrives: partial results appear before the input ends, and an
@@ -51,17 +55,60 @@ enum Command {
     /// Prints JSON Lines events ({"type":"partial"|"final",...}) or, with
     /// --format text, one line per final result.
     ///
+    /// Given a data dir (wav.scp; text and utt2spk optional), transcribes
+    /// its files in parallel (--threads) and writes one JSON line per file
+    /// ({"type":"utt","utt":ID,"text":...,"words":[...]}, after a
+    /// {"type":"shard",...} header) or, with --format text, Kaldi `text`
+    /// lines. With --shard K/N only part K of N (see `sparsa split`);
+    /// `sparsa merge` combines the parts' --output files.
+    ///
     /// Examples:
     ///   sparsa transcribe tests/data/so762_000490017.flac
     ///   sox talk.wav -t wav - | sparsa transcribe - --format text
     ///   arecord -f S16_LE -r 16000 | sparsa transcribe -
+    ///   sparsa transcribe archive/ --shard 3/8 --output results/3.jsonl
     #[command(verbatim_doc_comment)]
     Transcribe(TranscribeArgs),
     /// Decode a Kaldi data dir and score it: WER (sub/del/ins), SER, RTF.
     ///
-    /// Each utterance is decoded as one utterance (no endpointing). Writes
-    /// the hypotheses in Kaldi `text` format with --hyp.
+    /// Each utterance is decoded as one utterance (no endpointing), on all
+    /// cores by default. Writes the hypotheses in Kaldi `text` format with
+    /// --hyp. With --shard K/N decodes only part K of N (see `sparsa
+    /// split`); --results writes the per-utterance results that `sparsa
+    /// merge` combines into the unsharded report.
+    ///
+    /// Examples:
+    ///   sparsa eval ../shared/corpora/speechocean762/test --hyp hyp.txt
+    ///   sparsa eval DATA --shard 0/4 --results shards/0.jsonl   # ... 3/4
+    ///   sparsa merge shards/*.jsonl --hyp hyp.txt
+    #[command(verbatim_doc_comment)]
     Eval(EvalArgs),
+    /// Split a Kaldi data dir into N data dirs OUT/0 ... OUT/N-1.
+    ///
+    /// By speaker (a speaker's utterances stay in one part, as Kaldi's
+    /// split_data.sh) or, with --per-utt, by utterance; parts are balanced
+    /// by utterance count. These are exactly the parts `--shard K/N`
+    /// selects. wav.scp gets absolute paths, so the parts can be read
+    /// from anywhere on shared storage.
+    ///
+    /// Example:
+    ///   sparsa split ../shared/corpora/speechocean762/test 4 --out test-split4
+    #[command(verbatim_doc_comment)]
+    Split(SplitArgs),
+    /// Merge the results files of the shards of one `eval` or `transcribe`
+    /// job into the unsharded result.
+    ///
+    /// Checks that the files are shards 0/N ... N-1/N of one job, each
+    /// once (a missing or damaged shard is named: rerun only it). For
+    /// `eval` prints the same WER report as the unsharded run (CPU time
+    /// summed, wall time of the longest shard) and writes --hyp; for
+    /// `transcribe` writes the utterances in data-dir order.
+    ///
+    /// Examples:
+    ///   sparsa merge shards/*.jsonl --hyp hyp.txt
+    ///   sparsa merge results/*.jsonl --output archive.jsonl
+    #[command(verbatim_doc_comment)]
+    Merge(MergeArgs),
     /// Hidden-unit sparsity and dispersion of models on real speech, as in
     /// Maas et al. (2013): are rectifier codes sparse yet spread over units?
     ///
@@ -133,7 +180,8 @@ struct ListenArgs {
 
 #[derive(Args)]
 struct TranscribeArgs {
-    /// Audio file (WAV, FLAC, or raw s16le with --raw-rate), or `-` for stdin.
+    /// Audio file (WAV, FLAC, or raw s16le with --raw-rate), `-` for stdin,
+    /// or a Kaldi data dir.
     input: PathBuf,
     #[command(flatten)]
     decode: ModelArgs,
@@ -147,6 +195,60 @@ struct TranscribeArgs {
     /// is tested against) instead of one thread per stage.
     #[arg(long)]
     single_threaded: bool,
+    #[command(flatten)]
+    batch: BatchArgs,
+    /// Data dir only: write the results to FILE (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// How a data dir is walked: which part, on how many threads.
+#[derive(Args)]
+struct BatchArgs {
+    #[command(flatten)]
+    shard: ShardFlags,
+    /// Data dir only: files decoded at once [default: the cores this
+    /// process may use, e.g. the CPUs Slurm gave the task].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+impl BatchArgs {
+    fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+#[derive(Args)]
+struct SplitArgs {
+    /// Kaldi data dir (wav.scp; text, utt2spk and spk2utt when present).
+    data: PathBuf,
+    /// Number of parts.
+    parts: usize,
+    /// Split by utterance instead of by speaker.
+    #[arg(long)]
+    per_utt: bool,
+    /// Output folder for the parts [default: DATA-NAME-splitN here].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Results files of the shards (`eval --results`, `transcribe DIR --output`).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Write the hypotheses here in Kaldi `text` format.
+    #[arg(long, value_name = "FILE")]
+    hyp: Option<PathBuf>,
+    /// eval: also print WER per speaker.
+    #[arg(long)]
+    per_speaker: bool,
+    /// Write the merged results file (JSON Lines) here; for `transcribe`
+    /// shards the default is stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -174,12 +276,15 @@ struct EvalArgs {
     /// Also print WER per speaker.
     #[arg(long)]
     per_speaker: bool,
-    /// Decode only the first N utterances.
+    /// Decode only the first N utterances (before sharding).
     #[arg(long, value_name = "N")]
     max_utts: Option<usize>,
-    /// Utterances decoded at once [default: the number of cores].
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    #[command(flatten)]
+    batch: BatchArgs,
+    /// Write per-utterance results (JSON Lines, for `sparsa merge`) here,
+    /// atomically.
+    #[arg(long, value_name = "FILE")]
+    results: Option<PathBuf>,
 }
 
 fn main() {
@@ -193,6 +298,8 @@ fn main() {
         Command::Features(args) => features(args),
         Command::Transcribe(args) => transcribe(args),
         Command::Eval(args) => eval(args),
+        Command::Split(args) => split(args),
+        Command::Merge(args) => merge(args),
         Command::ModelInfo { model } => model_info(&model),
         Command::Analyze(args) => analyze(args),
         Command::Bench(args) => bench(args),
@@ -227,6 +334,19 @@ fn bench(args: BenchArgs) -> Exit {
 }
 
 fn transcribe(args: TranscribeArgs) -> Exit {
+    if args.input.is_dir() {
+        return transcribe_dir(args);
+    }
+    if args.batch.shard.shard.count > 1 || args.output.is_some() {
+        return Err(sparsa::Error::config(
+            "shard",
+            format!(
+                "--shard and --output need a data dir; {} is a file",
+                args.input.display()
+            ),
+        )
+        .into());
+    }
     let model = args.decode.load()?;
     let rate = model.am.frontend.config().sample_rate_hz;
     let raw = args.raw_rate.map(|rate_hz| RawFormat {
@@ -242,22 +362,117 @@ fn transcribe(args: TranscribeArgs) -> Exit {
     Ok(0)
 }
 
+/// `transcribe DIR`: every file of (a shard of) a data dir, endpointed as
+/// a live stream is.
+fn transcribe_dir(args: TranscribeArgs) -> Exit {
+    let data = DataDir::open_audio(&args.input)?;
+    let model = args.decode.load()?;
+    let shard = args.batch.shard;
+    let utts = shard.select(&data.utterances)?;
+    let report = decode(&model, &utts, args.batch.threads(), true)?;
+    let body = match args.format {
+        EventFormat::Jsonl => {
+            let h = shard::header(
+                "transcribe",
+                &args.input,
+                shard.shard,
+                shard.split(),
+                &args.decode.model,
+                &report,
+            );
+            shard::to_jsonl(&h, &report.utts)?
+        }
+        EventFormat::Text => report.hypothesis_text(),
+    };
+    match &args.output {
+        Some(p) => sparsa::corpus::split::write_atomic(p, body.as_bytes())?,
+        None => std::io::stdout().write_all(body.as_bytes())?,
+    }
+    Ok(0)
+}
+
+/// Decodes utterances on a pool of `threads` with a progress bar.
+fn decode(
+    model: &std::sync::Arc<sparsa::recognizer::Model>,
+    utts: &[sparsa::corpus::datadir::Utterance],
+    threads: usize,
+    endpointing: bool,
+) -> anyhow::Result<sparsa::tools::eval::EvalReport> {
+    let bar = sparsa::tools::progress_bar(true, utts.len() as u64, "decoding");
+    let report =
+        sparsa::tools::eval::decode_utterances(model, utts, threads, endpointing, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
 fn eval(args: EvalArgs) -> Exit {
     let model = args.decode.load()?;
-    let data = sparsa::corpus::datadir::DataDir::open(&args.data)?;
+    let data = DataDir::open(&args.data)?;
     let mut utts = data.utterances;
     utts.truncate(args.max_utts.unwrap_or(usize::MAX));
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let bar = sparsa::tools::progress_bar(true, utts.len() as u64, "decoding");
-    let report = sparsa::tools::eval::decode_utterances(&model, &utts, threads, &|| bar.inc(1))?;
-    bar.finish_and_clear();
+    let shard = args.batch.shard;
+    let utts = shard.select(&utts)?;
+    let report = decode(&model, &utts, args.batch.threads(), false)?;
     if let Some(p) = &args.hyp {
         std::fs::write(p, report.hypothesis_text())
             .with_context(|| format!("writing {}", p.display()))?;
     }
+    if let Some(p) = &args.results {
+        let h = shard::header(
+            "eval",
+            &args.data,
+            shard.shard,
+            shard.split(),
+            &args.decode.model,
+            &report,
+        );
+        shard::write(p, &h, &report.utts)?;
+    }
+    if shard.shard.count > 1 {
+        println!("shard {} of {}:", shard.shard, args.data.display());
+    }
     std::io::stdout().write_all(report.summary(args.per_speaker).as_bytes())?;
+    Ok(0)
+}
+
+fn split(args: SplitArgs) -> Exit {
+    let data = DataDir::open_audio(&args.data)?;
+    let by = if args.per_utt {
+        SplitBy::Utterance
+    } else {
+        SplitBy::Speaker
+    };
+    let out = args.out.unwrap_or_else(|| {
+        let name = args.data.file_name().unwrap_or_default().to_string_lossy();
+        PathBuf::from(format!("{name}-split{}", args.parts))
+    });
+    let dirs = sparsa::corpus::split::write_split(&data, args.parts, by, &out)?;
+    for (d, n) in dirs {
+        println!("{} {n} utterances", d.display());
+    }
+    Ok(0)
+}
+
+fn merge(args: MergeArgs) -> Exit {
+    let merged = shard::merge(&args.files)?;
+    let (h, report) = (&merged.header, &merged.report);
+    if let Some(p) = &args.hyp {
+        sparsa::corpus::split::write_atomic(p, report.hypothesis_text().as_bytes())?;
+    }
+    let body = shard::to_jsonl(h, &report.utts)?;
+    match (&args.output, h.command.as_str()) {
+        (Some(p), _) => sparsa::corpus::split::write_atomic(p, body.as_bytes())?,
+        (None, "transcribe") => std::io::stdout().write_all(body.as_bytes())?,
+        _ => {}
+    }
+    if h.command == "eval" {
+        println!(
+            "merged {} shards of {}:",
+            args.files.len(),
+            h.data.display()
+        );
+        std::io::stdout().write_all(report.summary(args.per_speaker).as_bytes())?;
+    }
     Ok(0)
 }
 

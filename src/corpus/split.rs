@@ -59,6 +59,35 @@ pub enum SplitBy {
     Utterance,
 }
 
+/// `--shard K/N` and `--per-utt`, for every command that walks a data dir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ShardFlags {
+    /// Process only part K (from 0) of N parts of the data dir, as
+    /// `sparsa split` cuts it (a Slurm array task: K=$SLURM_ARRAY_TASK_ID).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "K/N", default_value = "0/1"))]
+    pub shard: Shard,
+    /// Cut the parts by utterance instead of by speaker.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub per_utt: bool,
+}
+
+impl ShardFlags {
+    /// How the parts are cut.
+    pub fn split(&self) -> SplitBy {
+        if self.per_utt {
+            SplitBy::Utterance
+        } else {
+            SplitBy::Speaker
+        }
+    }
+
+    /// This shard's utterances of `utts`, in data-dir order.
+    pub fn select(&self, utts: &[Utterance]) -> Result<Vec<Utterance>> {
+        select(utts, self.shard, self.split())
+    }
+}
+
 /// The `n` parts of `utts` (indices into it, each part in `utts` order):
 /// contiguous runs of speakers (sorted by speaker id) or of utterances,
 /// with part boundaries placed nearest to equal utterance counts. Fails
@@ -130,8 +159,14 @@ pub fn select(utts: &[Utterance], shard: Shard, by: SplitBy) -> Result<Vec<Utter
 /// Writes the `n` parts of `data` as data dirs `out/0` … `out/{n-1}`
 /// (`wav.scp` with absolute paths, so the parts can move; `text` when the
 /// data dir has transcripts; `utt2spk`; `spk2utt`). Each part is written
-/// to a temporary folder and renamed into place. Returns the part folders.
-pub fn write_split(data: &DataDir, n: usize, by: SplitBy, out: &Path) -> Result<Vec<PathBuf>> {
+/// to a temporary folder and renamed into place. Returns the part folders
+/// with their utterance counts.
+pub fn write_split(
+    data: &DataDir,
+    n: usize,
+    by: SplitBy,
+    out: &Path,
+) -> Result<Vec<(PathBuf, usize)>> {
     let parts = partition(&data.utterances, n, by)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let transcribed = data.utterances.iter().any(|u| !u.words.is_empty());
@@ -171,7 +206,7 @@ pub fn write_split(data: &DataDir, n: usize, by: SplitBy, out: &Path) -> Result<
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
-        dirs.push(dir);
+        dirs.push((dir, utts.len()));
     }
     Ok(dirs)
 }

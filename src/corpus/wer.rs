@@ -2,7 +2,7 @@
 //! words, counting substitutions, deletions and insertions.
 
 /// Edit counts of one or many utterances.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorCounts {
     /// Reference words.
     pub ref_words: usize,

@@ -380,20 +380,36 @@ where
     read_result
 }
 
-/// Decodes one audio file as a single utterance (endpointing off), as
-/// `sparsa eval` scores a data dir: returns the final words and the audio
-/// duration in seconds.
-pub fn decode_file(model: &Arc<Model>, path: &Path) -> Result<(String, f64)> {
+/// A file recognized as a whole: its finals joined.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct FileResult {
+    /// The words of every final result, space-separated.
+    pub text: String,
+    /// The words with times from the start of the file, and confidences.
+    pub words: Vec<WordResult>,
+    /// Audio read, seconds.
+    pub audio_s: f64,
+}
+
+/// Recognizes the audio file at `path` on this thread. With `endpointing`
+/// the file is cut into utterances as a live stream is (`transcribe`);
+/// without, it is decoded as one utterance (`eval`: the transcript is one
+/// utterance).
+pub fn decode_file(model: &Arc<Model>, path: &Path, endpointing: bool) -> Result<FileResult> {
     let rate = model.am.frontend.config().sample_rate_hz;
     let mut rec = Recognizer::new(model.clone());
-    rec.set_endpointing(false);
+    rec.set_endpointing(endpointing);
     let mut stream = MonoStream::open(path, None, rate)?;
-    let mut finals = Vec::new();
+    let mut out = FileResult::default();
+    let mut texts = Vec::new();
     let samples = rec.run_stream(&mut stream, |e| {
-        if let Event::Final { text, .. } = e {
-            finals.push(text.clone());
+        if let Event::Final { text, words, .. } = e {
+            texts.push(text.clone());
+            out.words.extend(words.iter().cloned());
         }
         Ok(())
     })?;
-    Ok((finals.join(" "), samples as f64 / rate as f64))
+    out.text = texts.join(" ");
+    out.audio_s = samples as f64 / rate as f64;
+    Ok(out)
 }

@@ -42,7 +42,7 @@ struct WordLink {
 }
 
 /// One recognized word.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct WordResult {
     /// The word.
     pub word: String,

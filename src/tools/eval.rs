@@ -1,6 +1,7 @@
-//! Data-dir evaluation (`sparsa eval`, the experiment grid): every utterance
-//! of a Kaldi data dir decoded as one file, in parallel over utterances,
-//! scored against its transcript.
+//! Batch decoding of data dirs (`sparsa eval`, `sparsa transcribe DIR`,
+//! the experiment grid): every utterance of a Kaldi data dir decoded as
+//! one file, in parallel over utterances, scored against its transcript
+//! where it has one.
 //!
 //! Utterances are independent, so the result does not depend on the
 //! number of threads; rayon runs them, in a pool of the caller's size.
@@ -9,25 +10,31 @@ use crate::corpus::datadir::Utterance;
 use crate::corpus::wer::{align, ErrorCounts};
 use crate::error::Result;
 use crate::recognizer::{decode_file, Model};
+use crate::search::decoder::WordResult;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// One decoded utterance.
-#[derive(Clone, Debug)]
+/// One decoded utterance (a line of a results file, see [`super::shard`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UttResult {
     /// Utterance id.
+    #[serde(rename = "utt")]
     pub id: String,
     /// Speaker id.
     pub speaker: String,
     /// The recognized words, space-separated.
     pub text: String,
+    /// The words with times from the start of the file, and confidences.
+    pub words: Vec<WordResult>,
     /// Audio duration, seconds.
     pub audio_s: f64,
-    /// Word errors against the transcript.
-    pub counts: ErrorCounts,
+    /// Word errors against the transcript (none without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<ErrorCounts>,
 }
 
 /// A data dir decoded and scored.
@@ -35,7 +42,7 @@ pub struct UttResult {
 pub struct EvalReport {
     /// Per utterance, in the data dir's order.
     pub utts: Vec<UttResult>,
-    /// Word errors over all utterances.
+    /// Word errors over all utterances with transcripts.
     pub total: ErrorCounts,
     /// Audio decoded, seconds.
     pub audio_s: f64,
@@ -45,13 +52,16 @@ pub struct EvalReport {
     pub wall_s: f64,
 }
 
-/// Decodes `utts` on `threads` threads (at least one); `progress` is
-/// called once per finished utterance, from any thread. Fails with the
-/// first utterance that cannot be decoded.
+/// Decodes `utts` on `threads` threads (at least one), each as one
+/// utterance or, with `endpointing`, cut as a live stream is (see
+/// [`decode_file`]); scores those with transcripts. `progress` is called
+/// once per finished utterance, from any thread. Fails with the first
+/// utterance that cannot be decoded.
 pub fn decode_utterances(
     model: &Arc<Model>,
     utts: &[Utterance],
     threads: usize,
+    endpointing: bool,
     progress: &(dyn Fn() + Sync),
 ) -> Result<EvalReport> {
     let pool = super::thread_pool(threads, "sparsa-eval")?;
@@ -62,40 +72,52 @@ pub fn decode_utterances(
     let results: Vec<Result<UttResult>> = pool.install(|| {
         utts.par_iter()
             .map(|u| {
-                let (text, audio_s) = decode_file(model, &u.audio)?;
-                let hyp: Vec<&str> = text.split_whitespace().collect();
-                let counts = align(&u.words, &hyp);
+                let r = decode_file(model, &u.audio, endpointing)?;
+                let hyp: Vec<&str> = r.text.split_whitespace().collect();
+                let errors = (!u.words.is_empty()).then(|| align(&u.words, &hyp));
                 progress();
                 Ok(UttResult {
                     id: u.id.clone(),
                     speaker: u.speaker.clone(),
-                    text,
-                    audio_s,
-                    counts,
+                    text: r.text,
+                    words: r.words,
+                    audio_s: r.audio_s,
+                    errors,
                 })
             })
             .collect()
     });
     let utts = results.into_iter().collect::<Result<Vec<_>>>()?;
-    let mut total = ErrorCounts::default();
-    for u in &utts {
-        total.add(u.counts);
-    }
-    Ok(EvalReport {
-        audio_s: utts.iter().map(|u| u.audio_s).sum(),
-        total,
+    Ok(EvalReport::new(
         utts,
-        cpu_s: cpu_seconds() - cpu0,
-        wall_s: wall0.elapsed().as_secs_f64(),
-    })
+        cpu_seconds() - cpu0,
+        wall0.elapsed().as_secs_f64(),
+    ))
 }
 
 impl EvalReport {
+    /// The report of decoded utterances (totals summed here).
+    pub fn new(utts: Vec<UttResult>, cpu_s: f64, wall_s: f64) -> Self {
+        let mut total = ErrorCounts::default();
+        for c in utts.iter().filter_map(|u| u.errors) {
+            total.add(c);
+        }
+        EvalReport {
+            audio_s: utts.iter().map(|u| u.audio_s).sum(),
+            total,
+            utts,
+            cpu_s,
+            wall_s,
+        }
+    }
+
     /// Word errors per speaker, by speaker id.
     pub fn per_speaker(&self) -> BTreeMap<&str, ErrorCounts> {
         let mut m: BTreeMap<&str, ErrorCounts> = BTreeMap::new();
         for u in &self.utts {
-            m.entry(u.speaker.as_str()).or_default().add(u.counts);
+            if let Some(c) = u.errors {
+                m.entry(u.speaker.as_str()).or_default().add(c);
+            }
         }
         m
     }

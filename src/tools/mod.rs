@@ -11,6 +11,7 @@ pub mod eval;
 pub mod feature_dump;
 pub mod model_info;
 pub mod plot;
+pub mod shard;
 
 use crate::error::{Error, Result};
 

@@ -411,7 +411,7 @@ fn decode_set(
 ) -> Result<ErrorCounts> {
     let label = format!("decode {}", data.dir.display());
     let bar = crate::tools::progress_bar(progress, data.utterances.len() as u64, &label);
-    let report = decode_utterances(model, &data.utterances, threads, &|| bar.inc(1))?;
+    let report = decode_utterances(model, &data.utterances, threads, false, &|| bar.inc(1))?;
     bar.finish_and_clear();
     Ok(report.total)
 }

@@ -159,6 +159,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/affinity
 JobAcctGatherType=jobacct_gather/none
 MpiDefault=none
+MailProg=/bin/true
 # Cores are the consumable: two 1-CPU jobs run at once on two cores.
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
@@ -166,10 +167,12 @@ SelectTypeParameters=CR_Core
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$state/jobcomp.txt
-# Fast turnaround: the scheduler also runs on every submission/completion;
-# these bound the periodic passes (defaults are 60 s and 30 s).
+# Fast turnaround. A job that cannot start at once on submission (e.g. the
+# node still cleans up the previous one) or whose dependency was just
+# satisfied waits for the next periodic pass of the main or the backfill
+# scheduler: 1 s (the minimum) rather than the default 60 s and 30 s.
 SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=1,sched_min_interval=100000,bf_interval=1,batch_sched_delay=0
+SchedulerParameters=sched_interval=1,bf_interval=1
 # Finished jobs stay in scontrol's view (with JobState and ExitCode) for 10 min.
 MinJobAge=600
 # Quick kill of cancelled jobs; a node that was down comes back by itself.
@@ -256,7 +259,7 @@ do_start() {
     trap 'do_stop "$state" >/dev/null 2>&1 || true' EXIT
     mkdir -p "$state"
     chmod 755 "$state"
-    rm -f "$state"/*.out "$state"/*.log "$state/jobcomp.txt"
+    rm -f "$state"/{munged,slurmctld,slurmd}.{out,log} "$state/jobcomp.txt"
     write_config
     start_munged
     start_slurmctld
