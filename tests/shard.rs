@@ -1,0 +1,259 @@
+//! Sharded batch jobs through the `sparsa` binary: `split` cuts exactly the
+//! parts `--shard` selects, sharded `eval` and `transcribe` merge into the
+//! unsharded results, and `merge` refuses anything that is not every shard
+//! of one job, once.
+
+mod common;
+
+use sparsa::corpus::datadir::DataDir;
+use sparsa::corpus::split::{Shard, ShardFlags};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sparsa() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sparsa"))
+}
+
+fn run_ok(args: &[&str]) -> Output {
+    let out = sparsa().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "sparsa {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn run_fails(args: &[&str], expect: &str) {
+    let out = sparsa().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "sparsa {args:?}: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(expect), "'{expect}' not in: {err}");
+}
+
+fn test_set() -> PathBuf {
+    common::corpora().join("speechocean762/test")
+}
+
+/// A data dir of the test set's first `speakers` speakers (`transcribed`:
+/// with `text` and `utt2spk`; else `wav.scp` alone).
+fn small_dir(root: &Path, speakers: usize, transcribed: bool) -> PathBuf {
+    let full = DataDir::open(&test_set()).unwrap();
+    let keep: BTreeSet<&str> = full
+        .utterances
+        .iter()
+        .map(|u| u.speaker.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .take(speakers)
+        .collect();
+    let dir = root.join(format!("small{speakers}{transcribed}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut wav, mut text, mut spk) = (String::new(), String::new(), String::new());
+    for u in full
+        .utterances
+        .iter()
+        .filter(|u| keep.contains(u.speaker.as_str()))
+    {
+        wav += &format!("{} {}\n", u.id, u.audio.display());
+        text += &format!("{} {}\n", u.id, u.words.join(" "));
+        spk += &format!("{} {}\n", u.id, u.speaker);
+    }
+    std::fs::write(dir.join("wav.scp"), wav).unwrap();
+    if transcribed {
+        std::fs::write(dir.join("text"), text).unwrap();
+        std::fs::write(dir.join("utt2spk"), spk).unwrap();
+    }
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn split_writes_exactly_the_parts_that_shard_selects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = DataDir::open(&test_set()).unwrap();
+    for (n, per_utt) in [(4, false), (7, true)] {
+        let out = tmp.path().join(format!("split{n}"));
+        let (set, parts) = (test_set(), n.to_string());
+        let mut args = vec!["split", s(&set), &parts, "--out", s(&out)];
+        if per_utt {
+            args.push("--per-utt");
+        }
+        let printed = String::from_utf8(run_ok(&args).stdout).unwrap();
+        assert_eq!(printed.lines().count(), n, "{printed}");
+        let mut seen = BTreeSet::new();
+        let mut speakers_seen = BTreeSet::new();
+        for k in 0..n {
+            let part = DataDir::open(&out.join(k.to_string())).unwrap();
+            let flags = ShardFlags {
+                shard: Shard { index: k, count: n },
+                per_utt,
+            };
+            assert_eq!(part.utterances, flags.select(&full.utterances).unwrap());
+            let speakers: BTreeSet<String> =
+                part.utterances.iter().map(|u| u.speaker.clone()).collect();
+            if !per_utt {
+                assert!(
+                    speakers.is_disjoint(&speakers_seen),
+                    "a speaker straddles parts"
+                );
+            }
+            speakers_seen.extend(speakers);
+            seen.extend(part.utterances.into_iter().map(|u| u.id));
+        }
+        assert_eq!(seen.len(), full.utterances.len());
+    }
+    run_fails(
+        &[
+            "split",
+            s(&test_set()),
+            "17",
+            "--out",
+            s(&tmp.path().join("x")),
+        ],
+        "cannot split 16 speakers",
+    );
+}
+
+#[test]
+fn sharded_eval_merges_into_the_unsharded_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_dir(tmp.path(), 3, true);
+    let path = |name: &str| tmp.path().join(name);
+    let whole = run_ok(&[
+        "eval",
+        s(&data),
+        "--per-speaker",
+        "--hyp",
+        s(&path("hyp")),
+        "--threads",
+        "2",
+    ]);
+    let mut shards = Vec::new();
+    for k in 0..3 {
+        let f = path(&format!("{k}.jsonl"));
+        // One thread per shard: the result must not depend on it.
+        run_ok(&[
+            "eval",
+            s(&data),
+            "--shard",
+            &format!("{k}/3"),
+            "--results",
+            s(&f),
+            "--threads",
+            "1",
+        ]);
+        shards.push(f);
+    }
+    // Any order of the files.
+    shards.reverse();
+    let merged_hyp = path("merged-hyp");
+    let mut args = vec!["merge", "--per-speaker", "--hyp", s(&merged_hyp)];
+    args.extend(shards.iter().map(|p| s(p)));
+    let merged = run_ok(&args);
+    let lines = |o: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("%WER") || l.starts_with("speaker"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(lines(&whole).len(), 4, "WER line and 3 speakers");
+    assert_eq!(lines(&merged), lines(&whole));
+    assert_eq!(
+        std::fs::read_to_string(&merged_hyp).unwrap(),
+        std::fs::read_to_string(path("hyp")).unwrap()
+    );
+}
+
+#[test]
+fn merge_refuses_anything_but_every_shard_of_one_job_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_dir(tmp.path(), 1, true);
+    let path = |name: &str| tmp.path().join(name);
+    let eval = |shard: &str, per_utt: bool, file: &str| {
+        let mut args = vec![
+            "eval",
+            s(&data),
+            "--max-utts",
+            "3",
+            "--shard",
+            shard,
+            "--results",
+        ];
+        let f = path(file);
+        args.push(s(&f));
+        if per_utt {
+            args.push("--per-utt");
+        }
+        run_ok(&args);
+    };
+    eval("0/3", true, "a0");
+    eval("1/3", true, "a1");
+    eval("2/3", true, "a2");
+    eval("0/1", false, "whole");
+    let (a0, a1, a2, whole) = (path("a0"), path("a1"), path("a2"), path("whole"));
+    run_ok(&["merge", s(&a0), s(&a1), s(&a2)]);
+    run_ok(&["merge", s(&whole)]);
+    run_fails(&["merge", s(&a0), s(&a2)], "shard(s) 1/3");
+    run_fails(&["merge", s(&a0), s(&a1), s(&a2), s(&a1)], "is also in");
+    run_fails(
+        &["merge", s(&a0), s(&a1), s(&whole)],
+        "not a shard of the same job",
+    );
+    // A damaged file: its last utterance cut off.
+    let text = std::fs::read_to_string(&a2).unwrap();
+    let cut = path("cut");
+    let keep: Vec<&str> = text.lines().collect();
+    std::fs::write(&cut, keep[..keep.len() - 1].join("\n")).unwrap();
+    run_fails(&["merge", s(&a0), s(&a1), s(&cut)], "damaged");
+    std::fs::write(&cut, "not json\n").unwrap();
+    run_fails(&["merge", s(&cut)], "not a results line");
+    run_fails(
+        &[
+            "transcribe",
+            s(&common::data("so762_000490017.flac")),
+            "--shard",
+            "0/2",
+        ],
+        "need a data dir",
+    );
+}
+
+#[test]
+fn sharded_transcription_of_an_untranscribed_dir_merges_into_the_unsharded_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_dir(tmp.path(), 1, false);
+    let path = |name: &str| tmp.path().join(name);
+    let utt_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(r#""type":"utt""#))
+            .map(str::to_string)
+            .collect()
+    };
+    let whole = String::from_utf8(run_ok(&["transcribe", s(&data)]).stdout).unwrap();
+    let whole = utt_lines(&whole);
+    assert_eq!(whole.len(), 20);
+    assert!(whole[0].contains(r#""words":[{"word":"#), "{}", whole[0]);
+    for k in 0..2 {
+        let f = path(&format!("{k}.jsonl"));
+        run_ok(&[
+            "transcribe",
+            s(&data),
+            "--shard",
+            &format!("{k}/2"),
+            "--output",
+            s(&f),
+        ]);
+    }
+    let merged = run_ok(&["merge", s(&path("0.jsonl")), s(&path("1.jsonl"))]);
+    assert_eq!(utt_lines(&String::from_utf8_lossy(&merged.stdout)), whole);
+    let text =
+        String::from_utf8(run_ok(&["transcribe", s(&data), "--format", "text"]).stdout).unwrap();
+    assert_eq!(text.lines().count(), 20);
+}
