@@ -156,17 +156,54 @@ fn sharded_eval_merges_into_the_unsharded_report() {
     let mut args = vec!["merge", "--per-speaker", "--hyp", s(&merged_hyp)];
     args.extend(shards.iter().map(|p| s(p)));
     let merged = run_ok(&args);
-    let lines = |o: &Output| -> Vec<String> {
-        String::from_utf8_lossy(&o.stdout)
+    let lines = |text: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(text)
             .lines()
             .filter(|l| l.starts_with("%WER") || l.starts_with("speaker"))
             .map(str::to_string)
             .collect()
     };
-    assert_eq!(lines(&whole).len(), 4, "WER line and 3 speakers");
-    assert_eq!(lines(&merged), lines(&whole));
+    let whole = lines(&whole.stdout);
+    assert_eq!(whole.len(), 4, "WER line and 3 speakers");
+    assert_eq!(lines(&merged.stdout), whole);
     assert_eq!(
         std::fs::read_to_string(&merged_hyp).unwrap(),
+        std::fs::read_to_string(path("hyp")).unwrap()
+    );
+
+    // The GNU parallel recipe gives the same; a rerun redoes only the
+    // shard whose result is missing.
+    let out = path("parallel");
+    let recipe = |out: &Path| {
+        let o = Command::new("bash")
+            .arg("scripts/parallel/run.sh")
+            .args(["eval", s(&data), "3", s(out)])
+            .env("SPARSA", env!("CARGO_BIN_EXE_sparsa"))
+            .envs([("THREADS", "1"), ("JOBS", "2")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    recipe(&out);
+    let report = |p: &Path| lines(&std::fs::read(p).unwrap());
+    assert_eq!(report(&out.join("wer.txt")), whole);
+    let kept = std::fs::metadata(out.join("shards/0.jsonl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::remove_file(out.join("shards/1.jsonl")).unwrap();
+    recipe(&out);
+    assert_eq!(report(&out.join("wer.txt")), whole);
+    assert_eq!(
+        std::fs::metadata(out.join("shards/0.jsonl"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        kept,
+        "a finished shard was decoded again"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("hyp.txt")).unwrap(),
         std::fs::read_to_string(path("hyp")).unwrap()
     );
 }
