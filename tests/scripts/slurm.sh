@@ -16,7 +16,7 @@
 # and every finished job (each array task too) is appended, with its JobState
 # and ExitCode, to STATE_DIR/jobcomp.txt (JobCompType=jobcomp/filetxt).
 # The cluster listens on TCP ports 6817 and 6818 (SLURM_SH_PORT and
-# SLURM_SH_PORT+1 if set), so only one can run per machine.
+# SLURM_SH_PORT+1 if set): one cluster per pair of ports on a machine.
 set -euo pipefail
 
 me=$(readlink -f "$0")
@@ -24,17 +24,31 @@ port=${SLURM_SH_PORT:-6817}
 
 say() { echo "slurm.sh: $*" >&2; }
 
-# die REASON [LOG...]: a one-line reason plus the tail of the logs that tell why.
+# die REASON [LOG...]: a one-line reason (with the last fatal error of the
+# logs, if any) plus the tails of the logs, without the errors every start
+# logs (no PMIx library, no state files of an earlier run).
 die() {
-  say "$1"
+  local reason=$1 f fatal
   shift
-  local f
+  fatal=$(cat "$@" 2>/dev/null | grep -E 'fatal:|Error:|error:' | grep -vE "$benign" | tail -n 1 || true)
+  say "$reason${fatal:+: ${fatal#*] }}"
   for f in "$@"; do
     [ -s "$f" ] || continue
     echo "--- tail of $f:" >&2
-    tail -n 25 "$f" >&2
+    grep -vE "$benign" "$f" | tail -n 15 >&2 || true
   done
   exit 1
+}
+benign='pmix|PMIx|MPI: Cannot create|state file|Trying backup state|Configured MailProg'
+
+
+# running PID: whether the process exists and is not a zombie (an exited
+# daemon stays a zombie until PID 1 reaps it).
+running() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [ "${st%% *}" != Z ]
 }
 
 # alive NAME PIDFILE: whether the pid in PIDFILE is running and is NAME (not
@@ -42,7 +56,7 @@ die() {
 alive() {
   local pid
   pid=$(cat "$2" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ]
+  [ -n "$pid" ] && running "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ]
 }
 
 # descendants PID...: those pids and all their descendants.
@@ -66,7 +80,7 @@ wait_gone() {
   shift
   while :; do
     left=0
-    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && left=1; done
+    for pid in "$@"; do running "$pid" && left=1; done
     ((left)) || return 0
     ((SECONDS < deadline)) || return 1
     sleep 0.1
@@ -85,9 +99,31 @@ terminate() {
 stepds() {
   local pid
   for pid in $(pgrep -x slurmstepd || true); do
-    tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$conf" && echo "$pid"
+    tr '\0' '\n' 2>/dev/null < "/proc/$pid/environ" | grep -qxF "SLURM_CONF=$conf" && echo "$pid"
   done
   return 0
+}
+
+# watcher: prints the pid of the owner watcher of this STATE_DIR if it runs.
+watcher() {
+  local pid
+  pid=$(cat "$state/watch.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && running "$pid" &&
+    tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -qF " $state " && echo "$pid"
+}
+
+# detach LOG CMD...: execs CMD with stdin from /dev/null, stdout and stderr
+# appended to LOG and none of our other file descriptors: a daemon or the
+# watcher holding the caller's pipe open would make the caller wait forever.
+# It replaces the shell, so call it in a subshell: (detach ...) or detach ... &
+detach() {
+  local log=$1 fd
+  shift
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then exec {fd}>&-; fi
+  done
+  exec "$@" </dev/null >>"$log" 2>&1
 }
 
 # Absolute paths of everything under STATE_DIR.
@@ -104,22 +140,20 @@ do_install() {
   local missing=0 c
   for c in slurmctld slurmd munged sbatch; do command -v "$c" >/dev/null || missing=1; done
   ((missing)) || return 0
-  local sudo="" policy=/usr/sbin/policy-rc.d added_policy=0
+  local sudo="" policy=/usr/sbin/policy-rc.d
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   # Keep the packages' postinst from starting munge/slurm as system services
   # (there may be no init system; and we start our own copies anyway).
   if [ ! -e "$policy" ]; then
+    # shellcheck disable=SC2064 # expand now
+    trap "$sudo rm -f $policy" EXIT
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
     $sudo chmod 755 "$policy"
-    added_policy=1
   fi
-  local rc=0
   say "installing slurm-wlm munge"
-  $sudo apt-get update -qq || rc=$?
-  ((rc)) || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    slurm-wlm munge >/dev/null || rc=$?
-  ((added_policy)) && $sudo rm -f "$policy"
-  ((rc == 0)) || die "apt-get failed (exit $rc)"
+  $sudo apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    slurm-wlm munge >/dev/null || die "apt-get install slurm-wlm munge failed"
   for c in slurmctld slurmd munged sbatch; do
     command -v "$c" >/dev/null || die "$c is still missing after apt-get install"
   done
@@ -173,6 +207,10 @@ JobCompLoc=$state/jobcomp.txt
 # scheduler: 1 s (the minimum) rather than the default 60 s and 30 s.
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1,bf_interval=1
+# A job whose dependency failed (afterok on a failed job) is cancelled rather
+# than left pending forever: waiting for an empty queue always ends. (22.05
+# ignores kill_invalid_depend in SchedulerParameters.)
+DependencyParameters=kill_invalid_depend
 # Finished jobs stay in scontrol's view (with JobState and ExitCode) for 10 min.
 MinJobAge=600
 # Quick kill of cancelled jobs; a node that was down comes back by itself.
@@ -191,20 +229,21 @@ EOF
 
 start_munged() {
   mkdir -p "$state/munge"
-  # munged refuses a key or socket directory writable by others.
+  # munged refuses a key, socket, log or seed whose directory, or any
+  # ancestor, is writable by group/others without the sticky bit; --force
+  # makes that a warning (a CI checkout may be group-writable), as long as
+  # our own directories are private.
   chmod 755 "$state/munge"
   [ -s "$state/munge/munge.key" ] || mungekey --create --keyfile="$state/munge/munge.key" 2>/dev/null ||
     dd if=/dev/urandom of="$state/munge/munge.key" bs=1024 count=1 status=none
   chmod 600 "$state/munge/munge.key"
   rm -f "$sock" "$sock.lock"
   # It forks itself and reports start-up failures in its exit status.
-  munged --socket="$sock" --key-file="$state/munge/munge.key" \
+  (detach "$state/munged.out" munged --force --socket="$sock" --key-file="$state/munge/munge.key" \
     --pid-file="$state/munged.pid" --log-file="$state/munged.log" \
-    --seed-file="$state/munge/munged.seed" \
-    </dev/null >>"$state/munged.out" 2>&1 ||
+    --seed-file="$state/munge/munged.seed") ||
     die "munged failed to start" "$state/munged.out" "$state/munged.log"
-  local i
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     munge -n -S "$sock" 2>/dev/null | unmunge -S "$sock" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
@@ -215,31 +254,36 @@ start_slurmctld() {
   # A fresh controller: no jobs or node states of an earlier run.
   rm -rf "$state/ctld"
   mkdir -p "$state/ctld"
-  slurmctld -f "$conf" </dev/null >>"$state/slurmctld.out" 2>&1 ||
+  (detach "$state/slurmctld.out" slurmctld -f "$conf") ||
     die "slurmctld failed to start" "$state/slurmctld.out" "$state/slurmctld.log"
   local deadline=$((SECONDS + 30))
-  until scontrol ping 2>/dev/null | grep -q UP; do
+  while :; do
     [ -s "$state/slurmctld.pid" ] && ! alive slurmctld "$state/slurmctld.pid" &&
       die "slurmctld exited during start-up" "$state/slurmctld.out" "$state/slurmctld.log"
+    timeout 2 scontrol ping 2>/dev/null | grep -q UP && return 0
     ((SECONDS < deadline)) || die "slurmctld does not answer within 30 s" "$state/slurmctld.log"
-    sleep 0.2
+    sleep 0.1
   done
 }
 
 start_slurmd() {
   rm -rf "$state/slurmd"
   mkdir -p "$state/slurmd"
-  slurmd -f "$conf" -N "$node" </dev/null >>"$state/slurmd.out" 2>&1 ||
+  (detach "$state/slurmd.out" slurmd -f "$conf" -N "$node") ||
     die "slurmd failed to start" "$state/slurmd.out" "$state/slurmd.log"
   local deadline=$((SECONDS + 60)) st=""
   while :; do
-    st=$(sinfo -h -n "$node" -o %T 2>/dev/null || true)
-    [ "$st" = idle ] && return 0
     [ -s "$state/slurmd.pid" ] && ! alive slurmd "$state/slurmd.pid" &&
       die "slurmd exited during start-up" "$state/slurmd.out" "$state/slurmd.log"
+    # It keeps running when it cannot listen, the node never comes up.
+    grep -q 'Unable to bind listen port' "$state/slurmd.log" 2>/dev/null &&
+      die "slurmd cannot listen on port $((port + 1))" "$state/slurmd.log"
+    st=$(timeout 5 sinfo -h -n "$node" -o %T 2>/dev/null || true)
+    [ "$st" = idle ] && return 0
     ((SECONDS < deadline)) ||
-      die "node $node is '${st:-unknown}', not idle, after 60 s" "$state/slurmd.log" "$state/slurmctld.log"
-    sleep 0.2
+      die "node $node is '${st:-unknown}', not idle, after 60 s (reason: $(timeout 5 sinfo -h -n "$node" -o %E 2>/dev/null))" \
+        "$state/slurmd.log" "$state/slurmctld.log"
+    sleep 0.1
   done
 }
 
@@ -247,12 +291,14 @@ do_start() {
   setup_paths "${1:-}"
   local owner=${2:-}
   export SLURM_CONF=$conf
-  # Unix socket paths are limited to 107 bytes (slurmd's step sockets are
-  # longer than the munge socket's, by about 30).
-  ((${#state} <= 60)) || die "STATE_DIR path is too long for Unix sockets: $state"
+  # Unix socket paths have at most 107 bytes; the longest are slurmd's step
+  # sockets, SlurmdSpoolDir/NODE_JOBID.STEPID.
+  ((${#state} + ${#node} + 30 <= 107)) || die "STATE_DIR is too long a path for Unix sockets: $state"
   command -v slurmctld >/dev/null || die "slurm is not installed: run $0 install"
-  if ! { alive munged "$state/munged.pid" && alive slurmctld "$state/slurmctld.pid" &&
-    alive slurmd "$state/slurmd.pid" && [ "$(sinfo -h -n "$node" -o %T 2>/dev/null)" = idle ]; }; then
+  local st
+  st=$(alive slurmctld "$state/slurmctld.pid" && timeout 5 sinfo -h -n "$node" -o %T 2>/dev/null) || true
+  if ! { alive munged "$state/munged.pid" && alive slurmd "$state/slurmd.pid" &&
+    [[ "$st" =~ ^(idle|mixed|allocated|completing)$ ]]; }; then
     # Partly up or stale files of a killed run: start from scratch.
     do_stop "$state" >/dev/null 2>&1 || true
     # If start-up fails, stop what did start.
@@ -260,6 +306,13 @@ do_start() {
     mkdir -p "$state"
     chmod 755 "$state"
     rm -f "$state"/{munged,slurmctld,slurmd}.{out,log} "$state/jobcomp.txt"
+    # Ports taken (most likely by another cluster of this script): say so
+    # rather than time out.
+    local p
+    for p in "$port" $((port + 1)); do
+      ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null ||
+        die "TCP port $p is in use (another Slurm cluster? SLURM_SH_PORT picks other ports)"
+    done
     write_config
     start_munged
     start_slurmctld
@@ -271,15 +324,17 @@ do_start() {
   # test binary still winding down never stops a cluster a later one uses.
   if [ -n "$owner" ]; then
     echo "$owner" > "$state/owner"
-    if ! { [ -f "$state/watch.pid" ] && kill -0 "$(cat "$state/watch.pid")" 2>/dev/null; }; then
-      # No inherited stdout/stderr: a caller reading ours through a pipe
-      # would otherwise wait for the watcher to exit.
-      nohup setsid bash -c 'while :; do
+    if ! watcher >/dev/null; then
+      # In its own session: a Ctrl-C meant for the tests must not kill it.
+      # shellcheck disable=SC2016 # expanded by the inner shell
+      detach "$state/watch.log" setsid bash -c 'while :; do
           o=$(cat "$1/owner" 2>/dev/null) || exit 0
-          kill -0 "$o" 2>/dev/null || break
+          st=$(cat "/proc/$o/stat" 2>/dev/null) || break
+          st=${st##*) }
+          [ "${st%% *}" != Z ] || break
           sleep 1
         done
-        exec bash "$2" stop "$1"' watcher "$state" "$me" </dev/null >>"$state/watch.log" 2>&1 &
+        exec bash "$2" stop "$1"' watcher "$state" "$me" &
       echo $! > "$state/watch.pid"
     fi
   fi
@@ -287,6 +342,7 @@ do_start() {
 }
 
 do_stop() {
+  [ -n "${1:-}" ] && [ ! -d "$1" ] && return 0 # nothing was ever started there
   setup_paths "${1:-}"
   local pids=() pid d
   # Cancel the jobs so slurmd takes their processes down with their steps.
@@ -307,12 +363,8 @@ do_stop() {
     alive "$d" "$state/$d.pid" && terminate "$(cat "$state/$d.pid")"
   done
   # The watcher, unless it is the one calling us.
-  if [ -f "$state/watch.pid" ]; then
-    pid=$(cat "$state/watch.pid")
-    if [ "$pid" != "$$" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = bash ] &&
-      tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "$state"; then
-      kill "$pid" 2>/dev/null || true
-    fi
+  if pid=$(watcher) && [ "$pid" != "$$" ]; then
+    kill "$pid" 2>/dev/null || true
   fi
   rm -f "$state"/{slurmd,slurmctld,munged,watch}.pid "$state/owner" "$sock" "$sock.lock"
   return 0
