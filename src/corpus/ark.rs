@@ -38,7 +38,7 @@ pub fn write_matrix(
             "'{key}' is not an archive key (empty or with whitespace)"
         )));
     }
-    let rows = if cols == 0 { 0 } else { data.len() / cols };
+    let rows = data.len().checked_div(cols).unwrap_or(0);
     if rows * cols != data.len() {
         return Err(invalid(format!(
             "{key}: {} values are not rows of {cols}",

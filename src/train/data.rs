@@ -4,10 +4,10 @@
 //! minibatches), their alignment by a reference model, CMN with a prior
 //! from train, and the network's global input normalization.
 //!
-//! Features and alignments are computed per part of a set ([`prepare_set`]):
-//! the whole set in one run, or one shard of it in `sparsa-train prepare`
-//! ([`crate::train::prepare`]), whose shards [`Corpus::load`] reads back in
-//! the same order.
+//! Features and alignments are computed per part of a set: the whole set
+//! in one run, or one shard of it in `sparsa-train prepare`
+//! ([`crate::train::prepare`]), whose shards the training job reads back
+//! in the same order.
 
 use crate::am::model::AcousticModel;
 use crate::am::nnet::Splice;

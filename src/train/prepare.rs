@@ -223,11 +223,13 @@ pub fn prepare(
     let dir = out.join(shard.index.to_string());
     let tmp = out.join(format!(".{}.tmp-{}", shard.index, std::process::id()));
     remove_stale(out, shard.index)?;
-    let mut prepared = Vec::new();
+    // (items, frames, skipped) of train and dev; each set is dropped once written.
+    let mut counts = Vec::new();
     for (set, part) in [&plan.train, &plan.dev].into_iter().zip(&parts) {
         let p = prepare_set(&cfg, &plan, set, part, model)?;
         write_set(&tmp.join(set.name), &p, cfg.frontend.num_mel_bins)?;
-        prepared.push(p);
+        let frames = p.utts.iter().map(|u| u.frames).sum::<usize>();
+        counts.push((p.utts.len(), frames, p.skipped.len()));
     }
     let record = PrepareRecord {
         format: FORMAT.into(),
@@ -236,10 +238,10 @@ pub fn prepare(
         split,
         settings,
         align_model: reference.map(|r| r.1.to_string()),
-        train_items: prepared[0].utts.len(),
-        train_frames: prepared[0].utts.iter().map(|u| u.frames).sum(),
-        dev_items: prepared[1].utts.len(),
-        skipped: prepared.iter().map(|p| p.skipped.len()).sum(),
+        train_items: counts[0].0,
+        train_frames: counts[0].1,
+        dev_items: counts[1].0,
+        skipped: counts[0].2 + counts[1].2,
         seconds: started.elapsed().as_secs_f32(),
         command: cfg.command.clone(),
     };
@@ -372,49 +374,59 @@ pub(crate) fn load(
         problems,
     };
     let (count, split) = check_shards(dir, &here).map_err(fail)?;
-    let mut sets = Vec::new();
-    for set in [&plan.train, &plan.dev] {
-        let parts = partition(&set.utts, count, split)?;
-        let mut slots: Vec<Option<Slot>> = Vec::new();
-        slots.resize_with(set.utts.len() * set.num_copies(), || None);
-        for (k, part) in parts.iter().enumerate() {
-            let shard = Shard { index: k, count };
-            read_part(&dir.join(k.to_string()), set, part, reference.is_some(), cfg.frontend.num_mel_bins, &mut slots)
-                .map_err(|p| fail(vec![format!("shard {shard}: {p} (rerun `sparsa-train prepare --shard {shard}` with this run's flags)")]))?;
-        }
-        let mut out = PreparedSet {
-            utts: Vec::new(),
-            labels: Vec::new(),
-            skipped: Vec::new(),
-        };
-        for slot in slots.into_iter().flatten() {
-            match slot {
-                Slot::Feats(u, labels) => {
-                    out.utts.push(u);
-                    if let Some(l) = labels {
-                        out.labels.push(l);
-                    }
+    let aligned = reference.is_some();
+    let dim = cfg.frontend.num_mel_bins;
+    let train = read_set(dir, &plan.train, count, split, aligned, dim)?;
+    let dev = read_set(dir, &plan.dev, count, split, aligned, dim)?;
+    info!(
+        "read {} train and {} dev items from {count} prepared shards in {}",
+        train.utts.len(),
+        dev.utts.len(),
+        dir.display()
+    );
+    Ok((train, dev))
+}
+
+/// Reads `set` from the `count` shards in `dir` (cut by `split`), items in
+/// the unsharded order: each utterance's copies, utterances in list order.
+fn read_set(
+    dir: &Path,
+    set: &SetList,
+    count: usize,
+    split: SplitBy,
+    aligned: bool,
+    dim: usize,
+) -> Result<PreparedSet> {
+    let parts = partition(&set.utts, count, split)?;
+    let mut slots: Vec<Option<Slot>> = Vec::new();
+    slots.resize_with(set.utts.len() * set.num_copies(), || None);
+    for (k, part) in parts.iter().enumerate() {
+        let shard = Shard { index: k, count };
+        let shard_dir = dir.join(k.to_string());
+        read_part(&shard_dir, set, part, aligned, dim, &mut slots).map_err(|p| Error::DataDir {
+            dir: dir.to_path_buf(),
+            problems: vec![format!(
+                "shard {shard}: {p} (rerun `sparsa-train prepare --shard {shard}` with this run's flags)"
+            )],
+        })?;
+    }
+    let mut out = PreparedSet {
+        utts: Vec::new(),
+        labels: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for slot in slots.into_iter().flatten() {
+        match slot {
+            Slot::Feats(u, labels) => {
+                out.utts.push(u);
+                if let Some(l) = labels {
+                    out.labels.push(l);
                 }
-                Slot::Skipped(id, why) => out.skipped.push((id, why)),
             }
+            Slot::Skipped(id, why) => out.skipped.push((id, why)),
         }
-        sets.push(out);
     }
-    let dev = sets.pop();
-    let train = sets.pop();
-    match (train, dev) {
-        (Some(t), Some(d)) => {
-            info!(
-                "read {} train and {} dev items from {count} prepared shards in {}",
-                t.utts.len(),
-                d.utts.len(),
-                dir.display()
-            );
-            Ok((t, d))
-        }
-        // INVARIANT: two sets were pushed.
-        _ => unreachable!("train and dev"),
-    }
+    Ok(out)
 }
 
 /// An item as read from its shard: features (with labels when aligned:
@@ -446,7 +458,14 @@ fn check_shards(
             .map_err(|e| e.to_string())
             .and_then(|t| ron::from_str::<PrepareRecord>(&t).map_err(|e| e.to_string()));
         match record {
-            Ok(r) if r.format == FORMAT && r.version == VERSION && r.shard.index == k => records.push((k, r)),
+            Ok(r)
+                if r.format == FORMAT
+                    && r.version == VERSION
+                    && r.shard.index == k
+                    && k < r.shard.count =>
+            {
+                records.push((k, r))
+            }
             Ok(r) => problems.push(format!(
                 "{}: {} version {} of shard {} is not a shard {k} of this sparsa's format ({FORMAT} {VERSION})",
                 path.display(),
