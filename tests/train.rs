@@ -4,13 +4,15 @@
 
 mod common;
 
-use sparsa::am::model::AcousticModel;
+use sparsa::am::model::{AcousticModel, ModelFile};
 use sparsa::am::nnet::Splice;
+use sparsa::corpus::split::{Shard, SplitBy};
 use sparsa::features::frontend::{Frontend, FrontendConfig};
 use sparsa::search::lexicon::Lexicon;
 use sparsa::train::align::UttGraph;
 use sparsa::train::config::TrainConfig;
-use sparsa::train::recipe::train;
+use sparsa::train::prepare::prepare;
+use sparsa::train::recipe::{align_with_model, train, train_on_alignment};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -70,24 +72,25 @@ fn tiny_run_learns_and_reports_its_metrics() {
     assert_eq!(lex.len(), 10, "the ten digit words");
 }
 
-#[test]
-fn same_seed_same_model() {
-    let again = train(&config(11)).unwrap().0;
-    let mut a = tiny().0.to_file();
-    let mut b = again.to_file();
-    // Timing differs between runs; everything learned must not.
-    a.provenance.train_seconds = 0.0;
-    b.provenance.train_seconds = 0.0;
-    for e in a
-        .provenance
-        .epochs
-        .iter_mut()
-        .chain(b.provenance.epochs.iter_mut())
-    {
+/// A model's file without the timings, which differ between runs when
+/// everything learned does not.
+fn untimed(m: &AcousticModel) -> ModelFile {
+    let mut f = m.to_file();
+    f.provenance.train_seconds = 0.0;
+    for e in &mut f.provenance.epochs {
         e.seconds = 0.0;
         e.frames_per_s = 0.0;
     }
-    assert!(a == b, "two runs with seed 11 differ");
+    f
+}
+
+#[test]
+fn same_seed_same_model() {
+    let again = train(&config(11)).unwrap().0;
+    assert!(
+        untimed(&tiny().0) == untimed(&again),
+        "two runs with seed 11 differ"
+    );
 }
 
 #[test]
@@ -512,4 +515,201 @@ fn context_dependent_states_are_trained_saved_and_decoded() {
     let n_right = right.iter().filter(|&&r| r).count();
     eprintln!("{n_right} of 10 right");
     assert!(n_right >= 5, "{n_right} of 10 right: {right:?}");
+}
+
+/// Prepares the data of `cfg` as `n` shards cut by utterance (FSDD dev has
+/// one speaker), aligned by `reference` when given, in a new folder.
+fn prepare_shards(
+    cfg: &TrainConfig,
+    reference: Option<(&AcousticModel, &str)>,
+    n: usize,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    // Out of order, as the jobs of an array finish.
+    for index in (0..n).rev() {
+        let shard = Shard { index, count: n };
+        prepare(cfg, reference, shard, SplitBy::Utterance, dir.path()).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_model_aligned_from_prepared_shards_is_the_unsharded_runs_model() {
+    // The shipped default's recipe in miniature: a reference model's
+    // alignment, context-dependent states, this run's own CMN, augmented
+    // copies (speed and VTLP).
+    let reference = &tiny().0;
+    let mut cfg = config(14);
+    cfg.max_utts = Some(60);
+    cfg.speed_perturb = vec![0.9];
+    cfg.vtlp_copies = 1;
+    cfg.context_min_frames = 20;
+    cfg.max_epochs = 2;
+    let cmn = sparsa::features::cmn::CmnConfig {
+        prior_frames: 10,
+        skip_below: Some(8.0),
+        ..Default::default()
+    };
+    let run = |cfg: &TrainConfig| {
+        let data = align_with_model(cfg, reference, "tiny", Some(&cmn)).unwrap();
+        train_on_alignment(cfg, &data)
+    };
+    let whole = run(&cfg);
+    let dir = prepare_shards(&cfg, Some((reference, "tiny")), 3);
+    // ali.pdf is ali.key mapped by the reference topology: each frame's
+    // pdf is the one its context key backs off to.
+    let read = |name: &str| -> Vec<Vec<u32>> {
+        let text = std::fs::read_to_string(dir.path().join("1/train").join(name)).unwrap();
+        text.lines()
+            .map(|l| l.split(' ').skip(1).map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    let (pdfs, keys) = (read("ali.pdf"), read("ali.key"));
+    assert!(keys.len() > 30, "{} aligned items", keys.len());
+    for (p, k) in pdfs.iter().zip(&keys) {
+        let mapped: Vec<u32> = k
+            .iter()
+            .map(|&k| reference.topology.pdf_of_key(k))
+            .collect();
+        assert_eq!(p, &mapped);
+    }
+    let sharded = run(&TrainConfig {
+        prepared: Some(dir.path().to_path_buf()),
+        ..cfg.clone()
+    });
+    assert!(whole.topology.num_context_pdfs() > 0);
+    assert_eq!(whole.provenance.train_utterances, 180, "three copies each");
+    // Weights, priors, topology, front end and provenance, bit for bit.
+    assert!(
+        untimed(&whole) == untimed(&sharded),
+        "sharded data trained another model"
+    );
+}
+
+#[test]
+fn a_flat_start_model_from_prepared_shards_is_the_unsharded_runs_model() {
+    let mut cfg = config(15);
+    cfg.max_utts = Some(50);
+    cfg.rounds = 2;
+    cfg.align_epochs = 1;
+    cfg.max_epochs = 1;
+    cfg.silence_pad_s = 0.2;
+    let whole = train(&cfg).unwrap().0;
+    let dir = prepare_shards(&cfg, None, 2);
+    assert!(
+        !dir.path().join("0/train/ali.pdf").exists(),
+        "no alignment without a model"
+    );
+    let sharded = train(&TrainConfig {
+        prepared: Some(dir.path().to_path_buf()),
+        ..cfg.clone()
+    })
+    .unwrap()
+    .0;
+    assert!(
+        untimed(&whole) == untimed(&sharded),
+        "sharded data trained another model"
+    );
+    // The archive holds raw (not CMN-normalized) features, one per item.
+    let ark = sparsa::corpus::ark::read_ark(&dir.path().join("1/dev/feats.ark")).unwrap();
+    assert_eq!(ark.len(), 25, "half of 50 dev utterances");
+    let m = &ark[0];
+    assert_eq!(m.cols, 23);
+    let mean = m.data.iter().sum::<f32>() / m.data.len() as f32;
+    assert!(mean > 3.0, "raw log-mel, mean {mean}");
+}
+
+/// `sparsa-train` with FSDD's data flags (flat start, 8 kHz, 23 bins).
+fn sparsa_train(sub: &str, max_utts: &str) -> std::process::Command {
+    let c = common::corpora();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sparsa-train"));
+    cmd.arg(sub)
+        .arg("--train")
+        .arg(c.join("fsdd/train"))
+        .arg("--dev")
+        .arg(c.join("fsdd/dev"))
+        .arg("--lexicon")
+        .arg(c.join("../lexicon/cmudict.dict"))
+        .args([
+            "--rate",
+            "8000",
+            "--mel-bins",
+            "23",
+            "--quiet",
+            "--max-utts",
+            max_utts,
+        ]);
+    cmd
+}
+
+/// Runs a command that must fail with exit code 2; returns its one error line.
+fn fails_with_one_line(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    lines[0].to_string()
+}
+
+#[test]
+fn missing_and_mismatched_shards_are_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prep = tmp.path().join("prep");
+    let ok = sparsa_train("prepare", "12")
+        .args(["--per-utt", "--shard", "0/2", "--out"])
+        .arg(&prep)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let record = std::fs::read_to_string(prep.join("0/prepare.ron")).unwrap();
+    assert!(record.contains("max_utts: Some(12)"), "{record}");
+    let am = || {
+        let mut cmd = sparsa_train("am", "12");
+        cmd.arg("--prepared")
+            .arg(&prep)
+            .arg("--out")
+            .arg(tmp.path().join("m"));
+        cmd
+    };
+    let err = fails_with_one_line(&mut am());
+    assert!(
+        err.contains("shard 1/2 is missing (rerun `sparsa-train prepare --shard 1/2"),
+        "{err}"
+    );
+    // Shard 1 of another subset: refused, naming the flag.
+    let ok = sparsa_train("prepare", "14")
+        .args(["--per-utt", "--shard", "1/2", "--out"])
+        .arg(&prep)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let err = fails_with_one_line(&mut am());
+    assert!(
+        err.contains(
+            "shard 1/2 was prepared with other settings: --max-utts: Some(14) there, Some(12) here"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("shard 0/2"), "{err}");
+    assert!(
+        !tmp.path().join("m").exists(),
+        "no model from refused shards"
+    );
+    // A split that cannot be made fails before any work: FSDD dev has one speaker.
+    let err = fails_with_one_line(
+        sparsa_train("prepare", "12")
+            .args(["--shard", "0/2", "--out"])
+            .arg(tmp.path().join("by_speaker")),
+    );
+    assert!(err.contains("dev ("), "{err}");
+    assert!(err.contains("use --per-utt"), "{err}");
 }

@@ -5,10 +5,11 @@ mod common;
 
 use clap::{Args, Parser, Subcommand};
 use sparsa::am::nnet::{Activation, Splice};
+use sparsa::corpus::split::{Shard, SplitBy};
 use sparsa::train::commands;
 use sparsa::train::config::TrainConfig;
 use sparsa::train::experiment::{self, ExperimentConfig};
-use sparsa::train::flags::{command_line, AmFlags, CalibrationFlags};
+use sparsa::train::flags::{command_line, AmFlags, CalibrationFlags, DataFlags};
 use std::path::PathBuf;
 
 /// sparsa-train: train rectifier DNN-HMM acoustic models for sparsa.
@@ -38,8 +39,37 @@ enum Command {
     ///     --activation relu --speed-perturb 0.9,1.1 --out mono
     ///   sparsa-train am ... --align-model mono --units 256 --cmn-prior-frames 20 \
     ///     --freq-mask 8 --context-min-frames 300 --out models/default
+    ///
+    /// With --prepared DIR, the features (and the --align-model alignment)
+    /// are read from the shards `sparsa-train prepare` wrote into DIR
+    /// instead of computed; give the same data flags as to prepare (see
+    /// `sparsa-train prepare --help`). The model is the one the same
+    /// command without --prepared trains.
     #[command(verbatim_doc_comment)]
     Am(AmFlags),
+    /// Compute one shard of `am`'s data: features (and, with --align-model,
+    /// the alignment), to run as N independent jobs before one `am`.
+    ///
+    /// Train and dev (after lexicon filtering and --max-utts, as `am` reads
+    /// them) are each cut into N parts by speaker (--per-utt: by
+    /// utterance), as `sparsa split` cuts a data dir. Part K of both, with
+    /// its speed-perturbed and VTLP copies and silence padding, goes to
+    /// OUT/K: raw features as a Kaldi binary archive (train/feats.ark,
+    /// dev/feats.ark), text, skipped, with --align-model each frame's pdf
+    /// and context key (ali.pdf, ali.key), and prepare.ron, the settings
+    /// `am --prepared` checks. OUT/K appears only when complete: a failed
+    /// shard is rerun alone.
+    ///
+    /// The sharded flow (e.g. as a Slurm array, K = $SLURM_ARRAY_TASK_ID):
+    ///   DATA="--train ../shared/corpora/speechocean762/train \
+    ///     --dev ../shared/corpora/speechocean762/dev \
+    ///     --lexicon ../shared/lexicon/cmudict.dict \
+    ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt --align-model models/relu"
+    ///   for K in 0 1 2 3; do sparsa-train prepare $DATA --shard $K/4 --out prep; done
+    ///   sparsa-train am $DATA --prepared prep --units 256 --cmn-prior-frames 20 \
+    ///     --freq-mask 8 --context-min-frames 300 --out models/default
+    #[command(verbatim_doc_comment)]
+    Prepare(PrepareArgs),
     /// Estimate an n-gram LM (interpolated modified Kneser-Ney) from the
     /// `text` files of Kaldi data dirs and write it as ARPA.
     ///
@@ -76,6 +106,22 @@ enum Command {
     ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt --out grid
     #[command(verbatim_doc_comment)]
     Experiment(ExperimentArgs),
+}
+
+#[derive(Args)]
+struct PrepareArgs {
+    #[command(flatten)]
+    data: DataFlags,
+    /// Which part to prepare: K/N, K from 0 (a Slurm array's task id).
+    #[arg(long, default_value = "0/1", value_name = "K/N")]
+    shard: Shard,
+    /// Cut train and dev by utterance instead of by speaker (needed when a
+    /// set has fewer speakers than shards).
+    #[arg(long)]
+    per_utt: bool,
+    /// Folder of the shards (created); this one is written to OUT/K.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -182,7 +228,28 @@ fn main() {
     let result = match cli.command {
         Command::Am(a) => {
             let cfg = a.config();
-            commands::am(&cfg, a.align_model.as_deref(), a.calibration.into(), &a.out).map(|_| ())
+            commands::am(
+                &cfg,
+                a.data.align_model.as_deref(),
+                a.calibration.into(),
+                &a.out,
+            )
+            .map(|_| ())
+        }
+        Command::Prepare(a) => {
+            let split = if a.per_utt {
+                SplitBy::Utterance
+            } else {
+                SplitBy::Speaker
+            };
+            commands::prepare(
+                &a.data.config(),
+                a.data.align_model.as_deref(),
+                a.shard,
+                split,
+                &a.out,
+            )
+            .map(|_| ())
         }
         Command::Lm(a) => commands::lm(&a.train, a.order, &a.out).map(|_| ()),
         Command::Quantize(a) => {

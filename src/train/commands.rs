@@ -1,20 +1,23 @@
 //! What `sparsa-train`'s subcommands do, as library calls (the binary only
-//! parses flags): train a model folder, estimate an LM from transcripts,
-//! add the int8 export to a model.
+//! parses flags): train a model folder, prepare one shard of its data,
+//! estimate an LM from transcripts, add the int8 export to a model.
 
 use crate::am::model::{AcousticModel, AM_FILE, LEXICON_FILE};
 use crate::corpus::datadir::{read_transcripts, DataDir};
+use crate::corpus::split::{Shard, SplitBy};
 use crate::error::{Error, Result};
 use crate::search::lm::NgramLm;
 use crate::train::calibrate::{quantize_model, CalibrationConfig};
 use crate::train::config::TrainConfig;
+use crate::train::prepare::{self, PrepareRecord};
 use crate::train::recipe::{align_with_model, train, train_on_alignment};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::info;
 
 /// `sparsa-train am`: trains a model (from a flat start, or on the
-/// alignment of the model folder `align_model`), calibrates its int8
+/// alignment of the model folder `align_model`; on data read from the
+/// shards in `cfg.prepared` when set), calibrates its int8
 /// export on the first train dir and writes `out/am.ron` and
 /// `out/lexicon.txt`.
 pub fn am(
@@ -26,17 +29,7 @@ pub fn am(
     let (mut model, lexicon) = match align_model {
         None => train(cfg)?,
         Some(dir) => {
-            let reference = AcousticModel::load(&dir.join(AM_FILE))?;
-            let (rf, f) = (reference.frontend.config(), &cfg.frontend);
-            if (rf.sample_rate_hz, rf.num_mel_bins) != (f.sample_rate_hz, f.num_mel_bins) {
-                return Err(Error::config(
-                    "frontend",
-                    format!(
-                        "--rate {} / --mel-bins {} differ from the alignment model's front end ({} Hz, {} bins): the labels would not fit the frames",
-                        f.sample_rate_hz, f.num_mel_bins, rf.sample_rate_hz, rf.num_mel_bins
-                    ),
-                ));
-            }
+            let reference = load_reference(cfg, dir)?;
             let data = align_with_model(
                 cfg,
                 &reference,
@@ -80,6 +73,43 @@ pub fn am(
         p.train_seconds
     );
     Ok(model)
+}
+
+/// `sparsa-train prepare`: computes shard `shard` of the data of `cfg`
+/// (raw features, aligned by the model folder `align_model` when given),
+/// cut by `split`, and writes it to `out/K` for `am --prepared out`.
+pub fn prepare(
+    cfg: &TrainConfig,
+    align_model: Option<&Path>,
+    shard: Shard,
+    split: SplitBy,
+    out: &Path,
+) -> Result<PrepareRecord> {
+    match align_model {
+        None => prepare::prepare(cfg, None, shard, split, out),
+        Some(dir) => {
+            let reference = load_reference(cfg, dir)?;
+            let name = dir.display().to_string();
+            prepare::prepare(cfg, Some((&reference, &name)), shard, split, out)
+        }
+    }
+}
+
+/// The alignment model in the folder `dir`, checked against the front end
+/// `cfg` asks for.
+fn load_reference(cfg: &TrainConfig, dir: &Path) -> Result<AcousticModel> {
+    let reference = AcousticModel::load(&dir.join(AM_FILE))?;
+    let (rf, f) = (reference.frontend.config(), &cfg.frontend);
+    if (rf.sample_rate_hz, rf.num_mel_bins) != (f.sample_rate_hz, f.num_mel_bins) {
+        return Err(Error::config(
+            "frontend",
+            format!(
+                "--rate {} / --mel-bins {} differ from the alignment model's front end ({} Hz, {} bins): the labels would not fit the frames",
+                f.sample_rate_hz, f.num_mel_bins, rf.sample_rate_hz, rf.num_mel_bins
+            ),
+        ));
+    }
+    Ok(reference)
 }
 
 /// `sparsa-train lm`: estimates an n-gram LM of `order` from the `text`

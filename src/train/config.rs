@@ -64,6 +64,11 @@ pub struct TrainConfig {
     /// Hinton 2013): each copy of an utterance warps the mel filterbank's
     /// frequency axis by its own factor drawn from `1 ± `[`crate::train::data::VTLP_RANGE`]; 0 = none.
     pub vtlp_copies: usize,
+    /// Read train and dev (raw features, and the reference model's
+    /// alignment with one) from the shards `sparsa-train prepare` wrote
+    /// into this folder instead of computing them
+    /// ([`crate::train::prepare`]); `None` computes them.
+    pub prepared: Option<PathBuf>,
     /// Worker threads for features and alignment.
     pub threads: usize,
     /// Show progress bars.
@@ -108,6 +113,7 @@ impl Default for TrainConfig {
             silence_pad_s: 0.0,
             dropout: 0.0,
             vtlp_copies: 0,
+            prepared: None,
             threads: 2,
             progress: true,
             command: String::new(),

@@ -1,9 +1,15 @@
 //! Training data: train and dev utterances read from Kaldi data dirs as
 //! features with the recognizer's own front end, their augmented copies
 //! (speed perturbation, VTLP, silence padding; frequency masking of
-//! minibatches), CMN with a prior from train, and the network's global
-//! input normalization.
+//! minibatches), their alignment by a reference model, CMN with a prior
+//! from train, and the network's global input normalization.
+//!
+//! Features and alignments are computed per part of a set: the whole set
+//! in one run, or one shard of it in `sparsa-train prepare`
+//! ([`crate::train::prepare`]), whose shards the training job reads back
+//! in the same order.
 
+use crate::am::model::AcousticModel;
 use crate::am::nnet::Splice;
 use crate::audio::MonoStream;
 use crate::corpus::datadir::{DataDir, Utterance};
@@ -15,6 +21,7 @@ use crate::search::hmm::PdfId;
 use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::tools::{progress_bar, thread_pool};
 use crate::train::config::TrainConfig;
+use crate::train::run::Aligner;
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -45,8 +52,18 @@ impl Utt {
     }
 }
 
+/// An utterance's frame labels by a reference model: the pdf of each frame
+/// and its state in its word-internal context (the keys that
+/// context-dependent targets are tied from).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Labels {
+    pub(crate) pdfs: Vec<PdfId>,
+    pub(crate) keys: Vec<u32>,
+}
+
 /// Train and dev of a run as raw features, their words checked against the
-/// lexicons: the data preparation `train` and `align_with_model` share.
+/// lexicons, labelled when a reference model aligned them: the data
+/// preparation `train` and `align_with_model` share.
 pub(crate) struct Corpus {
     pub(crate) phones: PhoneSet,
     /// Every lexicon merged.
@@ -56,6 +73,10 @@ pub(crate) struct Corpus {
     /// Train with its augmented copies.
     pub(crate) train: Vec<Utt>,
     pub(crate) dev: Vec<Utt>,
+    /// With a reference model: the labels of each train and dev utterance
+    /// (`None` where no path fit); empty without one.
+    pub(crate) train_labels: Vec<Option<Labels>>,
+    pub(crate) dev_labels: Vec<Option<Labels>>,
     /// Why utterances were left out (dev ones prefixed `dev `), for provenance.
     pub(crate) skipped: Vec<String>,
     /// Train words in no lexicon.
@@ -63,32 +84,33 @@ pub(crate) struct Corpus {
 }
 
 impl Corpus {
-    /// Loads `cfg.train` (with the copies `cfg` asks for) and `cfg.dev`
-    /// with the front end `frontend` (CMN not applied yet).
+    /// Loads `cfg.train` (with the copies `cfg` asks for) and `cfg.dev` as
+    /// raw features of the front end `cfg.frontend` (CMN not applied yet),
+    /// aligned by `reference` when given: computed here as one whole shard,
+    /// or read from the shards prepared in `cfg.prepared`. Either way the
+    /// utterances come in the same order with the same values.
     pub(crate) fn load(
         cfg: &TrainConfig,
         phones: PhoneSet,
-        frontend: &FrontendConfig,
+        reference: Option<&AcousticModel>,
     ) -> Result<Self> {
-        let lexicon = Lexicon::load(&cfg.lexicons, &phones)?;
-        let (train, mut skipped, missing) = load_set(
-            &cfg.train,
-            &lexicon,
-            cfg,
-            frontend,
-            "train",
-            &train_copies(cfg),
-            cfg.silence_pad_s,
-        )?;
-        let (dev, dev_skipped, _) = load_set(
-            std::slice::from_ref(&cfg.dev),
-            &lexicon,
-            cfg,
-            frontend,
-            "dev",
-            &[DataCopy::Original],
-            0.0,
-        )?;
+        let plan = Plan::new(cfg, phones)?;
+        let (train, dev) = match &cfg.prepared {
+            Some(dir) => crate::train::prepare::load(dir, cfg, &plan, reference)?,
+            None => (
+                prepare_set(cfg, &plan, &plan.train, &plan.train.whole(), reference)?,
+                prepare_set(cfg, &plan, &plan.dev, &plan.dev.whole(), reference)?,
+            ),
+        };
+        let Plan {
+            phones,
+            lexicon,
+            train: train_list,
+            dev: dev_list,
+        } = plan;
+        let mut skipped = train_list.skipped;
+        skipped.extend(train.skipped.iter().map(|(id, why)| format!("{id}: {why}")));
+        let missing: Vec<String> = train_list.missing.into_iter().collect();
         if !missing.is_empty() {
             warn!(
                 "{} training words are in no lexicon; their {} utterances are skipped: {}",
@@ -97,20 +119,29 @@ impl Corpus {
                 missing.join(" ")
             );
         }
-        skipped.extend(dev_skipped.into_iter().map(|s| format!("dev {s}")));
+        skipped.extend(
+            dev_list
+                .skipped
+                .iter()
+                .cloned()
+                .chain(dev.skipped.iter().map(|(id, why)| format!("{id}: {why}")))
+                .map(|s| format!("dev {s}")),
+        );
         Ok(Corpus {
             phones,
             lexicon,
-            dim: frontend.num_mel_bins,
-            train,
-            dev,
+            dim: cfg.frontend.num_mel_bins,
+            train: train.utts,
+            dev: dev.utts,
+            train_labels: train.labels,
+            dev_labels: dev.labels,
             skipped,
             missing,
         })
     }
 
     /// `cmn` with its prior mean taken from the raw train features (call
-    /// before [`Corpus::apply_cmn`]).
+    /// before CMN is applied to them).
     pub(crate) fn with_prior(&self, cmn: &CmnConfig) -> CmnConfig {
         let mut c = cmn.clone();
         c.prior_mean = Some(cmn_prior(
@@ -120,13 +151,247 @@ impl Corpus {
         ));
         c
     }
+}
 
-    /// Applies online CMN to the raw features of train and dev.
-    pub(crate) fn apply_cmn(&mut self, cmn: &CmnConfig) {
-        for u in self.train.iter_mut().chain(self.dev.iter_mut()) {
-            apply_cmn(&mut u.feats, self.dim, cmn);
+/// The lexicons of a run and its canonical train and dev lists: what every
+/// shard of a sharded preparation, and the training job reading them,
+/// derive alike from the flags.
+pub(crate) struct Plan {
+    pub(crate) phones: PhoneSet,
+    /// Every lexicon merged.
+    pub(crate) lexicon: Lexicon,
+    pub(crate) train: SetList,
+    pub(crate) dev: SetList,
+}
+
+impl Plan {
+    /// Reads the lexicons (with `phones`) and the data dirs of `cfg`.
+    pub(crate) fn new(cfg: &TrainConfig, phones: PhoneSet) -> Result<Self> {
+        let lexicon = Lexicon::load(&cfg.lexicons, &phones)?;
+        let train = SetList::new(
+            &cfg.train,
+            &lexicon,
+            cfg.max_utts,
+            "train",
+            train_copies(cfg),
+            cfg.silence_pad_s,
+        )?;
+        let dev = SetList::new(
+            std::slice::from_ref(&cfg.dev),
+            &lexicon,
+            cfg.max_utts,
+            "dev",
+            vec![DataCopy::Original],
+            0.0,
+        )?;
+        Ok(Plan {
+            phones,
+            lexicon,
+            train,
+            dev,
+        })
+    }
+}
+
+/// One set (the train dirs together, or dev): its utterances whose words
+/// are all in the lexicon, reduced to the `max_utts` subset, in data-dir
+/// order, and the copies each is read as.
+pub(crate) struct SetList {
+    /// `train` or `dev`.
+    pub(crate) name: &'static str,
+    pub(crate) utts: Vec<Utterance>,
+    copies: Vec<DataCopy>,
+    /// Seconds of digital silence around each copy.
+    pad_s: f32,
+    /// Utterances left out for words in no lexicon.
+    skipped: Vec<String>,
+    missing: std::collections::BTreeSet<String>,
+}
+
+/// One copy of one utterance of a set: features are computed per item.
+pub(crate) struct Item {
+    /// Index into [`SetList::utts`].
+    pub(crate) utt: usize,
+    /// Position in the whole set's items (utterance-major, copies adjacent).
+    pub(crate) slot: usize,
+    copy: Perturbation,
+    /// The copy's id (`{id}-sp0.9`, `{id}-vtlp1`, or the utterance's).
+    pub(crate) id: String,
+}
+
+impl SetList {
+    fn new(
+        dirs: &[PathBuf],
+        lexicon: &Lexicon,
+        max_utts: Option<usize>,
+        name: &'static str,
+        copies: Vec<DataCopy>,
+        pad_s: f32,
+    ) -> Result<Self> {
+        let mut utts = Vec::new();
+        let mut missing = std::collections::BTreeSet::new();
+        let mut skipped = Vec::new();
+        for d in dirs {
+            let dd = DataDir::open(d)?;
+            for u in dd.utterances {
+                let unknown: Vec<&String> = u
+                    .words
+                    .iter()
+                    .filter(|w| lexicon.get(w).is_none())
+                    .collect();
+                if !unknown.is_empty() {
+                    skipped.push(format!("{}: words not in any lexicon: {:?}", u.id, unknown));
+                    missing.extend(unknown.into_iter().cloned());
+                    continue;
+                }
+                utts.push(u);
+            }
+        }
+        if let Some(n) = max_utts {
+            // A fixed pseudo-random subset, so it still covers every speaker and word.
+            if n < utts.len() {
+                let mut idx: Vec<usize> = (0..utts.len()).collect();
+                Rng::new(0x5ab5e7).shuffle(&mut idx);
+                idx.truncate(n);
+                idx.sort_unstable();
+                utts = idx.into_iter().map(|i| utts[i].clone()).collect();
+            }
+        }
+        Ok(SetList {
+            name,
+            utts,
+            copies,
+            pad_s,
+            skipped,
+            missing,
+        })
+    }
+
+    /// Every utterance index: the set as one part.
+    pub(crate) fn whole(&self) -> Vec<usize> {
+        (0..self.utts.len()).collect()
+    }
+
+    /// Copies per utterance.
+    pub(crate) fn num_copies(&self) -> usize {
+        self.copies.len()
+    }
+
+    /// The speed-perturbation factors of the copies (besides 1).
+    pub(crate) fn speeds(&self) -> Vec<f32> {
+        self.copies
+            .iter()
+            .filter_map(|c| match c {
+                DataCopy::Speed(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The items of the utterances `part` (indices into `utts`, ascending),
+    /// each utterance's copies together.
+    pub(crate) fn items(&self, part: &[usize]) -> Vec<Item> {
+        let n = self.copies.len();
+        part.iter()
+            .flat_map(|&i| {
+                self.copies.iter().enumerate().map(move |(c, copy)| {
+                    let (p, id) = copy.of(&self.utts[i].id);
+                    Item {
+                        utt: i,
+                        slot: i * n + c,
+                        copy: p,
+                        id,
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// Items of one part of a set as raw features, in item order.
+pub(crate) struct PreparedSet {
+    pub(crate) utts: Vec<Utt>,
+    /// With a reference model: each of `utts`' labels (`None` where no
+    /// path fit); empty without one.
+    pub(crate) labels: Vec<Option<Labels>>,
+    /// Items without features: (id, why).
+    pub(crate) skipped: Vec<(String, String)>,
+}
+
+/// Computes the raw features of the items of the utterances `part` of `set`
+/// on `cfg.threads` threads (front end `cfg.frontend`, CMN not applied)
+/// and, with `reference`, aligns them with it (its CMN applied for the
+/// alignment only; its network, priors, topology; `plan`'s lexicon).
+pub(crate) fn prepare_set(
+    cfg: &TrainConfig,
+    plan: &Plan,
+    set: &SetList,
+    part: &[usize],
+    reference: Option<&AcousticModel>,
+) -> Result<PreparedSet> {
+    let items = set.items(part);
+    let frontend = &cfg.frontend;
+    let bar = progress_bar(
+        cfg.progress,
+        items.len() as u64,
+        &format!("features {}", set.name),
+    );
+    let results: Vec<Result<Vec<f32>>> = thread_pool(cfg.threads, "sparsa-train")?.install(|| {
+        items
+            .par_iter()
+            .map(|item| {
+                let r = raw_features(&set.utts[item.utt].audio, frontend, item.copy, set.pad_s);
+                bar.inc(1);
+                r
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let dim = frontend.num_mel_bins;
+    let mut utts = Vec::new();
+    let mut skipped = Vec::new();
+    for (item, r) in items.into_iter().zip(results) {
+        match r {
+            Ok(raw) if raw.len() / dim >= 10 => utts.push(Utt {
+                id: item.id,
+                words: set.utts[item.utt].words.clone(),
+                frames: raw.len() / dim,
+                feats: raw,
+                labels: Vec::new(),
+            }),
+            Ok(_) => skipped.push((item.id, "shorter than 10 frames".to_string())),
+            Err(e) => skipped.push((item.id, e.to_string())),
         }
     }
+    let labels = match reference {
+        None => Vec::new(),
+        Some(m) => {
+            let cmn = frontend.cmn.clone().unwrap_or_default();
+            let aligner = Aligner {
+                net: &m.network,
+                log_priors: &m.log_priors,
+                lexicon: &plan.lexicon,
+                phones: &m.phones,
+                topo: &m.topology,
+                cmn: Some(&cmn),
+            };
+            aligner
+                .align(&utts, cfg.threads, cfg.progress, set.name)?
+                .into_iter()
+                .map(|a| {
+                    a.map(|a| Labels {
+                        pdfs: a.pdfs,
+                        keys: a.keys,
+                    })
+                })
+                .collect()
+        }
+    };
+    Ok(PreparedSet {
+        utts,
+        labels,
+        skipped,
+    })
 }
 
 /// How one copy of an utterance is read.
@@ -256,93 +521,6 @@ fn raw_features(
     }
     feed(&silence, &mut out);
     Ok(out)
-}
-
-/// Utterances, skip reasons, missing words.
-type LoadedSet = (Vec<Utt>, Vec<String>, Vec<String>);
-
-/// Loads the `copies` of the utterances of `dirs` whose words are all in
-/// the lexicon as raw features, on `cfg.threads` threads. Returns them with
-/// skip reasons and the missing words.
-fn load_set(
-    dirs: &[PathBuf],
-    lexicon: &Lexicon,
-    cfg: &TrainConfig,
-    frontend: &FrontendConfig,
-    what: &str,
-    copies: &[DataCopy],
-    pad_s: f32,
-) -> Result<LoadedSet> {
-    let mut items = Vec::new();
-    let mut missing = std::collections::BTreeSet::new();
-    let mut skipped = Vec::new();
-    for d in dirs {
-        let dd = DataDir::open(d)?;
-        for u in dd.utterances {
-            let unknown: Vec<&String> = u
-                .words
-                .iter()
-                .filter(|w| lexicon.get(w).is_none())
-                .collect();
-            if !unknown.is_empty() {
-                skipped.push(format!("{}: words not in any lexicon: {:?}", u.id, unknown));
-                missing.extend(unknown.into_iter().cloned());
-                continue;
-            }
-            items.push(u);
-        }
-    }
-    if let Some(n) = cfg.max_utts {
-        // A fixed pseudo-random subset, so it still covers every speaker and word.
-        if n < items.len() {
-            let mut idx: Vec<usize> = (0..items.len()).collect();
-            Rng::new(0x5ab5e7).shuffle(&mut idx);
-            idx.truncate(n);
-            idx.sort_unstable();
-            items = idx.into_iter().map(|i| items[i].clone()).collect();
-        }
-    }
-    let items: Vec<(Utterance, Perturbation, String)> = items
-        .into_iter()
-        .flat_map(|u| {
-            copies.iter().map(move |c| {
-                let (p, id) = c.of(&u.id);
-                (u.clone(), p, id)
-            })
-        })
-        .collect();
-    let bar = progress_bar(
-        cfg.progress,
-        items.len() as u64,
-        &format!("features {what}"),
-    );
-    let results: Vec<Result<Vec<f32>>> = thread_pool(cfg.threads, "sparsa-train")?.install(|| {
-        items
-            .par_iter()
-            .map(|(u, copy, _)| {
-                let r = raw_features(&u.audio, frontend, *copy, pad_s);
-                bar.inc(1);
-                r
-            })
-            .collect()
-    });
-    bar.finish_and_clear();
-    let dim = frontend.num_mel_bins;
-    let mut out = Vec::new();
-    for ((u, _, id), r) in items.into_iter().zip(results) {
-        match r {
-            Ok(raw) if raw.len() / dim >= 10 => out.push(Utt {
-                id,
-                words: u.words,
-                frames: raw.len() / dim,
-                feats: raw,
-                labels: Vec::new(),
-            }),
-            Ok(_) => skipped.push(format!("{id}: shorter than 10 frames")),
-            Err(e) => skipped.push(format!("{id}: {e}")),
-        }
-    }
-    Ok((out, skipped, missing.into_iter().collect()))
 }
 
 /// Masks one random band of at most `max_width` mel bins in each spliced

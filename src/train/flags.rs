@@ -1,6 +1,7 @@
-//! The trainer's command-line flags (`sparsa-train am`, `quantize`),
-//! beside the configs they fill: a new training option is a field of
-//! [`TrainConfig`], its default, and its flag and mapping here.
+//! The trainer's command-line flags (`sparsa-train am`, `prepare`,
+//! `quantize`), beside the configs they fill: a new training option is a
+//! field of [`TrainConfig`], its default, and its flag and mapping here
+//! (in [`DataFlags`] when it changes the data `prepare` writes).
 //!
 //! Compiled without clap unless the `cli` feature is on.
 
@@ -11,9 +12,13 @@ use crate::train::calibrate::CalibrationConfig;
 use crate::train::config::TrainConfig;
 use std::path::PathBuf;
 
+/// The flags that choose the training data and how it is read: train and
+/// dev, lexicons, front end, augmented copies, the alignment model.
+/// `sparsa-train am` and `sparsa-train prepare` share them, so a prepared
+/// shard and the training job that reads it are given the same values.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
-pub struct AmFlags {
+pub struct DataFlags {
     /// Training data dir (repeatable).
     #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "DIR"))]
     pub train: Vec<PathBuf>,
@@ -26,6 +31,78 @@ pub struct AmFlags {
         arg(long = "lexicon", required = true, value_name = "FILE")
     )]
     pub lexicons: Vec<PathBuf>,
+    /// Use only a fixed random subset of N utterances of train and of dev (quick runs).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    pub max_utts: Option<usize>,
+    /// Feature rate in Hz (audio is resampled to it).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 16_000))]
+    pub rate: u32,
+    /// Mel filters.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 40))]
+    pub mel_bins: usize,
+    /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_name = "F,F"))]
+    pub speed_perturb: Vec<f32>,
+    /// Add this many seconds of digital silence before and after every
+    /// train utterance, dithered as at recognition (teaches the network
+    /// what a muted or idle input looks like; 0 = off).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 0.0, value_name = "SECONDS")
+    )]
+    pub silence_pad: f32,
+    /// Add this many vocal-tract-length-perturbed copies of train: each
+    /// copy of an utterance has its mel axis warped by a factor drawn from
+    /// 0.9..1.1 (VTLP; simulates speakers the corpus lacks).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0, value_name = "COPIES"))]
+    pub vtlp: usize,
+    /// Threads for features and alignment.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 2))]
+    pub threads: usize,
+    /// No progress bars.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub quiet: bool,
+    /// Instead of a flat start, align train (with its augmented copies) and
+    /// dev once with this model folder: `am` trains one fresh network on
+    /// that alignment (the model's phones, topology and framing; this run's
+    /// CMN settings), as Kaldi's recipes train DNNs on a previous model's
+    /// alignment; `prepare` stores the alignment beside the features.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "MODEL_DIR"))]
+    pub align_model: Option<PathBuf>,
+}
+
+impl DataFlags {
+    /// The training settings these flags ask for; the rest are defaults.
+    pub fn config(&self) -> TrainConfig {
+        let a = self;
+        let default = TrainConfig::default();
+        TrainConfig {
+            train: a.train.clone(),
+            dev: a.dev.clone(),
+            lexicons: a.lexicons.clone(),
+            frontend: FrontendConfig {
+                sample_rate_hz: a.rate,
+                num_mel_bins: a.mel_bins,
+                ..default.frontend.clone()
+            },
+            max_utts: a.max_utts,
+            speed_perturb: a.speed_perturb.clone(),
+            silence_pad_s: a.silence_pad,
+            vtlp_copies: a.vtlp,
+            threads: a.threads,
+            progress: !a.quiet,
+            command: command_line(),
+            ..default
+        }
+    }
+}
+
+/// `sparsa-train am`'s flags.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct AmFlags {
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub data: DataFlags,
     /// Output model folder (created).
     #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub out: PathBuf,
@@ -60,15 +137,6 @@ pub struct AmFlags {
     /// Seed for initialization and shuffling.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
     pub seed: u64,
-    /// Use only a fixed random subset of N utterances of train and of dev (quick runs).
-    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
-    pub max_utts: Option<usize>,
-    /// Feature rate in Hz (audio is resampled to it).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 16_000))]
-    pub rate: u32,
-    /// Mel filters.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 40))]
-    pub mel_bins: usize,
     /// Weight, in frames, of the training mean in online CMN while a
     /// stream's own window fills (smaller adapts faster to a new speaker).
     #[cfg_attr(
@@ -83,20 +151,10 @@ pub struct AmFlags {
         arg(long, default_value_t = 8.0, value_name = "LOGMEL")
     )]
     pub cmn_skip_below: f32,
-    /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
-    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_name = "F,F"))]
-    pub speed_perturb: Vec<f32>,
     /// Frequency masking while training: each frame gets one band of up to
     /// this many mel bins set to the mean, across its splice window (0 = off).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 0, value_name = "BINS"))]
     pub freq_mask: usize,
-    /// Skip the flat-start bootstrap: align train (with its speed-perturbed
-    /// copies) and dev once with this model and train one fresh network on
-    /// that alignment (the model's phones, topology and framing; this run's
-    /// CMN settings). Kaldi's recipes train DNNs on a previous model's
-    /// alignment the same way.
-    #[cfg_attr(feature = "cli", arg(long, value_name = "MODEL_DIR"))]
-    pub align_model: Option<PathBuf>,
     /// With --align-model: word-internal triphone states, each with at
     /// least this many aligned train frames its own DNN output (rarer ones
     /// tied to biphone, then monophone states; 0 = the reference's outputs).
@@ -110,30 +168,18 @@ pub struct AmFlags {
         )
     )]
     pub context_min_frames: u64,
-    /// Add this many seconds of digital silence before and after every
-    /// train utterance, dithered as at recognition (teaches the network
-    /// what a muted or idle input looks like; 0 = off).
-    #[cfg_attr(
-        feature = "cli",
-        arg(long, default_value_t = 0.0, value_name = "SECONDS")
-    )]
-    pub silence_pad: f32,
     /// Dropout while training: each hidden unit's output is zeroed with
     /// this probability in every minibatch (regularizes small corpora;
     /// 0 = off, as in the paper).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0, value_name = "P", value_parser = parse_dropout))]
     pub dropout: f32,
-    /// Add this many vocal-tract-length-perturbed copies of train: each
-    /// copy of an utterance has its mel axis warped by a factor drawn from
-    /// 0.9..1.1 (VTLP; simulates speakers the corpus lacks).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0, value_name = "COPIES"))]
-    pub vtlp: usize,
-    /// Threads for features and alignment.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 2))]
-    pub threads: usize,
-    /// No progress bars.
-    #[cfg_attr(feature = "cli", arg(long))]
-    pub quiet: bool,
+    /// Read train and dev from the shards `sparsa-train prepare` wrote into
+    /// this folder (features, and the alignment with --align-model)
+    /// instead of computing them; every other flag as for the unsharded
+    /// run. Refuses missing shards and shards prepared with other data
+    /// flags.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub prepared: Option<PathBuf>,
     #[cfg_attr(feature = "cli", command(flatten))]
     pub calibration: CalibrationFlags,
 }
@@ -142,19 +188,15 @@ impl AmFlags {
     /// The training settings these flags ask for.
     pub fn config(&self) -> TrainConfig {
         let a = self;
+        let data = a.data.config();
         TrainConfig {
-            train: a.train.clone(),
-            dev: a.dev.clone(),
-            lexicons: a.lexicons.clone(),
             frontend: FrontendConfig {
-                sample_rate_hz: a.rate,
-                num_mel_bins: a.mel_bins,
                 cmn: Some(CmnConfig {
                     prior_frames: a.cmn_prior_frames,
                     skip_below: Some(a.cmn_skip_below),
                     ..CmnConfig::default()
                 }),
-                ..FrontendConfig::default()
+                ..data.frontend.clone()
             },
             activation: a.activation,
             hidden_layers: a.layers,
@@ -169,16 +211,11 @@ impl AmFlags {
             learning_rate: a.learning_rate,
             batch: a.batch,
             seed: a.seed,
-            max_utts: a.max_utts,
-            speed_perturb: a.speed_perturb.clone(),
             freq_mask: a.freq_mask,
             context_min_frames: a.context_min_frames,
-            silence_pad_s: a.silence_pad,
             dropout: a.dropout,
-            vtlp_copies: a.vtlp,
-            threads: a.threads,
-            progress: !a.quiet,
-            command: command_line(),
+            prepared: a.prepared.clone(),
+            ..data
         }
     }
 }

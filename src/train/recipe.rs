@@ -36,7 +36,7 @@ use tracing::info;
 /// (the training vocabulary).
 pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
     let started = Instant::now();
-    let mut corpus = Corpus::load(cfg, PhoneSet::arpabet(), &cfg.frontend)?;
+    let mut corpus = Corpus::load(cfg, PhoneSet::arpabet(), None)?;
     cfg.frontend.validate()?;
     if corpus.train.is_empty() || corpus.dev.is_empty() {
         return Err(Error::config(
@@ -110,7 +110,7 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
         // Realign train and dev with this network (after the last round too:
         // the final alignment gives the priors and transitions).
         let priors = run.log_priors();
-        let failed = run.realign(&net, &priors, false)?;
+        let failed = run.realign(&net, &priors)?;
         if failed > 0 {
             info!("round {round}: {failed} utterances kept their previous alignment (no path fit)");
         }
@@ -201,10 +201,11 @@ impl FixedAlignment {
 /// Computes features of `cfg.train` (with `cfg.speed_perturb` copies) and
 /// `cfg.dev` with the reference model's front end (its CMN prior included)
 /// and labels them by Viterbi alignment with its network, priors and
-/// transitions. Utterances no path fits are skipped (and listed in the
-/// models' provenance). With `train_cmn`, the features the new network is
-/// trained on use that CMN instead (prior mean from train); the framing is
-/// the reference's, so the labels still fit frame for frame.
+/// transitions (or reads both from the shards in `cfg.prepared`).
+/// Utterances no path fits are skipped (and listed in the models'
+/// provenance). With `train_cmn`, the features the new network is trained
+/// on use that CMN instead (prior mean from train); the framing is the
+/// reference's, so the labels still fit frame for frame.
 pub fn align_with_model(
     cfg: &TrainConfig,
     reference: &AcousticModel,
@@ -213,55 +214,46 @@ pub fn align_with_model(
 ) -> Result<FixedAlignment> {
     let mut cfg = cfg.clone();
     cfg.frontend = reference.frontend.config().clone();
-    let mut corpus = Corpus::load(&cfg, reference.phones.clone(), &cfg.frontend)?;
+    let corpus = Corpus::load(&cfg, reference.phones.clone(), Some(reference))?;
     let dim = corpus.dim;
+    // The prior comes from every train utterance with features, aligned or not.
     let target_cmn = train_cmn.map(|c| corpus.with_prior(c));
-    // Raw features are kept only when the new network gets its own CMN.
-    let raw: Vec<Vec<f32>> = match target_cmn {
-        Some(_) => corpus
-            .train
-            .iter()
-            .chain(&corpus.dev)
-            .map(|u| u.feats.clone())
-            .collect(),
-        None => Vec::new(),
-    };
-    corpus.apply_cmn(&cfg.frontend.cmn.clone().unwrap_or_default());
     let Corpus {
         phones,
         lexicon,
-        train,
-        dev,
+        mut train,
+        mut dev,
+        train_labels,
+        dev_labels,
         mut skipped,
         missing,
         ..
     } = corpus;
-    let mut run = Run::new(
-        &cfg,
-        phones,
-        lexicon,
-        reference.topology.clone(),
-        train,
-        dev,
-    );
     let keys = cfg.context_min_frames > 0;
-    run.realign(&reference.network, &reference.log_priors, keys)?;
+    for (u, labels) in train
+        .iter_mut()
+        .zip(train_labels)
+        .chain(dev.iter_mut().zip(dev_labels))
+    {
+        // Utterances no path fit keep no labels and are left out below.
+        if let Some(l) = labels {
+            u.labels = if keys { l.keys } else { l.pdfs };
+        }
+    }
+    let mut topo = reference.topology.clone();
     if keys {
-        run.topo = context_topology(
-            &run.topo,
-            &run.phones,
-            &mut run.train,
-            &mut run.dev,
-            cfg.context_min_frames,
-        );
+        topo = context_topology(&topo, &phones, &mut train, &mut dev, cfg.context_min_frames);
     }
     let mut frontend = cfg.frontend.clone();
-    if let Some(c) = target_cmn {
-        for (u, raw) in run.train.iter_mut().chain(run.dev.iter_mut()).zip(raw) {
-            u.feats = raw;
-            apply_cmn(&mut u.feats, dim, &c);
+    let cmn = match target_cmn {
+        Some(c) => {
+            frontend.cmn = Some(c.clone());
+            c
         }
-        frontend.cmn = Some(c);
+        None => cfg.frontend.cmn.clone().unwrap_or_default(),
+    };
+    for u in train.iter_mut().chain(dev.iter_mut()) {
+        apply_cmn(&mut u.feats, dim, &cmn);
     }
     let mut keep = |set: Vec<Utt>, what: &str| -> Vec<Utt> {
         set.into_iter()
@@ -274,8 +266,8 @@ pub fn align_with_model(
             })
             .collect()
     };
-    let train = keep(std::mem::take(&mut run.train), "train");
-    let dev = keep(std::mem::take(&mut run.dev), "dev");
+    let train = keep(train, "train");
+    let dev = keep(dev, "dev");
     if train.is_empty() || dev.is_empty() {
         return Err(Error::config(
             "train",
@@ -284,10 +276,10 @@ pub fn align_with_model(
     }
     Ok(FixedAlignment {
         frontend: frontend.validate()?,
-        vocabulary: vocabulary(&run.lexicon, &train),
-        phones: run.phones,
-        lexicon: run.lexicon,
-        topo: run.topo,
+        vocabulary: vocabulary(&lexicon, &train),
+        phones,
+        lexicon,
+        topo,
         train,
         dev,
         skipped,

@@ -5,14 +5,15 @@
 use crate::am::model::{AcousticModel, EpochMetrics, Provenance};
 use crate::am::nnet::Network;
 use crate::error::Result;
+use crate::features::cmn::CmnConfig;
 use crate::features::frontend::FrontendParams;
 use crate::rng::Rng;
 use crate::search::hmm::Topology;
 use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::tools::{progress_bar, thread_pool};
-use crate::train::align::UttGraph;
+use crate::train::align::{Alignment, UttGraph};
 use crate::train::config::TrainConfig;
-use crate::train::data::{frames_of, freq_mask, Utt};
+use crate::train::data::{apply_cmn, frames_of, freq_mask, Utt};
 use crate::train::sgd::{score, BatchStats, Sgd};
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -68,7 +69,7 @@ impl<'a> Run<'a> {
         let mut total = BatchStats::default();
         let mut acts = Vec::new();
         for u in set {
-            let x = spliced(net, u);
+            let x = spliced(net, &u.feats, u.frames);
             net.forward(x.view(), &mut acts);
             total.add(score(&acts[acts.len() - 1], &u.labels));
         }
@@ -215,65 +216,27 @@ impl<'a> Run<'a> {
         counts.iter().map(|c| (c / total).ln() as f32).collect()
     }
 
-    /// Realigns train and dev with the network; returns how many
-    /// utterances kept their old labels because no path fit.
-    /// With `keys`, frames are labelled with their context keys
-    /// ([`crate::search::hmm::context_key`]) instead of pdfs.
-    pub(crate) fn realign(
-        &mut self,
-        net: &Network,
-        log_priors: &[f32],
-        keys: bool,
-    ) -> Result<usize> {
-        // Out of `self` while aligning (the workers read the lexicon and
-        // topology); on an error the run is abandoned, so they stay out.
-        let mut train = std::mem::take(&mut self.train);
-        let mut dev = std::mem::take(&mut self.dev);
-        let failed = self.realign_set(net, log_priors, &mut train, "train", keys)?
-            + self.realign_set(net, log_priors, &mut dev, "dev", keys)?;
-        self.train = train;
-        self.dev = dev;
-        Ok(failed)
-    }
-
-    /// Realigns one set on `cfg.threads` threads (see [`crate::train::par`]).
-    fn realign_set(
-        &self,
-        net: &Network,
-        log_priors: &[f32],
-        set: &mut [Utt],
-        what: &str,
-        keys: bool,
-    ) -> Result<usize> {
-        let bar = progress_bar(
-            self.cfg.progress,
-            set.len() as u64,
-            &format!("align {what}"),
-        );
-        let failed = thread_pool(self.cfg.threads, "sparsa-train")?.install(|| {
-            set.par_iter_mut()
-                .map_init(Vec::new, |acts, u| {
-                    let x = spliced(net, u);
-                    net.forward(x.view(), acts);
-                    let logp = &acts[acts.len() - 1];
-                    let graph = UttGraph::build(&u.words, &self.lexicon, &self.phones, &self.topo)
-                        // INVARIANT: the corpus kept only utterances whose words are all in it.
-                        .expect("words were checked against the lexicon");
-                    let ali = graph.viterbi(u.frames, &self.topo, |t, pdf| {
-                        logp[[t, pdf as usize]] - log_priors[pdf as usize]
-                    });
-                    bar.inc(1);
-                    match ali {
-                        Some(ali) => {
-                            u.labels = if keys { ali.keys } else { ali.pdfs };
-                            0
-                        }
-                        None => 1,
-                    }
-                })
-                .sum::<usize>()
-        });
-        bar.finish_and_clear();
+    /// Realigns train and dev with the network (labels are pdfs); returns
+    /// how many utterances kept their old labels because no path fit.
+    pub(crate) fn realign(&mut self, net: &Network, log_priors: &[f32]) -> Result<usize> {
+        let aligner = Aligner {
+            net,
+            log_priors,
+            lexicon: &self.lexicon,
+            phones: &self.phones,
+            topo: &self.topo,
+            cmn: None,
+        };
+        let mut failed = 0;
+        for (set, what) in [(&mut self.train, "train"), (&mut self.dev, "dev")] {
+            let alis = aligner.align(set, self.cfg.threads, self.cfg.progress, what)?;
+            for (u, ali) in set.iter_mut().zip(alis) {
+                match ali {
+                    Some(ali) => u.labels = ali.pdfs,
+                    None => failed += 1,
+                }
+            }
+        }
         Ok(failed)
     }
 
@@ -322,12 +285,66 @@ impl<'a> Run<'a> {
     }
 }
 
-/// All normalized, spliced input rows of an utterance.
-fn spliced(net: &Network, u: &Utt) -> Array2<f32> {
-    let mut x = Array2::zeros((u.frames, net.input_dim()));
+/// What aligning utterances needs besides their features: a network with
+/// its log priors, and the lexicon, phones and topology of their graphs.
+pub(crate) struct Aligner<'a> {
+    pub(crate) net: &'a Network,
+    pub(crate) log_priors: &'a [f32],
+    pub(crate) lexicon: &'a Lexicon,
+    pub(crate) phones: &'a PhoneSet,
+    pub(crate) topo: &'a Topology,
+    /// CMN applied to a copy of each utterance's features first (`None`:
+    /// they have it already).
+    pub(crate) cmn: Option<&'a CmnConfig>,
+}
+
+impl Aligner<'_> {
+    /// The Viterbi alignment of each utterance of `set` with the network's
+    /// log posterior - log prior (`None` where no path fits), on `threads`
+    /// threads (see [`crate::train`]).
+    pub(crate) fn align(
+        &self,
+        set: &[Utt],
+        threads: usize,
+        progress: bool,
+        what: &str,
+    ) -> Result<Vec<Option<Alignment>>> {
+        let bar = progress_bar(progress, set.len() as u64, &format!("align {what}"));
+        let alis = thread_pool(threads, "sparsa-train")?.install(|| {
+            set.par_iter()
+                .map_init(Vec::new, |acts, u| {
+                    let x = match self.cmn {
+                        Some(cmn) => {
+                            let mut feats = u.feats.clone();
+                            apply_cmn(&mut feats, u.feats.len() / u.frames.max(1), cmn);
+                            spliced(self.net, &feats, u.frames)
+                        }
+                        None => spliced(self.net, &u.feats, u.frames),
+                    };
+                    self.net.forward(x.view(), acts);
+                    let logp = &acts[acts.len() - 1];
+                    let graph = UttGraph::build(&u.words, self.lexicon, self.phones, self.topo)
+                        // INVARIANT: the corpus kept only utterances whose words are all in it.
+                        .expect("words were checked against the lexicon");
+                    let ali = graph.viterbi(u.frames, self.topo, |t, pdf| {
+                        logp[[t, pdf as usize]] - self.log_priors[pdf as usize]
+                    });
+                    bar.inc(1);
+                    ali
+                })
+                .collect()
+        });
+        bar.finish_and_clear();
+        Ok(alis)
+    }
+}
+
+/// All normalized, spliced input rows of `frames` frames of features.
+fn spliced(net: &Network, feats: &[f32], frames: usize) -> Array2<f32> {
+    let mut x = Array2::zeros((frames, net.input_dim()));
     for (t, row) in x.outer_iter_mut().enumerate() {
         // INVARIANT: rows of a freshly allocated Array2 are contiguous.
-        net.splice_into(&u.feats, u.frames, t, row.into_slice().expect("row"));
+        net.splice_into(feats, frames, t, row.into_slice().expect("row"));
     }
     x
 }
