@@ -5,7 +5,7 @@ mod common;
 
 use clap::{Args, Parser, Subcommand};
 use sparsa::am::nnet::{Activation, Splice};
-use sparsa::corpus::split::{Shard, SplitBy};
+use sparsa::corpus::split::ShardFlags;
 use sparsa::train::commands;
 use sparsa::train::config::TrainConfig;
 use sparsa::train::experiment::{self, ExperimentConfig};
@@ -112,13 +112,11 @@ enum Command {
 struct PrepareArgs {
     #[command(flatten)]
     data: DataFlags,
-    /// Which part to prepare: K/N, K from 0 (a Slurm array's task id).
-    #[arg(long, default_value = "0/1", value_name = "K/N")]
-    shard: Shard,
-    /// Cut train and dev by utterance instead of by speaker (needed when a
-    /// set has fewer speakers than shards).
-    #[arg(long)]
-    per_utt: bool,
+    /// Which part of train and of dev to prepare (each set is cut into N
+    /// parts by speaker, or by utterance with --per-utt when a set has
+    /// fewer speakers than shards).
+    #[command(flatten)]
+    shard: ShardFlags,
     /// Folder of the shards (created); this one is written to OUT/K.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -236,21 +234,14 @@ fn main() {
             )
             .map(|_| ())
         }
-        Command::Prepare(a) => {
-            let split = if a.per_utt {
-                SplitBy::Utterance
-            } else {
-                SplitBy::Speaker
-            };
-            commands::prepare(
-                &a.data.config(),
-                a.data.align_model.as_deref(),
-                a.shard,
-                split,
-                &a.out,
-            )
-            .map(|_| ())
-        }
+        Command::Prepare(a) => commands::prepare(
+            &a.data.config(),
+            a.data.align_model.as_deref(),
+            a.shard.shard,
+            a.shard.split(),
+            &a.out,
+        )
+        .map(|_| ()),
         Command::Lm(a) => commands::lm(&a.train, a.order, &a.out).map(|_| ()),
         Command::Quantize(a) => {
             commands::quantize(&a.model, &a.train, a.out.as_deref(), a.calibration.into())
