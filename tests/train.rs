@@ -612,7 +612,9 @@ fn a_flat_start_model_from_prepared_shards_is_the_unsharded_runs_model() {
     );
     // The archive holds raw (not CMN-normalized) features, one per item.
     let ark = sparsa::corpus::ark::read_ark(&dir.path().join("1/dev/feats.ark")).unwrap();
-    assert_eq!(ark.len(), 25, "half of 50 dev utterances");
+    let other = sparsa::corpus::ark::read_ark(&dir.path().join("0/dev/feats.ark")).unwrap();
+    assert_eq!(ark.len() + other.len(), 50, "the 50 dev utterances");
+    assert!(ark.len() > 15 && other.len() > 15, "parts of similar size");
     let m = &ark[0];
     assert_eq!(m.cols, 23);
     let mean = m.data.iter().sum::<f32>() / m.data.len() as f32;
