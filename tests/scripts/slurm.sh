@@ -204,9 +204,12 @@ JobCompLoc=$state/jobcomp.txt
 # Fast turnaround. A job that cannot start at once on submission (e.g. the
 # node still cleans up the previous one) or whose dependency was just
 # satisfied waits for the next periodic pass of the main or the backfill
-# scheduler: 1 s (the minimum) rather than the default 60 s and 30 s.
+# scheduler: 1 s (the minimum) rather than the default 60 s and 30 s; and
+# batch jobs are scheduled at once on events (batch_sched_delay=0,
+# sched_min_interval=0): 4 serial 3 s jobs + a dependent one took 14.3 s
+# instead of 17.0 s.
 SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=1,bf_interval=1
+SchedulerParameters=sched_interval=1,bf_interval=1,batch_sched_delay=0,sched_min_interval=0
 # A job whose dependency failed (afterok on a failed job) is cancelled rather
 # than left pending forever: waiting for an empty queue always ends. (22.05
 # ignores kill_invalid_depend in SchedulerParameters.)
