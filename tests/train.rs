@@ -406,6 +406,15 @@ fn vtlp_copies_and_dropout_are_trained_and_recorded() {
     assert!(q.epochs.iter().all(|e| e.dev_ce.is_finite()));
 }
 
+/// A CMN other than the tiny reference model's, for networks trained on its alignment.
+fn own_cmn() -> sparsa::features::cmn::CmnConfig {
+    sparsa::features::cmn::CmnConfig {
+        prior_frames: 10,
+        skip_below: Some(8.0),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn a_network_trained_on_a_models_alignment_uses_its_own_cmn_and_learns() {
     // The tiny model aligns; the new network gets another CMN prior weight,
@@ -415,11 +424,7 @@ fn a_network_trained_on_a_models_alignment_uses_its_own_cmn_and_learns() {
     cfg.max_utts = Some(120);
     cfg.speed_perturb = vec![0.9];
     cfg.freq_mask = 5;
-    let cmn = sparsa::features::cmn::CmnConfig {
-        prior_frames: 10,
-        skip_below: Some(8.0),
-        ..Default::default()
-    };
+    let cmn = own_cmn();
     let data =
         sparsa::train::recipe::align_with_model(&cfg, reference, "tiny", Some(&cmn)).unwrap();
     let (train_frames, dev_frames) = data.frames();
@@ -545,11 +550,7 @@ fn a_model_aligned_from_prepared_shards_is_the_unsharded_runs_model() {
     cfg.vtlp_copies = 1;
     cfg.context_min_frames = 20;
     cfg.max_epochs = 2;
-    let cmn = sparsa::features::cmn::CmnConfig {
-        prior_frames: 10,
-        skip_below: Some(8.0),
-        ..Default::default()
-    };
+    let cmn = own_cmn();
     let run = |cfg: &TrainConfig| {
         let data = align_with_model(cfg, reference, "tiny", Some(&cmn)).unwrap();
         train_on_alignment(cfg, &data)

@@ -76,6 +76,11 @@ if ! cmp "$work/ref-hyp.txt" "$work/out/hyp.txt"; then
   echo "slurm test: FAILED: the merged hypotheses differ from the single-process ones" >&2
   exit 1
 fi
+# Where the array's time went: each shard's decoding (model load and
+# scheduling excluded).
+for f in "$work"/out/shards/*.jsonl; do
+  head -n 1 "$f" | grep -o '"index":[0-9]*\|"utterances":[0-9]*\|"wall_s":[0-9.]*' | paste -sd' '
+done | sed 's/^/slurm test: shard /; s/"//g'
 awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$n" -v cpus="$cpus" 'BEGIN {
   printf "slurm test: passed: %d-shard array (%d CPU(s) per shard) + merge %.1f s wall, single process %.1f s wall (ratio %.2f); merged WER and hypotheses identical\n", n, cpus, c - b, b - a, (c - b) / (b - a) }'
 grep '^%WER' "$work/out/wer.txt"
