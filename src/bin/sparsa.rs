@@ -87,7 +87,7 @@ enum Command {
     ///
     /// By speaker (a speaker's utterances stay in one part, as Kaldi's
     /// split_data.sh) or, with --per-utt, by utterance; parts are balanced
-    /// by utterance count. These are exactly the parts `--shard K/N`
+    /// by audio file size. These are exactly the parts `--shard K/N`
     /// selects. wav.scp gets absolute paths, so the parts can be read
     /// from anywhere on shared storage.
     ///
@@ -207,8 +207,8 @@ struct TranscribeArgs {
 struct BatchArgs {
     #[command(flatten)]
     shard: ShardFlags,
-    /// Data dir only: files decoded at once [default: the cores this
-    /// process may use, e.g. the CPUs Slurm gave the task].
+    /// Utterances of the data dir decoded at once [default: the cores
+    /// this process may use, e.g. the CPUs Slurm gave the task].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 }
@@ -365,6 +365,10 @@ fn transcribe(args: TranscribeArgs) -> Exit {
 /// `transcribe DIR`: every file of (a shard of) a data dir, endpointed as
 /// a live stream is.
 fn transcribe_dir(args: TranscribeArgs) -> Exit {
+    if args.raw_rate.is_some() {
+        let msg = "--raw-rate applies to one raw audio input, not a data dir";
+        return Err(sparsa::Error::config("raw_rate", msg).into());
+    }
     let data = DataDir::open_audio(&args.input)?;
     let model = args.decode.load()?;
     let shard = args.batch.shard;
