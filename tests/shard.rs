@@ -243,6 +243,25 @@ fn merge_refuses_anything_but_every_shard_of_one_job_once() {
         &["merge", s(&a0), s(&a1), s(&whole)],
         "not a shard of the same job",
     );
+    // Shard 2 decoded with another beam: not the same job either.
+    let other = path("other");
+    run_ok(&[
+        "eval",
+        s(&data),
+        "--max-utts",
+        "3",
+        "--shard",
+        "2/3",
+        "--per-utt",
+        "--beam",
+        "9",
+        "--results",
+        s(&other),
+    ]);
+    run_fails(
+        &["merge", s(&a0), s(&a1), s(&other)],
+        "not a shard of the same job",
+    );
     // A damaged file: its last utterance cut off.
     let text = std::fs::read_to_string(&a2).unwrap();
     let cut = path("cut");

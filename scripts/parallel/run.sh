@@ -2,8 +2,9 @@
 # A sharded `sparsa eval` or `sparsa transcribe` without a scheduler: GNU
 # parallel runs the N shards on this machine (JOBS at a time, default N)
 # or, with SSHLOGINFILE, on the hosts listed there (`parallel
-# --sshloginfile`: sparsa on every host's PATH, paths on shared storage),
-# then merges them here.
+# --sshloginfile`; JOBS is then shards at a time per host, default 1; every
+# host needs sparsa (or SPARSA's path), GNU parallel and perl, and the paths
+# on shared storage), then merges them here.
 #
 #   scripts/parallel/run.sh eval DATA N OUT [sparsa eval flags...]
 #   SSHLOGINFILE=hosts scripts/parallel/run.sh transcribe DATA N OUT --model /shared/models/default

@@ -11,12 +11,13 @@
 # --align-model, --speed-perturb, --vtlp, --silence-pad, --max-utts, --rate,
 # --mel-bins); AM_FLAGS only shape the network and its training (--units,
 # --cmn-prior-frames, --context-min-frames, ...). All paths on storage every
-# node sees. Example (the shipped default's recipe, docs/training.md):
+# node sees. Example (models/default's recipe of docs/training.md, with
+# speed-perturbed copies added):
 #   scripts/slurm/train.sh 4 /shared/prep /shared/models/new \
 #     --train /shared/so762/train --dev /shared/so762/dev \
 #     --lexicon /shared/cmudict.dict --lexicon /shared/so762/lexicon.txt \
 #     --align-model /shared/models/relu --speed-perturb 0.9,1.1 \
-#     -- --units 256 --cmn-prior-frames 20 --freq-mask 8 --context-min-frames 300
+#     -- --units 256 --max-epochs 10 --cmn-prior-frames 20 --freq-mask 8 --context-min-frames 300
 # A failed shard K is rerun alone (its folder PREP/K appears only when whole):
 #   sbatch --array=K scripts/slurm/prepare.sbatch PREP N DATA_FLAGS...
 # Settings: SPARSA_TRAIN (the binary, default `sparsa-train` on PATH), CPUS
@@ -38,6 +39,8 @@ am=("$@")
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$prep" "$(dirname "$out")"
 prep=$(cd "$prep" && pwd)
+# Shards of an earlier run (another N or other flags) must not be mixed in.
+rm -rf "${prep:?}"/[0-9]*
 mkdir -p "$prep/logs"
 
 array=$(sbatch --parsable --job-name=sparsa-prepare --array="0-$((n - 1))" \

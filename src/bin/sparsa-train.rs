@@ -66,8 +66,8 @@ enum Command {
     ///     --lexicon ../shared/lexicon/cmudict.dict \
     ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt --align-model models/relu"
     ///   for K in 0 1 2 3; do sparsa-train prepare $DATA --shard $K/4 --out prep; done
-    ///   sparsa-train am $DATA --prepared prep --units 256 --cmn-prior-frames 20 \
-    ///     --freq-mask 8 --context-min-frames 300 --out models/default
+    ///   sparsa-train am $DATA --prepared prep --units 256 --max-epochs 10 --cmn-prior-frames 20 \
+    ///     --freq-mask 8 --context-min-frames 300 --out models/new
     #[command(verbatim_doc_comment)]
     Prepare(PrepareArgs),
     /// Estimate an n-gram LM (interpolated modified Kneser-Ney) from the

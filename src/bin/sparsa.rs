@@ -10,7 +10,6 @@ mod common;
 #[global_allocator]
 static ALLOC_GUARD: sparsa::live::alloc_guard::Guarded = sparsa::live::alloc_guard::Guarded;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sparsa::audio::{MonoStream, RawFormat};
 use sparsa::corpus::datadir::DataDir;
@@ -372,19 +371,24 @@ fn transcribe_dir(args: TranscribeArgs) -> Exit {
     let data = DataDir::open_audio(&args.input)?;
     let model = args.decode.load()?;
     let shard = args.batch.shard;
+    if shard.shard.count > 1 && args.format == EventFormat::Text {
+        let msg = "--format text output has no header for `sparsa merge`; shard with the default JSON Lines";
+        return Err(sparsa::Error::config("format", msg).into());
+    }
     let utts = shard.select(&data.utterances)?;
     let report = decode(&model, &utts, args.batch.threads(), true)?;
     let body = match args.format {
         EventFormat::Jsonl => {
-            let h = shard::header(
-                "transcribe",
-                &args.input,
-                shard.shard,
-                shard.split(),
-                &args.decode.model,
-                &report,
-            );
-            shard::to_jsonl(&h, &report.utts)?
+            let job = shard::Job {
+                command: "transcribe",
+                data: &args.input,
+                shard: shard.shard,
+                split: shard.split(),
+                job_utterances: data.utterances.len(),
+                model: &args.decode.model,
+                settings: args.decode.settings()?,
+            };
+            shard::to_jsonl(&shard::header(&job, &report), &report.utts)?
         }
         EventFormat::Text => report.hypothesis_text(),
     };
@@ -414,23 +418,24 @@ fn eval(args: EvalArgs) -> Exit {
     let data = DataDir::open(&args.data)?;
     let mut utts = data.utterances;
     utts.truncate(args.max_utts.unwrap_or(usize::MAX));
+    let job_utterances = utts.len();
     let shard = args.batch.shard;
     let utts = shard.select(&utts)?;
     let report = decode(&model, &utts, args.batch.threads(), false)?;
     if let Some(p) = &args.hyp {
-        std::fs::write(p, report.hypothesis_text())
-            .with_context(|| format!("writing {}", p.display()))?;
+        sparsa::corpus::split::write_atomic(p, report.hypothesis_text().as_bytes())?;
     }
     if let Some(p) = &args.results {
-        let h = shard::header(
-            "eval",
-            &args.data,
-            shard.shard,
-            shard.split(),
-            &args.decode.model,
-            &report,
-        );
-        shard::write(p, &h, &report.utts)?;
+        let job = shard::Job {
+            command: "eval",
+            data: &args.data,
+            shard: shard.shard,
+            split: shard.split(),
+            job_utterances,
+            model: &args.decode.model,
+            settings: format!("max_utts {:?} {}", args.max_utts, args.decode.settings()?),
+        };
+        shard::write(p, &shard::header(&job, &report), &report.utts)?;
     }
     if shard.shard.count > 1 {
         println!("shard {} of {}:", shard.shard, args.data.display());

@@ -8,7 +8,7 @@
 //! runs on is little-endian).
 
 use crate::error::{Error, Result};
-use std::io::{BufRead, ErrorKind, Write};
+use std::io::{BufRead, ErrorKind, Read, Write};
 use std::path::Path;
 
 /// One archive entry: a `rows × cols` matrix, row-major.
@@ -149,8 +149,20 @@ impl<R: BufRead> ArkReader<R> {
             .checked_mul(cols)
             .filter(|n| *n <= isize::MAX as usize / 4)
             .ok_or_else(|| self.bad(format!("{key}: {rows} x {cols} is too large")))?;
-        let mut bytes = vec![0u8; 4 * len];
-        self.read_exact(&mut bytes, &format!("{key}'s values"))?;
+        // Read through `take`, never allocating what a damaged header
+        // claims: a corrupt size ends in "truncated", not in an abort.
+        let want = 4 * len as u64;
+        let mut bytes = Vec::new();
+        let got = (&mut self.r)
+            .take(want)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(Path::new(&self.name), e))?;
+        if got as u64 != want {
+            return Err(self.bad(format!(
+                "archive ends inside {key}'s values ({got} of {want} bytes; damaged or truncated)"
+            )));
+        }
+        self.offset += want;
         let data = bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -235,5 +247,24 @@ mod tests {
         assert!(e.to_string().contains("token 'CM'"), "{e}");
         assert!(write_matrix(&mut Vec::new(), "a b", 1, &[1.0]).is_err());
         assert!(write_matrix(&mut Vec::new(), "a", 2, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn a_damaged_size_is_an_error_not_a_huge_allocation() {
+        // 1e9 x 1e9 floats claimed, 8 bytes present.
+        let mut buf = b"k \0BFM ".to_vec();
+        for n in [1_000_000_000i32, 1_000_000_000] {
+            buf.push(4);
+            buf.extend_from_slice(&n.to_le_bytes());
+        }
+        buf.extend_from_slice(&[0; 8]);
+        let e = ArkReader::new(&buf[..], "big.ark")
+            .next_matrix()
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("(8 of 4000000000000000000 bytes"),
+            "{e}"
+        );
     }
 }

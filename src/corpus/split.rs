@@ -180,7 +180,33 @@ pub fn write_split(
     out: &Path,
 ) -> Result<Vec<(PathBuf, usize)>> {
     let parts = partition(&data.utterances, n, by)?;
+    // wav.scp entries are one path without whitespace (see DataDir::open).
+    if let Some(u) = data
+        .utterances
+        .iter()
+        .find(|u| u.audio.to_string_lossy().contains(char::is_whitespace))
+    {
+        return Err(Error::config(
+            "split",
+            format!(
+                "{}: the audio path {} has whitespace, which a wav.scp entry cannot hold; move the corpus or use --shard K/N, which reads the data dir in place",
+                u.id,
+                u.audio.display()
+            ),
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    // Parts of an earlier split into more parts would look like this one's.
+    for entry in std::fs::read_dir(out)
+        .map_err(|e| Error::io(out, e))?
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<usize>().is_ok_and(|k| k >= n) {
+            let p = entry.path();
+            std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
     let transcribed = data.utterances.iter().any(|u| !u.words.is_empty());
     let mut dirs = Vec::new();
     for (k, part) in parts.iter().enumerate() {

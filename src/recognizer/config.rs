@@ -199,4 +199,21 @@ impl ModelArgs {
             &rc,
         )?))
     }
+
+    /// The settings that shape results besides the model folder, as one
+    /// line: the LM file (if not the folder's) and every resolved setting.
+    /// Sharded jobs record it so that shards decoded differently are not
+    /// merged.
+    pub fn settings(&self) -> Result<String> {
+        let rc = self.flags.resolve(self.config.as_deref())?;
+        let rc =
+            serde_json::to_string(&rc).map_err(|e| Error::runtime("settings", e.to_string()))?;
+        Ok(match &self.lm {
+            Some(lm) => {
+                let lm = std::fs::canonicalize(lm).unwrap_or_else(|_| lm.clone());
+                format!("lm {} {rc}", lm.display())
+            }
+            None => rc,
+        })
+    }
 }

@@ -172,6 +172,16 @@ impl Topology {
         self.pdf(phone, state)
     }
 
+    /// Whether `key` names a state of a phone of this topology, in contexts
+    /// of its phones or at a word edge (what [`Topology::pdf_of_key`] may be
+    /// asked; keys read from files are checked with it first).
+    pub fn is_valid_key(&self, key: u32) -> bool {
+        let (left, phone, right, state) = unpack_key(key);
+        let n = self.pdfs.len() as PhoneId;
+        let context = |c: PhoneId| c < n || c == BOUNDARY;
+        phone < n && state < self.pdfs[phone as usize].len() && context(left) && context(right)
+    }
+
     /// The pdf of a [`context_key`].
     pub fn pdf_of_key(&self, key: u32) -> PdfId {
         let (left, phone, right, state) = unpack_key(key);

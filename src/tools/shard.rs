@@ -28,8 +28,15 @@ pub struct ShardHeader {
     pub split: SplitBy,
     /// Utterances in this shard.
     pub utterances: usize,
-    /// The model folder, as given.
+    /// Utterances in the whole job (every shard's together): merge checks
+    /// that the shards add up to it.
+    pub job_utterances: usize,
+    /// The model folder (absolute, symlinks resolved).
     pub model: PathBuf,
+    /// The decoding settings that shape results (LM, config file,
+    /// recognizer flags, `--max-utts`): shards decoded with other settings
+    /// are not merged.
+    pub settings: String,
     /// CPU time of the decoding, seconds (all threads).
     pub cpu_s: f64,
     /// Wall-clock time of the decoding, seconds.
@@ -44,22 +51,44 @@ enum Line {
     Utt(UttResult),
 }
 
-/// The header of `report`'s results, decoded by `command` from `data`.
-pub fn header(
-    command: &str,
-    data: &Path,
-    shard: Shard,
-    split: SplitBy,
-    model: &Path,
-    report: &EvalReport,
-) -> ShardHeader {
+/// What identifies a sharded job: everything but the shard and timings.
+#[derive(Clone, Debug)]
+pub struct Job<'a> {
+    /// `eval` or `transcribe`.
+    pub command: &'a str,
+    /// The data dir.
+    pub data: &'a Path,
+    /// This shard.
+    pub shard: Shard,
+    /// How the data dir is cut.
+    pub split: SplitBy,
+    /// Utterances the whole job walks.
+    pub job_utterances: usize,
+    /// The model folder.
+    pub model: &'a Path,
+    /// The settings that shape results, as text.
+    pub settings: String,
+}
+
+/// A path made absolute with symlinks resolved (as given if it does not
+/// exist), so shards run from other folders compare equal.
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The header of `report`'s results for `job`.
+pub fn header(job: &Job<'_>, report: &EvalReport) -> ShardHeader {
     ShardHeader {
-        command: command.to_string(),
-        data: std::path::absolute(data).unwrap_or_else(|_| data.to_path_buf()),
-        shard,
-        split,
+        command: job.command.to_string(),
+        data: canonical(job.data),
+        shard: job.shard,
+        split: job.split,
         utterances: report.utts.len(),
-        model: model.to_path_buf(),
+        job_utterances: job.job_utterances,
+        model: canonical(job.model),
+        settings: job.settings.clone(),
         cpu_s: report.cpu_s,
         wall_s: report.wall_s,
     }
@@ -104,7 +133,13 @@ pub fn read(path: &Path) -> Result<(ShardHeader, Vec<UttResult>)> {
         let line: Line = serde_json::from_str(l)
             .map_err(|e| bad(path, format!("line {}: not a results line: {e}", i + 1)))?;
         match (line, &header) {
-            (Line::Shard(h), None) if i == 0 => header = Some(h),
+            (Line::Shard(h), None) if utts.is_empty() => {
+                if h.shard.count == 0 || h.shard.index >= h.shard.count {
+                    let msg = format!("line {}: shard {} is not K/N with K < N", i + 1, h.shard);
+                    return Err(bad(path, msg));
+                }
+                header = Some(h)
+            }
             (Line::Shard(_), _) => {
                 return Err(bad(path, format!("line {}: a second header", i + 1)))
             }
@@ -154,18 +189,37 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
     for p in paths {
         let (h, utts) = read(p)?;
         if let Some(j) = &job {
-            let same = (&h.command, &h.data, h.split, h.shard.count, &h.model)
-                == (&j.command, &j.data, j.split, j.shard.count, &j.model);
-            if !same {
-                return Err(bad(
-                    p,
+            let key = |h: &ShardHeader| {
+                (
+                    h.command.clone(),
+                    h.data.clone(),
+                    h.split,
+                    h.shard.count,
+                    h.job_utterances,
+                    h.model.clone(),
+                    h.settings.clone(),
+                )
+            };
+            if key(&h) != key(j) {
+                let show = |h: &ShardHeader| {
                     format!(
-                        "not a shard of the same job as {}: {} of {} by {:?} in {} parts with {} here, {} of {} by {:?} in {} parts with {} there",
-                        first.display(),
-                        h.command, h.data.display(), h.split, h.shard.count, h.model.display(),
-                        j.command, j.data.display(), j.split, j.shard.count, j.model.display()
-                    ),
-                ));
+                        "{} of {} ({} utterances) by {:?} in {} parts with {} [{}]",
+                        h.command,
+                        h.data.display(),
+                        h.job_utterances,
+                        h.split,
+                        h.shard.count,
+                        h.model.display(),
+                        h.settings
+                    )
+                };
+                let msg = format!(
+                    "not a shard of the same job as {}: {} here, {} there",
+                    first.display(),
+                    show(&h),
+                    show(j)
+                );
+                return Err(bad(p, msg));
             }
         } else {
             job = Some(h.clone());
@@ -210,6 +264,16 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
             }
             utts.push(u);
         }
+    }
+    if utts.len() != job.job_utterances {
+        return Err(Error::config(
+            "merge",
+            format!(
+                "the {n} shards hold {} utterances, the job has {}: the data dir changed between shards; rerun them all",
+                utts.len(),
+                job.job_utterances
+            ),
+        ));
     }
     // Data-dir order: utterances sorted by id.
     utts.sort_by(|a, b| a.id.cmp(&b.id));

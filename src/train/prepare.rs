@@ -30,6 +30,7 @@ use crate::corpus::ark::{read_ark, write_matrix};
 use crate::corpus::split::{partition, Shard, SplitBy};
 use crate::error::{Error, Result};
 use crate::features::frontend::FrontendConfig;
+use crate::search::hmm::Topology;
 use crate::search::lexicon::PhoneSet;
 use crate::train::config::TrainConfig;
 use crate::train::data::{prepare_set, Labels, Plan, PreparedSet, SetList, Utt};
@@ -227,7 +228,8 @@ pub fn prepare(
     let mut counts = Vec::new();
     for (set, part) in [&plan.train, &plan.dev].into_iter().zip(&parts) {
         let p = prepare_set(&cfg, &plan, set, part, model)?;
-        write_set(&tmp.join(set.name), &p, cfg.frontend.num_mel_bins)?;
+        let aligned = model.is_some();
+        write_set(&tmp.join(set.name), &p, cfg.frontend.num_mel_bins, aligned)?;
         let frames = p.utts.iter().map(|u| u.frames).sum::<usize>();
         counts.push((p.utts.len(), frames, p.skipped.len()));
     }
@@ -301,8 +303,9 @@ fn remove_stale(out: &Path, index: usize) -> Result<()> {
     Ok(())
 }
 
-/// Writes one set of a shard into `dir` (created).
-fn write_set(dir: &Path, set: &PreparedSet, dim: usize) -> Result<()> {
+/// Writes one set of a shard into `dir` (created); the label files when
+/// `aligned`, even if every item was skipped.
+fn write_set(dir: &Path, set: &PreparedSet, dim: usize, aligned: bool) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let file = |name: &str| -> Result<(PathBuf, std::io::BufWriter<std::fs::File>)> {
         let p = dir.join(name);
@@ -331,7 +334,7 @@ fn write_set(dir: &Path, set: &PreparedSet, dim: usize) -> Result<()> {
         writeln!(skipped.1, "{id} {}", why.replace(['\n', '\r'], " "))
     });
     finish(skipped, r)?;
-    if set.labels.is_empty() {
+    if !aligned {
         return Ok(());
     }
     type Pick = fn(&Labels) -> &[u32];
@@ -374,10 +377,10 @@ pub(crate) fn load(
         problems,
     };
     let (count, split) = check_shards(dir, &here).map_err(fail)?;
-    let aligned = reference.is_some();
+    let topo = reference.map(|r| &r.topology);
     let dim = cfg.frontend.num_mel_bins;
-    let train = read_set(dir, &plan.train, count, split, aligned, dim)?;
-    let dev = read_set(dir, &plan.dev, count, split, aligned, dim)?;
+    let train = read_set(dir, &plan.train, count, split, topo, dim)?;
+    let dev = read_set(dir, &plan.dev, count, split, topo, dim)?;
     info!(
         "read {} train and {} dev items from {count} prepared shards in {}",
         train.utts.len(),
@@ -394,7 +397,7 @@ fn read_set(
     set: &SetList,
     count: usize,
     split: SplitBy,
-    aligned: bool,
+    topo: Option<&Topology>,
     dim: usize,
 ) -> Result<PreparedSet> {
     let parts = partition(&set.utts, count, split)?;
@@ -403,7 +406,7 @@ fn read_set(
     for (k, part) in parts.iter().enumerate() {
         let shard = Shard { index: k, count };
         let shard_dir = dir.join(k.to_string());
-        read_part(&shard_dir, set, part, aligned, dim, &mut slots).map_err(|p| Error::DataDir {
+        read_part(&shard_dir, set, part, topo, dim, &mut slots).map_err(|p| Error::DataDir {
             dir: dir.to_path_buf(),
             problems: vec![format!(
                 "shard {shard}: {p} (rerun `sparsa-train prepare --shard {shard}` with this run's flags)"
@@ -518,7 +521,7 @@ fn read_part(
     dir: &Path,
     set: &SetList,
     part: &[usize],
-    aligned: bool,
+    topo: Option<&Topology>,
     dim: usize,
     slots: &mut [Option<Slot>],
 ) -> std::result::Result<(), String> {
@@ -530,7 +533,9 @@ fn read_part(
             .map(|m| (m.key.clone(), m))
             .collect();
     let mut skipped = read_table(&dir.join("skipped"))?;
-    let mut alis = if aligned {
+    let num_pdfs = topo.map_or(0, Topology::num_pdfs);
+    let valid_key = |k: u32| topo.is_some_and(|t| t.is_valid_key(k));
+    let mut alis = if topo.is_some() {
         Some((
             read_labels(&dir.join("ali.pdf"))?,
             read_labels(&dir.join("ali.key"))?,
@@ -553,6 +558,22 @@ fn read_part(
                 None => None,
                 Some((pdfs, keys)) => Some(match (pdfs.remove(&item.id), keys.remove(&item.id)) {
                     (Some(pdfs), Some(keys)) if pdfs.len() == m.rows && keys.len() == m.rows => {
+                        // Labels index the network's outputs: a damaged
+                        // file must not become an out-of-range index.
+                        if let Some(bad) = pdfs.iter().find(|&&p| p as usize >= num_pdfs) {
+                            return Err(format!(
+                                "{}/ali.pdf: {}: pdf {bad} is not below the alignment model's {num_pdfs} pdfs",
+                                dir.display(),
+                                item.id
+                            ));
+                        }
+                        if let Some(bad) = keys.iter().find(|&&k| !valid_key(k)) {
+                            return Err(format!(
+                                "{}/ali.key: {}: {bad} is not a context key of the alignment model's phones",
+                                dir.display(),
+                                item.id
+                            ));
+                        }
                         Some(Labels { pdfs, keys })
                     }
                     (None, None) => None,

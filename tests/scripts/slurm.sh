@@ -30,7 +30,8 @@ say() { echo "slurm.sh: $*" >&2; }
 die() {
   local reason=$1 f fatal
   shift
-  fatal=$(cat "$@" 2>/dev/null | grep -E 'fatal:|Error:|error:' | grep -vE "$benign" | tail -n 1 || true)
+  # </dev/null: with no log given, cat must not read the caller's stdin.
+  fatal=$(cat -- "$@" </dev/null 2>/dev/null | grep -E 'fatal:|Error:|error:' | grep -vE "$benign" | tail -n 1 || true)
   say "$reason${fatal:+: ${fatal#*] }}"
   for f in "$@"; do
     [ -s "$f" ] || continue
