@@ -313,3 +313,40 @@ fn sharded_transcription_of_an_untranscribed_dir_merges_into_the_unsharded_one()
         String::from_utf8(run_ok(&["transcribe", s(&data), "--format", "text"]).stdout).unwrap();
     assert_eq!(text.lines().count(), 20);
 }
+
+#[test]
+fn a_file_that_cannot_be_decoded_does_not_lose_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    std::fs::create_dir(&dir).unwrap();
+    let bad = dir.join("bad.wav");
+    std::fs::write(&bad, b"RIFF\x10\0\0\0WAVEjunk that is not audio").unwrap();
+    let clip = common::data("so762_000490017.flac");
+    std::fs::write(
+        dir.join("wav.scp"),
+        format!(
+            "a {}\nb {}\nc {}\n",
+            clip.display(),
+            bad.display(),
+            clip.display()
+        ),
+    )
+    .unwrap();
+    let out = sparsa().arg("transcribe").arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("1 of 3 files could not be decoded"), "{err}");
+    assert!(err.contains("first: b:"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let utts: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(r#""type":"utt""#))
+        .collect();
+    assert_eq!(utts.len(), 3, "{stdout}");
+    assert!(
+        utts[0].contains("DORA") && utts[2].contains("DORA"),
+        "{stdout}"
+    );
+    assert!(utts[1].contains(r#""failed":"#), "{}", utts[1]);
+}

@@ -376,7 +376,15 @@ fn transcribe_dir(args: TranscribeArgs) -> Exit {
         return Err(sparsa::Error::config("format", msg).into());
     }
     let utts = shard.select(&data.utterances)?;
-    let report = decode(&model, &utts, args.batch.threads(), true)?;
+    let bar = sparsa::tools::progress_bar(true, utts.len() as u64, "decoding");
+    let report = sparsa::tools::eval::decode_utterances_keep_going(
+        &model,
+        &utts,
+        args.batch.threads(),
+        true,
+        &|| bar.inc(1),
+    )?;
+    bar.finish_and_clear();
     let body = match args.format {
         EventFormat::Jsonl => {
             let job = shard::Job {
@@ -395,6 +403,20 @@ fn transcribe_dir(args: TranscribeArgs) -> Exit {
     match &args.output {
         Some(p) => sparsa::corpus::split::write_atomic(p, body.as_bytes())?,
         None => std::io::stdout().write_all(body.as_bytes())?,
+    }
+    // Everything decodable is written; then the files that were not are
+    // reported, in one line, as bad input.
+    let failed: Vec<&sparsa::tools::eval::UttResult> =
+        report.utts.iter().filter(|u| u.failed.is_some()).collect();
+    if let Some(first) = failed.first() {
+        eprintln!(
+            "sparsa: error: {} of {} files could not be decoded (their lines say \"failed\"); first: {}: {}",
+            failed.len(),
+            report.utts.len(),
+            first.id,
+            first.failed.as_deref().unwrap_or_default()
+        );
+        return Ok(2);
     }
     Ok(0)
 }

@@ -35,6 +35,10 @@ pub struct UttResult {
     /// Word errors against the transcript (none without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<ErrorCounts>,
+    /// Why the file could not be decoded (`transcribe DIR` keeps going
+    /// past such files; its words are then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// A data dir decoded and scored.
@@ -64,18 +68,61 @@ pub fn decode_utterances(
     endpointing: bool,
     progress: &(dyn Fn() + Sync),
 ) -> Result<EvalReport> {
+    let (results, cpu_s, wall_s) = decode_each(model, utts, threads, endpointing, progress)?;
+    // The first failure in data-dir order, whatever order the threads
+    // finished in.
+    let utts = results.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(EvalReport::new(utts, cpu_s, wall_s))
+}
+
+/// As [`decode_utterances`], but a file that cannot be decoded does not
+/// stop the others: its result carries [`UttResult::failed`] (so a batch
+/// over an archive keeps everything that could be decoded).
+pub fn decode_utterances_keep_going(
+    model: &Arc<Model>,
+    utts: &[Utterance],
+    threads: usize,
+    endpointing: bool,
+    progress: &(dyn Fn() + Sync),
+) -> Result<EvalReport> {
+    let (results, cpu_s, wall_s) = decode_each(model, utts, threads, endpointing, progress)?;
+    let utts = results
+        .into_iter()
+        .zip(utts)
+        .map(|(r, u)| {
+            r.unwrap_or_else(|e| UttResult {
+                id: u.id.clone(),
+                speaker: u.speaker.clone(),
+                text: String::new(),
+                words: Vec::new(),
+                audio_s: 0.0,
+                errors: None,
+                failed: Some(e.to_string()),
+            })
+        })
+        .collect();
+    Ok(EvalReport::new(utts, cpu_s, wall_s))
+}
+
+/// Every utterance's result, in `utts` order, with CPU and wall seconds.
+fn decode_each(
+    model: &Arc<Model>,
+    utts: &[Utterance],
+    threads: usize,
+    endpointing: bool,
+    progress: &(dyn Fn() + Sync),
+) -> Result<(Vec<Result<UttResult>>, f64, f64)> {
     let pool = super::thread_pool(threads, "sparsa-eval")?;
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
-    // Every utterance is decoded; the first failure in data-dir order is
-    // reported, whatever order the threads finished in.
-    let results: Vec<Result<UttResult>> = pool.install(|| {
+    let results = pool.install(|| {
         utts.par_iter()
             .map(|u| {
-                let r = decode_file(model, &u.audio, endpointing)?;
+                let r = decode_file(model, &u.audio, endpointing);
+                progress();
+                let r = r?;
                 let hyp: Vec<&str> = r.text.split_whitespace().collect();
                 let errors = (!u.words.is_empty()).then(|| align(&u.words, &hyp));
-                progress();
                 Ok(UttResult {
                     id: u.id.clone(),
                     speaker: u.speaker.clone(),
@@ -83,16 +130,12 @@ pub fn decode_utterances(
                     words: r.words,
                     audio_s: r.audio_s,
                     errors,
+                    failed: None,
                 })
             })
             .collect()
     });
-    let utts = results.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(EvalReport::new(
-        utts,
-        cpu_seconds() - cpu0,
-        wall0.elapsed().as_secs_f64(),
-    ))
+    Ok((results, cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64()))
 }
 
 impl EvalReport {
