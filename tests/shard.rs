@@ -277,7 +277,7 @@ fn merge_refuses_anything_but_every_shard_of_one_job_once() {
             "--shard",
             "0/2",
         ],
-        "need a data dir",
+        "does not apply to",
     );
 }
 

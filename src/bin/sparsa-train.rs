@@ -3,14 +3,12 @@
 
 mod common;
 
-use clap::{Args, Parser, Subcommand};
-use sparsa::am::nnet::{Activation, Splice};
-use sparsa::corpus::split::ShardFlags;
+use clap::{Parser, Subcommand};
 use sparsa::train::commands;
-use sparsa::train::config::TrainConfig;
-use sparsa::train::experiment::{self, ExperimentConfig};
-use sparsa::train::flags::{command_line, AmFlags, CalibrationFlags, DataFlags};
-use std::path::PathBuf;
+use sparsa::train::experiment;
+use sparsa::train::flags::{
+    command_line, AmFlags, ExperimentArgs, LmArgs, PrepareArgs, QuantizeArgs,
+};
 
 /// sparsa-train: train rectifier DNN-HMM acoustic models for sparsa.
 #[derive(Parser)]
@@ -108,117 +106,6 @@ enum Command {
     Experiment(ExperimentArgs),
 }
 
-#[derive(Args)]
-struct PrepareArgs {
-    #[command(flatten)]
-    data: DataFlags,
-    /// Which part of train and of dev to prepare (each set is cut into N
-    /// parts by speaker, or by utterance with --per-utt when a set has
-    /// fewer speakers than shards).
-    #[command(flatten)]
-    shard: ShardFlags,
-    /// Folder of the shards (created); this one is written to OUT/K.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-}
-
-#[derive(Args)]
-struct ExperimentArgs {
-    /// Training data dir (repeatable).
-    #[arg(long, required = true, value_name = "DIR")]
-    train: Vec<PathBuf>,
-    /// Dev data dir: learning-rate schedule, metrics, WER, sparsity.
-    #[arg(long, value_name = "DIR")]
-    dev: PathBuf,
-    /// Test data dir: WER only.
-    #[arg(long, value_name = "DIR")]
-    test: PathBuf,
-    /// CMUdict-format lexicon (repeatable; merged).
-    #[arg(long = "lexicon", required = true, value_name = "FILE")]
-    lexicons: Vec<PathBuf>,
-    /// Output folder (cells, report, plots); reuse it to resume.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-    /// Model folder whose network aligns train and dev for every cell.
-    #[arg(long, default_value = "models/relu", value_name = "DIR")]
-    align_model: PathBuf,
-    /// Activations.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "tanh,relu,leaky"
-    )]
-    activations: Vec<Activation>,
-    /// Hidden-layer counts.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
-    depths: Vec<usize>,
-    /// Units per hidden layer (the paper used 2048 on 300 h; 256 keeps the
-    /// grid to under an hour here).
-    #[arg(long, default_value_t = 256)]
-    units: usize,
-    /// Epoch cap per cell (newbob usually stops earlier).
-    #[arg(long, default_value_t = 6)]
-    max_epochs: usize,
-    /// Seeds: every seed runs at --seed-depths, the first one elsewhere.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
-    seeds: Vec<u64>,
-    /// Depths at which every seed runs.
-    #[arg(long, value_delimiter = ',', default_value = "4")]
-    seed_depths: Vec<usize>,
-    /// Initial learning rate.
-    #[arg(long, default_value_t = 0.03)]
-    learning_rate: f32,
-    /// Minibatch size in frames.
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
-    /// Frames of context on each side.
-    #[arg(long, default_value_t = 5)]
-    context: usize,
-    /// Dev frames for the sparsity statistics.
-    #[arg(long, default_value_t = 10_000, value_name = "FRAMES")]
-    analyze_frames: usize,
-    /// Use only a fixed random subset of N utterances of train and dev for
-    /// training, and the first N of dev and test for decoding (quick runs).
-    #[arg(long, value_name = "N")]
-    max_utts: Option<usize>,
-    /// Threads for features, alignment and decoding.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
-}
-
-/// Calibration settings shared by `am` and `quantize`.
-#[derive(Args)]
-struct QuantizeArgs {
-    /// Model folder (or am.ron file).
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
-    /// Data dir with the training audio used for calibration.
-    #[arg(long, value_name = "DIR")]
-    train: PathBuf,
-    /// Where to write am.ron (a folder or file; default: in place).
-    #[arg(long, value_name = "PATH")]
-    out: Option<PathBuf>,
-    #[command(flatten)]
-    calibration: CalibrationFlags,
-}
-
-#[derive(Args)]
-struct LmArgs {
-    /// Data dir whose `text` file is read (repeatable).
-    #[arg(long, required = true, value_name = "DIR")]
-    train: Vec<PathBuf>,
-    /// N-gram order.
-    #[arg(long, default_value_t = 3)]
-    order: usize,
-    /// Output ARPA file.
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
-}
-
 fn main() {
     // The trainer's progress (epochs, rounds, calibration) is logged at info.
     common::init_logging_at("warn,sparsa=info");
@@ -254,50 +141,8 @@ fn main() {
     }
 }
 
-/// The values in their first order, each once.
-fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(v.len());
-    for x in v {
-        if !out.contains(&x) {
-            out.push(x);
-        }
-    }
-    out
-}
-
 fn experiment(a: ExperimentArgs) -> sparsa::Result<()> {
-    let cfg = ExperimentConfig {
-        base: TrainConfig {
-            train: a.train,
-            dev: a.dev,
-            lexicons: a.lexicons,
-            // The front end is the alignment model's; activation, depth and
-            // seed are set per cell; one newbob run on a fixed alignment.
-            hidden_units: a.units,
-            splice: Splice {
-                left: a.context,
-                right: a.context,
-            },
-            align_epochs: 0,
-            max_epochs: a.max_epochs,
-            learning_rate: a.learning_rate,
-            batch: a.batch,
-            max_utts: a.max_utts,
-            threads: a.threads,
-            progress: !a.quiet,
-            command: command_line(),
-            ..TrainConfig::default()
-        },
-        test: a.test,
-        align_model: a.align_model,
-        out: a.out,
-        activations: dedup(a.activations),
-        depths: dedup(a.depths),
-        seeds: dedup(a.seeds),
-        seed_depths: a.seed_depths,
-        analyze_frames: a.analyze_frames,
-        max_decode_utts: a.max_utts,
-    };
+    let cfg = a.config(command_line());
     experiment::run(&cfg)?;
     let table = std::fs::read_to_string(cfg.out.join("results.md")).unwrap_or_default();
     use std::io::Write;

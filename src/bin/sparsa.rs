@@ -12,13 +12,11 @@ static ALLOC_GUARD: sparsa::live::alloc_guard::Guarded = sparsa::live::alloc_gua
 
 use clap::{Args, Parser, Subcommand};
 use sparsa::audio::{MonoStream, RawFormat};
-use sparsa::corpus::datadir::DataDir;
-use sparsa::corpus::split::{ShardFlags, SplitBy};
 use sparsa::live::config::ListenFlags;
 use sparsa::recognizer::{EventFormat, ModelArgs};
+use sparsa::tools::batch::{transcribe_dir, BatchArgs, EvalArgs, MergeArgs, SplitArgs};
 use sparsa::tools::bench::BenchArgs;
 use sparsa::tools::feature_dump::FeaturesArgs;
-use sparsa::tools::shard;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -201,55 +199,6 @@ struct TranscribeArgs {
     output: Option<PathBuf>,
 }
 
-/// How a data dir is walked: which part, on how many threads.
-#[derive(Args)]
-struct BatchArgs {
-    #[command(flatten)]
-    shard: ShardFlags,
-    /// Utterances of the data dir decoded at once [default: the cores
-    /// this process may use, e.g. the CPUs Slurm gave the task].
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-}
-
-impl BatchArgs {
-    fn threads(&self) -> usize {
-        self.threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    }
-}
-
-#[derive(Args)]
-struct SplitArgs {
-    /// Kaldi data dir (wav.scp; text, utt2spk and spk2utt when present).
-    data: PathBuf,
-    /// Number of parts.
-    parts: usize,
-    /// Split by utterance instead of by speaker.
-    #[arg(long)]
-    per_utt: bool,
-    /// Output folder for the parts [default: DATA-NAME-splitN here].
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
-}
-
-#[derive(Args)]
-struct MergeArgs {
-    /// Results files of the shards (`eval --results`, `transcribe DIR --output`).
-    #[arg(required = true, value_name = "FILE")]
-    files: Vec<PathBuf>,
-    /// Write the hypotheses here in Kaldi `text` format.
-    #[arg(long, value_name = "FILE")]
-    hyp: Option<PathBuf>,
-    /// eval: also print WER per speaker.
-    #[arg(long)]
-    per_speaker: bool,
-    /// Write the merged results file (JSON Lines) here; for `transcribe`
-    /// shards the default is stdout.
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
-}
-
 #[derive(Args)]
 struct AnalyzeArgs {
     /// Model folders (or am.ron files), then the Kaldi data dir to run them on.
@@ -261,29 +210,6 @@ struct AnalyzeArgs {
     /// Output folder for the CSV files and plots (created).
     #[arg(long, default_value = "analysis", value_name = "DIR")]
     out: PathBuf,
-}
-
-#[derive(Args)]
-struct EvalArgs {
-    /// Kaldi data dir (wav.scp, text, utt2spk).
-    data: PathBuf,
-    #[command(flatten)]
-    decode: ModelArgs,
-    /// Write hypotheses here in Kaldi `text` format.
-    #[arg(long, value_name = "FILE")]
-    hyp: Option<PathBuf>,
-    /// Also print WER per speaker.
-    #[arg(long)]
-    per_speaker: bool,
-    /// Decode only the first N utterances (before sharding).
-    #[arg(long, value_name = "N")]
-    max_utts: Option<usize>,
-    #[command(flatten)]
-    batch: BatchArgs,
-    /// Write per-utterance results (JSON Lines, for `sparsa merge`) here,
-    /// atomically.
-    #[arg(long, value_name = "FILE")]
-    results: Option<PathBuf>,
 }
 
 fn main() {
@@ -333,19 +259,33 @@ fn bench(args: BenchArgs) -> Exit {
 }
 
 fn transcribe(args: TranscribeArgs) -> Exit {
-    if args.input.is_dir() {
-        return transcribe_dir(args);
+    let dir = args.input.is_dir();
+    let given = |flag: &str, yes: bool| -> anyhow::Result<()> {
+        match yes {
+            true => Err(sparsa::Error::config(
+                flag,
+                format!("{flag} does not apply to {}", args.input.display()),
+            )
+            .into()),
+            false => Ok(()),
+        }
+    };
+    if dir {
+        given("--raw-rate", args.raw_rate.is_some())?;
+        let output = args.output.as_deref();
+        let out = &mut std::io::stdout();
+        transcribe_dir(
+            &args.input,
+            &args.decode,
+            &args.batch,
+            args.format,
+            output,
+            out,
+        )?;
+        return Ok(0);
     }
-    if args.batch.shard.shard.count > 1 || args.output.is_some() {
-        return Err(sparsa::Error::config(
-            "shard",
-            format!(
-                "--shard and --output need a data dir; {} is a file",
-                args.input.display()
-            ),
-        )
-        .into());
-    }
+    given("--shard", args.batch.shard.shard.count > 1)?;
+    given("--output", args.output.is_some())?;
     let model = args.decode.load()?;
     let rate = model.am.frontend.config().sample_rate_hz;
     let raw = args.raw_rate.map(|rate_hz| RawFormat {
@@ -361,149 +301,18 @@ fn transcribe(args: TranscribeArgs) -> Exit {
     Ok(0)
 }
 
-/// `transcribe DIR`: every file of (a shard of) a data dir, endpointed as
-/// a live stream is.
-fn transcribe_dir(args: TranscribeArgs) -> Exit {
-    if args.raw_rate.is_some() {
-        let msg = "--raw-rate applies to one raw audio input, not a data dir";
-        return Err(sparsa::Error::config("raw_rate", msg).into());
-    }
-    let data = DataDir::open_audio(&args.input)?;
-    let model = args.decode.load()?;
-    let shard = args.batch.shard;
-    if shard.shard.count > 1 && args.format == EventFormat::Text {
-        let msg = "--format text output has no header for `sparsa merge`; shard with the default JSON Lines";
-        return Err(sparsa::Error::config("format", msg).into());
-    }
-    let utts = shard.select(&data.utterances)?;
-    let bar = sparsa::tools::progress_bar(true, utts.len() as u64, "decoding");
-    let report = sparsa::tools::eval::decode_utterances_keep_going(
-        &model,
-        &utts,
-        args.batch.threads(),
-        true,
-        &|| bar.inc(1),
-    )?;
-    bar.finish_and_clear();
-    let body = match args.format {
-        EventFormat::Jsonl => {
-            let job = shard::Job {
-                command: "transcribe",
-                data: &args.input,
-                shard: shard.shard,
-                split: shard.split(),
-                job_utterances: data.utterances.len(),
-                model: &args.decode.model,
-                settings: args.decode.settings()?,
-            };
-            shard::to_jsonl(&shard::header(&job, &report), &report.utts)?
-        }
-        EventFormat::Text => report.hypothesis_text(),
-    };
-    match &args.output {
-        Some(p) => sparsa::corpus::split::write_atomic(p, body.as_bytes())?,
-        None => std::io::stdout().write_all(body.as_bytes())?,
-    }
-    // Everything decodable is written; then the files that were not are
-    // reported, in one line, as bad input.
-    let failed: Vec<&sparsa::tools::eval::UttResult> =
-        report.utts.iter().filter(|u| u.failed.is_some()).collect();
-    if let Some(first) = failed.first() {
-        eprintln!(
-            "sparsa: error: {} of {} files could not be decoded (their lines say \"failed\"); first: {}: {}",
-            failed.len(),
-            report.utts.len(),
-            first.id,
-            first.failed.as_deref().unwrap_or_default()
-        );
-        return Ok(2);
-    }
-    Ok(0)
-}
-
-/// Decodes utterances on a pool of `threads` with a progress bar.
-fn decode(
-    model: &std::sync::Arc<sparsa::recognizer::Model>,
-    utts: &[sparsa::corpus::datadir::Utterance],
-    threads: usize,
-    endpointing: bool,
-) -> anyhow::Result<sparsa::tools::eval::EvalReport> {
-    let bar = sparsa::tools::progress_bar(true, utts.len() as u64, "decoding");
-    let report =
-        sparsa::tools::eval::decode_utterances(model, utts, threads, endpointing, &|| bar.inc(1))?;
-    bar.finish_and_clear();
-    Ok(report)
-}
-
 fn eval(args: EvalArgs) -> Exit {
-    let model = args.decode.load()?;
-    let data = DataDir::open(&args.data)?;
-    let mut utts = data.utterances;
-    utts.truncate(args.max_utts.unwrap_or(usize::MAX));
-    let job_utterances = utts.len();
-    let shard = args.batch.shard;
-    let utts = shard.select(&utts)?;
-    let report = decode(&model, &utts, args.batch.threads(), false)?;
-    if let Some(p) = &args.hyp {
-        sparsa::corpus::split::write_atomic(p, report.hypothesis_text().as_bytes())?;
-    }
-    if let Some(p) = &args.results {
-        let job = shard::Job {
-            command: "eval",
-            data: &args.data,
-            shard: shard.shard,
-            split: shard.split(),
-            job_utterances,
-            model: &args.decode.model,
-            settings: format!("max_utts {:?} {}", args.max_utts, args.decode.settings()?),
-        };
-        shard::write(p, &shard::header(&job, &report), &report.utts)?;
-    }
-    if shard.shard.count > 1 {
-        println!("shard {} of {}:", shard.shard, args.data.display());
-    }
-    std::io::stdout().write_all(report.summary(args.per_speaker).as_bytes())?;
+    args.run(&mut std::io::stdout())?;
     Ok(0)
 }
 
 fn split(args: SplitArgs) -> Exit {
-    let data = DataDir::open_audio(&args.data)?;
-    let by = if args.per_utt {
-        SplitBy::Utterance
-    } else {
-        SplitBy::Speaker
-    };
-    let out = args.out.unwrap_or_else(|| {
-        let name = args.data.file_name().unwrap_or_default().to_string_lossy();
-        PathBuf::from(format!("{name}-split{}", args.parts))
-    });
-    let dirs = sparsa::corpus::split::write_split(&data, args.parts, by, &out)?;
-    for (d, n) in dirs {
-        println!("{} {n} utterances", d.display());
-    }
+    args.run(&mut std::io::stdout())?;
     Ok(0)
 }
 
 fn merge(args: MergeArgs) -> Exit {
-    let merged = shard::merge(&args.files)?;
-    let (h, report) = (&merged.header, &merged.report);
-    if let Some(p) = &args.hyp {
-        sparsa::corpus::split::write_atomic(p, report.hypothesis_text().as_bytes())?;
-    }
-    let body = shard::to_jsonl(h, &report.utts)?;
-    match (&args.output, h.command.as_str()) {
-        (Some(p), _) => sparsa::corpus::split::write_atomic(p, body.as_bytes())?,
-        (None, "transcribe") => std::io::stdout().write_all(body.as_bytes())?,
-        _ => {}
-    }
-    if h.command == "eval" {
-        println!(
-            "merged {} shards of {}:",
-            args.files.len(),
-            h.data.display()
-        );
-        std::io::stdout().write_all(report.summary(args.per_speaker).as_bytes())?;
-    }
+    args.run(&mut std::io::stdout())?;
     Ok(0)
 }
 

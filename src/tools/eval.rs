@@ -56,41 +56,36 @@ pub struct EvalReport {
     pub wall_s: f64,
 }
 
+/// What a batch does with a file it cannot decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Fail with the first such file in data-dir order (`eval`: a WER
+    /// without it would be wrong).
+    Stop,
+    /// Keep going: its result carries [`UttResult::failed`] (`transcribe
+    /// DIR`: everything decodable of an archive is kept).
+    Mark,
+}
+
 /// Decodes `utts` on `threads` threads (at least one), each as one
 /// utterance or, with `endpointing`, cut as a live stream is (see
 /// [`decode_file`]); scores those with transcripts. `progress` is called
-/// once per finished utterance, from any thread. Fails with the first
-/// utterance that cannot be decoded.
+/// once per finished utterance, from any thread.
 pub fn decode_utterances(
     model: &Arc<Model>,
     utts: &[Utterance],
     threads: usize,
     endpointing: bool,
+    on_failure: OnFailure,
     progress: &(dyn Fn() + Sync),
 ) -> Result<EvalReport> {
     let (results, cpu_s, wall_s) = decode_each(model, utts, threads, endpointing, progress)?;
-    // The first failure in data-dir order, whatever order the threads
-    // finished in.
-    let utts = results.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(EvalReport::new(utts, cpu_s, wall_s))
-}
-
-/// As [`decode_utterances`], but a file that cannot be decoded does not
-/// stop the others: its result carries [`UttResult::failed`] (so a batch
-/// over an archive keeps everything that could be decoded).
-pub fn decode_utterances_keep_going(
-    model: &Arc<Model>,
-    utts: &[Utterance],
-    threads: usize,
-    endpointing: bool,
-    progress: &(dyn Fn() + Sync),
-) -> Result<EvalReport> {
-    let (results, cpu_s, wall_s) = decode_each(model, utts, threads, endpointing, progress)?;
-    let utts = results
+    let results = results
         .into_iter()
         .zip(utts)
-        .map(|(r, u)| {
-            r.unwrap_or_else(|e| UttResult {
+        .map(|(r, u)| match on_failure {
+            OnFailure::Stop => r,
+            OnFailure::Mark => Ok(r.unwrap_or_else(|e| UttResult {
                 id: u.id.clone(),
                 speaker: u.speaker.clone(),
                 text: String::new(),
@@ -98,9 +93,11 @@ pub fn decode_utterances_keep_going(
                 audio_s: 0.0,
                 errors: None,
                 failed: Some(e.to_string()),
-            })
-        })
-        .collect();
+            })),
+        });
+    // With Stop, the first failure in data-dir order, whatever order the
+    // threads finished in.
+    let utts = results.collect::<Result<Vec<_>>>()?;
     Ok(EvalReport::new(utts, cpu_s, wall_s))
 }
 

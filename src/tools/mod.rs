@@ -6,6 +6,7 @@
 //! runtime; the trainer (`train`) may use them.
 
 pub mod analyze;
+pub mod batch;
 pub mod bench;
 pub mod eval;
 pub mod feature_dump;

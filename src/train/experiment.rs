@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::recognizer::{Model, RecognizerConfig, LM_FILE};
 use crate::search::lm::NgramLm;
 use crate::tools::analyze::{hidden_stats, LayerStats};
-use crate::tools::eval::decode_utterances;
+use crate::tools::eval::{decode_utterances, OnFailure};
 use crate::train::config::TrainConfig;
 use crate::train::recipe::{align_with_model, train_on_alignment, FixedAlignment};
 use serde::{Deserialize, Serialize};
@@ -411,7 +411,14 @@ fn decode_set(
 ) -> Result<ErrorCounts> {
     let label = format!("decode {}", data.dir.display());
     let bar = crate::tools::progress_bar(progress, data.utterances.len() as u64, &label);
-    let report = decode_utterances(model, &data.utterances, threads, false, &|| bar.inc(1))?;
+    let report = decode_utterances(
+        model,
+        &data.utterances,
+        threads,
+        false,
+        OnFailure::Stop,
+        &|| bar.inc(1),
+    )?;
     bar.finish_and_clear();
     Ok(report.total)
 }

@@ -1,15 +1,17 @@
 //! The trainer's command-line flags (`sparsa-train am`, `prepare`,
-//! `quantize`), beside the configs they fill: a new training option is a
+//! `quantize`, `lm`, `experiment`), beside the configs they fill: a new training option is a
 //! field of [`TrainConfig`], its default, and its flag and mapping here
 //! (in [`DataFlags`] when it changes the data `prepare` writes).
 //!
 //! Compiled without clap unless the `cli` feature is on.
 
 use crate::am::nnet::{Activation, Splice};
+use crate::corpus::split::ShardFlags;
 use crate::features::cmn::CmnConfig;
 use crate::features::frontend::FrontendConfig;
 use crate::train::calibrate::CalibrationConfig;
 use crate::train::config::TrainConfig;
+use crate::train::experiment::ExperimentConfig;
 use std::path::PathBuf;
 
 /// The flags that choose the training data and how it is read: train and
@@ -300,4 +302,191 @@ mod tests {
             CalibrationConfig::default()
         );
     }
+}
+
+/// `sparsa-train prepare`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct PrepareArgs {
+    /// The data and how it is read (as `am` takes them).
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub data: DataFlags,
+    /// Which part of train and of dev to prepare (each set is cut into N
+    /// parts by speaker, or by utterance with --per-utt when a set has
+    /// fewer speakers than shards).
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub shard: ShardFlags,
+    /// Folder of the shards (created); this one is written to OUT/K.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub out: PathBuf,
+}
+
+/// `sparsa-train experiment`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ExperimentArgs {
+    /// Training data dir (repeatable).
+    #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "DIR"))]
+    pub train: Vec<PathBuf>,
+    /// Dev data dir: learning-rate schedule, metrics, WER, sparsity.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub dev: PathBuf,
+    /// Test data dir: WER only.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub test: PathBuf,
+    /// CMUdict-format lexicon (repeatable; merged).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "lexicon", required = true, value_name = "FILE")
+    )]
+    pub lexicons: Vec<PathBuf>,
+    /// Output folder (cells, report, plots); reuse it to resume.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub out: PathBuf,
+    /// Model folder whose network aligns train and dev for every cell.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value = "models/relu", value_name = "DIR")
+    )]
+    pub align_model: PathBuf,
+    /// Activations.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "tanh,relu,leaky"
+        )
+    )]
+    pub activations: Vec<Activation>,
+    /// Hidden-layer counts.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_delimiter = ',', default_value = "1,2,3,4")
+    )]
+    pub depths: Vec<usize>,
+    /// Units per hidden layer (the paper used 2048 on 300 h; 256 keeps the
+    /// grid to under an hour here).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256))]
+    pub units: usize,
+    /// Epoch cap per cell (newbob usually stops earlier).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 6))]
+    pub max_epochs: usize,
+    /// Seeds: every seed runs at --seed-depths, the first one elsewhere.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_delimiter = ',', default_value = "1,2")
+    )]
+    pub seeds: Vec<u64>,
+    /// Depths at which every seed runs.
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', default_value = "4"))]
+    pub seed_depths: Vec<usize>,
+    /// Initial learning rate.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.03))]
+    pub learning_rate: f32,
+    /// Minibatch size in frames.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256))]
+    pub batch: usize,
+    /// Frames of context on each side.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
+    pub context: usize,
+    /// Dev frames for the sparsity statistics.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 10_000, value_name = "FRAMES")
+    )]
+    pub analyze_frames: usize,
+    /// Use only a fixed random subset of N utterances of train and dev for
+    /// training, and the first N of dev and test for decoding (quick runs).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    pub max_utts: Option<usize>,
+    /// Threads for features, alignment and decoding.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 2))]
+    pub threads: usize,
+    /// No progress bars.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub quiet: bool,
+}
+
+/// `sparsa-train quantize`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct QuantizeArgs {
+    /// Model folder (or am.ron file).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub model: PathBuf,
+    /// Data dir with the training audio used for calibration.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub train: PathBuf,
+    /// Where to write am.ron (a folder or file; default: in place).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
+    pub out: Option<PathBuf>,
+    /// Calibration settings (shared with `am`).
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub calibration: CalibrationFlags,
+}
+
+/// `sparsa-train lm`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct LmArgs {
+    /// Data dir whose `text` file is read (repeatable).
+    #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "DIR"))]
+    pub train: Vec<PathBuf>,
+    /// N-gram order.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 3))]
+    pub order: usize,
+    /// Output ARPA file.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub out: PathBuf,
+}
+
+impl ExperimentArgs {
+    /// The grid's settings; `command` is recorded in every cell's model.
+    pub fn config(self, command: String) -> ExperimentConfig {
+        ExperimentConfig {
+            base: TrainConfig {
+                train: self.train,
+                dev: self.dev,
+                lexicons: self.lexicons,
+                // The front end is the alignment model's; activation, depth and
+                // seed are set per cell; one newbob run on a fixed alignment.
+                hidden_units: self.units,
+                splice: Splice {
+                    left: self.context,
+                    right: self.context,
+                },
+                align_epochs: 0,
+                max_epochs: self.max_epochs,
+                learning_rate: self.learning_rate,
+                batch: self.batch,
+                max_utts: self.max_utts,
+                threads: self.threads,
+                progress: !self.quiet,
+                command,
+                ..TrainConfig::default()
+            },
+            test: self.test,
+            align_model: self.align_model,
+            out: self.out,
+            activations: dedup(self.activations),
+            depths: dedup(self.depths),
+            seeds: dedup(self.seeds),
+            seed_depths: self.seed_depths,
+            analyze_frames: self.analyze_frames,
+            max_decode_utts: self.max_utts,
+        }
+    }
+}
+
+/// The values in their first order, each once.
+fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
 }
