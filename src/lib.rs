@@ -11,6 +11,7 @@
 //! are on by default; `--no-default-features` builds the recognizer alone.
 
 // Ground: used by every layer.
+pub mod atomic;
 pub mod error;
 pub mod rng;
 pub mod stage;

@@ -6,8 +6,9 @@ use std::path::Path;
 
 /// Bottom up; a layer may use itself and anything before it, except that
 /// `live` and `tools` are siblings that never use each other.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 13] = [
     "error",
+    "atomic",
     "rng",
     "stage",
     "audio",

@@ -446,9 +446,7 @@ impl AcousticModel {
             ron::ser::PrettyConfig::default().depth_limit(4),
         )
         .map_err(|e| Error::runtime(&format!("serializing {}", path.display()), e.to_string()))?;
-        let tmp = path.with_extension("ron.tmp");
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        crate::atomic::write(path, text.as_bytes())
     }
 
     /// Loads a model file, or `am.ron` inside a model folder.

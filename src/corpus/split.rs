@@ -249,18 +249,6 @@ pub fn write_split(
     Ok(dirs)
 }
 
-/// Writes `body` to `path` atomically: a temporary file beside it, then a
-/// rename, so a reader (or a merge after a killed job) never sees half a file.
-pub fn write_atomic(path: &Path, body: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, body).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,9 @@
 //! `split` and `merge` — as flags and what they run; the binary only
 //! parses and dispatches.
 
+use crate::atomic::write as write_atomic;
 use crate::corpus::datadir::{DataDir, Utterance};
-use crate::corpus::split::{write_atomic, write_split, ShardFlags, SplitBy};
+use crate::corpus::split::{write_split, ShardFlags, SplitBy};
 use crate::error::{Error, Result};
 use crate::recognizer::{EventFormat, Model, ModelArgs};
 use crate::tools::eval::{decode_utterances, EvalReport, OnFailure};

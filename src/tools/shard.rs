@@ -8,7 +8,8 @@
 //! `{"type":"utt",...}` line per utterance ([`UttResult`]), in data-dir
 //! order.
 
-use crate::corpus::split::{write_atomic, Shard, SplitBy};
+use crate::atomic::write as write_atomic;
+use crate::corpus::split::{Shard, SplitBy};
 use crate::error::{Error, Result};
 use crate::tools::eval::{EvalReport, UttResult};
 use serde::{Deserialize, Serialize};

@@ -395,10 +395,7 @@ fn run_cell(
     let text = ron::ser::to_string_pretty(&result, ron::ser::PrettyConfig::default())
         .map_err(|e| Error::runtime("serializing the cell result", e.to_string()))?;
     // Written last, and atomically: its presence marks the cell finished.
-    let tmp = dir.join("result.ron.tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    let path = dir.join(RESULT_FILE);
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    crate::atomic::write(&dir.join(RESULT_FILE), text.as_bytes())?;
     Ok(result)
 }
 
