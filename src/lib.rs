@@ -13,6 +13,7 @@
 // Ground: used by every layer.
 pub mod atomic;
 pub mod error;
+pub mod range;
 pub mod rng;
 pub mod stage;
 

@@ -67,6 +67,11 @@ fn config() {
     replay("config", harness::config);
 }
 
+#[test]
+fn settings() {
+    replay("settings", harness::settings);
+}
+
 fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fuzz/seeds")

@@ -54,6 +54,11 @@ pub struct ScorerConfig {
     pub batch: usize,
 }
 
+impl ScorerConfig {
+    /// Valid `batch`.
+    pub const BATCH: crate::range::Count = crate::range::Count::new(1, 4096);
+}
+
 impl Default for ScorerConfig {
     fn default() -> Self {
         ScorerConfig {

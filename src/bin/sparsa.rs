@@ -204,8 +204,8 @@ struct AnalyzeArgs {
     /// Model folders (or am.ron files), then the Kaldi data dir to run them on.
     #[arg(required = true, num_args = 2.., value_name = "MODEL... DATA_DIR")]
     paths: Vec<PathBuf>,
-    /// Frames to analyze.
-    #[arg(long, default_value_t = 10_000)]
+    /// Frames to analyze, [1, 1000000].
+    #[arg(long, default_value_t = 10_000, value_parser = sparsa::tools::bench::BenchArgs::FRAMES)]
     frames: usize,
     /// Output folder for the CSV files and plots (created).
     #[arg(long, default_value = "analysis", value_name = "DIR")]

@@ -16,6 +16,7 @@
 //! ```
 
 use crate::error::Result;
+use crate::range::Real;
 use crate::recognizer::{RecognizerConfig, RecognizerFlags};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -76,18 +77,20 @@ impl ListenConfig {
         Ok(cfg)
     }
 
+    /// Valid `ring_seconds`.
+    pub const RING_SECONDS: Real = Real::above(0.0, 600.0);
+    /// Valid `stats_interval_s` (0 = off; a day at most).
+    pub const STATS_INTERVAL_S: Real = Real::closed(0.0, 86_400.0);
+    /// Valid `device_timeout_s` (an hour at most).
+    pub const DEVICE_TIMEOUT_S: Real = Real::above(0.0, 3600.0);
+
     fn validate(&self, name: &str) -> Result<()> {
-        let bad = |m: &str| Err(crate::Error::config(name, m.to_string()));
-        if !(self.ring_seconds.is_finite() && self.ring_seconds > 0.0 && self.ring_seconds <= 600.0)
-        {
-            return bad("ring_seconds must be in (0, 600]");
-        }
-        if !self.stats_interval_s.is_finite() || self.stats_interval_s < 0.0 {
-            return bad("stats_interval_s must be >= 0");
-        }
-        if !(self.device_timeout_s.is_finite() && self.device_timeout_s > 0.0) {
-            return bad("device_timeout_s must be > 0");
-        }
+        let check = || -> std::result::Result<(), String> {
+            Self::RING_SECONDS.check("ring_seconds", self.ring_seconds)?;
+            Self::STATS_INTERVAL_S.check("stats_interval_s", self.stats_interval_s)?;
+            Self::DEVICE_TIMEOUT_S.check("device_timeout_s", self.device_timeout_s)
+        };
+        check().map_err(|msg| crate::Error::config(name, msg))?;
         self.recognizer.validate(name)
     }
 }
@@ -112,8 +115,11 @@ pub struct ListenFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     pub no_stdout: bool,
     /// Seconds without audio from the device before it counts as lost
-    /// (exit code 3) [default: 10, or the config's `device_timeout_s`].
-    #[cfg_attr(feature = "cli", arg(long, value_name = "SECS"))]
+    /// (exit code 3), (0, 3600] [default: 10, or the config's `device_timeout_s`].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "SECS", allow_hyphen_values = true, value_parser = ListenConfig::DEVICE_TIMEOUT_S)
+    )]
     pub device_timeout: Option<f32>,
     /// Recognizer settings (override the config's `recognizer`).
     #[cfg_attr(feature = "cli", command(flatten))]

@@ -6,13 +6,11 @@
 use super::Model;
 use crate::am::scorer::{ScorerConfig, ScorerPath};
 use crate::error::{Error, Result};
+use crate::range::Real;
 use crate::search::graph::DecoderConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Largest scorer block a config may ask for (frames per network call).
-pub const MAX_SCORER_BATCH: usize = 4096;
 
 /// Recognizer settings, as read from a RON config file (`--config`):
 /// every field optional, unknown fields rejected.
@@ -69,16 +67,25 @@ impl RecognizerConfig {
         Ok(cfg)
     }
 
-    /// Checks values the parser cannot: `name` (the file) is used in errors.
+    /// Valid `dither` (int16 units).
+    pub const DITHER: Real = Real::closed(0.0, 1000.0);
+    /// Valid `cmn_skip_below` (log-mel units).
+    pub const CMN_SKIP_BELOW: Real = Real::closed(-1000.0, 1000.0);
+
+    /// Checks every numeric setting against its documented range; `name`
+    /// (the file, or "command line") is used in errors.
     pub fn validate(&self, name: &str) -> Result<()> {
-        if self.scorer.batch > MAX_SCORER_BATCH {
-            return Err(Error::config(
-                name,
-                format!(
-                    "scorer.batch {} is above the maximum {MAX_SCORER_BATCH}",
-                    self.scorer.batch
-                ),
-            ));
+        self.check().map_err(|msg| Error::config(name, msg))
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        self.decoder.check()?;
+        ScorerConfig::BATCH.check("scorer.batch", self.scorer.batch)?;
+        if let Some(d) = self.dither {
+            Self::DITHER.check("dither", d)?;
+        }
+        if let Some(c) = self.cmn_skip_below {
+            Self::CMN_SKIP_BELOW.check("cmn_skip_below", c)?;
         }
         Ok(())
     }
@@ -89,36 +96,48 @@ impl RecognizerConfig {
 #[derive(Clone, Debug, Default)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct RecognizerFlags {
-    /// LM weight (relative to an acoustic scale of 0.1).
-    #[cfg_attr(feature = "cli", arg(long))]
+    /// LM weight, relative to an acoustic scale of 0.1 [0, 100].
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = DecoderConfig::LM_WEIGHT))]
     pub lm_weight: Option<f32>,
-    /// Word insertion penalty (log domain; negative = fewer words).
-    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
+    /// Word insertion penalty, log domain; negative = fewer words [-100, 100].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, allow_hyphen_values = true, value_parser = DecoderConfig::WORD_INSERTION_PENALTY)
+    )]
     pub word_insertion_penalty: Option<f32>,
-    /// Scale on HMM transition log-probabilities.
-    #[cfg_attr(feature = "cli", arg(long))]
+    /// Scale on HMM transition log-probabilities [0, 10].
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = DecoderConfig::TRANSITION_SCALE))]
     pub transition_scale: Option<f32>,
-    /// Search beam (scaled log domain).
-    #[cfg_attr(feature = "cli", arg(long))]
+    /// Search beam, scaled log domain (0, 1000].
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = DecoderConfig::BEAM))]
     pub beam: Option<f32>,
-    /// Maximum active HMM states per frame.
-    #[cfg_attr(feature = "cli", arg(long))]
+    /// Maximum active HMM states per frame [1, 10000000].
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = DecoderConfig::MAX_ACTIVE))]
     pub max_active: Option<usize>,
     /// Network arithmetic [default: auto = int8-sparse for ReLU, int8 for
     /// leaky/tanh, f32 when the model has no int8 tensors].
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub scorer: Option<ScorerPath>,
-    /// Most frames per network call [default: 8; 1 = lowest latency when
-    /// frames queue up; live audio is scored as each frame arrives anyway].
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FRAMES"))]
+    /// Most frames per network call, [1, 4096] [default: 8; 1 = lowest
+    /// latency when frames queue up; live audio is scored as each frame
+    /// arrives anyway].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FRAMES", allow_hyphen_values = true, value_parser = ScorerConfig::BATCH)
+    )]
     pub scorer_batch: Option<usize>,
-    /// Dither added before the front end, int16 units [default: 1.0; 0 = off].
-    #[cfg_attr(feature = "cli", arg(long))]
+    /// Dither added before the front end, int16 units, [0, 1000] [default:
+    /// 1.0; 0 = off].
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = RecognizerConfig::DITHER))]
     pub dither: Option<f32>,
     /// Frames with a mean log-mel value below this stay out of the online
     /// CMN statistics, so digital silence does not shift the speech after
-    /// it [default: 8.0; dithered digital silence is about 4, speech 10–20].
-    #[cfg_attr(feature = "cli", arg(long, value_name = "LOGMEL"))]
+    /// it, [-1000, 1000] [default: 8.0; dithered digital silence is about
+    /// 4, speech 10–20].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "LOGMEL", allow_hyphen_values = true, value_parser = RecognizerConfig::CMN_SKIP_BELOW)
+    )]
     pub cmn_skip_below: Option<f32>,
 }
 

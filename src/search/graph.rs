@@ -5,6 +5,7 @@
 //! Built once per model and shared by `Arc`; the per-stream state lives in
 //! [`crate::search::decoder::Decoder`].
 
+use crate::range::{Count, Real};
 use crate::search::hmm::{PdfId, Topology};
 use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::search::lm::{NgramLm, WordId};
@@ -52,6 +53,37 @@ impl Default for DecoderConfig {
 }
 
 impl DecoderConfig {
+    /// Valid `acoustic_scale`.
+    pub const ACOUSTIC_SCALE: Real = Real::above(0.0, 10.0);
+    /// Valid `transition_scale` (0 ignores the transition probabilities).
+    pub const TRANSITION_SCALE: Real = Real::closed(0.0, 10.0);
+    /// Valid `lm_weight` (0 ignores the LM).
+    pub const LM_WEIGHT: Real = Real::closed(0.0, 100.0);
+    /// Valid `word_insertion_penalty`.
+    pub const WORD_INSERTION_PENALTY: Real = Real::closed(-100.0, 100.0);
+    /// Valid `beam` and `word_end_beam`: a beam of 0 or less prunes everything.
+    pub const BEAM: Real = Real::above(0.0, 1000.0);
+    /// Valid `max_active`.
+    pub const MAX_ACTIVE: Count = Count::new(1, 10_000_000);
+    /// Valid `max_word_ends`.
+    pub const MAX_WORD_ENDS: Count = Count::new(1, 1_000_000);
+
+    /// `Ok`, or the first setting outside its range (as "decoder.FIELD must be ...").
+    pub fn check(&self) -> Result<(), String> {
+        Self::ACOUSTIC_SCALE.check("decoder.acoustic_scale", self.acoustic_scale)?;
+        Self::TRANSITION_SCALE.check("decoder.transition_scale", self.transition_scale)?;
+        Self::LM_WEIGHT.check("decoder.lm_weight", self.lm_weight)?;
+        Self::WORD_INSERTION_PENALTY.check(
+            "decoder.word_insertion_penalty",
+            self.word_insertion_penalty,
+        )?;
+        Self::BEAM.check("decoder.beam", self.beam)?;
+        Self::MAX_ACTIVE.check("decoder.max_active", self.max_active)?;
+        Self::BEAM.check("decoder.word_end_beam", self.word_end_beam)?;
+        Self::MAX_WORD_ENDS.check("decoder.max_word_ends", self.max_word_ends)?;
+        self.endpoint.check()
+    }
+
     /// The defaults with the LM weight and insertion penalty tuned on
     /// speechocean762 dev (see docs/internals.md#decoding): what `sparsa` uses unless told otherwise.
     pub fn tuned() -> Self {
@@ -84,6 +116,33 @@ pub struct EndpointRule {
 pub struct EndpointConfig {
     /// Rules, any of which ends the utterance.
     pub rules: Vec<EndpointRule>,
+}
+
+impl EndpointConfig {
+    /// Valid `min_trailing_silence_s` and `min_utterance_length_s` (an hour).
+    pub const SECONDS: Real = Real::closed(0.0, 3600.0);
+    /// Valid `max_relative_cost` (inf: any cost).
+    pub const RELATIVE_COST: Real = Real::closed(0.0, 1000.0).or_inf();
+    /// Most rules a config may list.
+    pub const MAX_RULES: usize = 64;
+
+    /// `Ok`, or the first rule setting outside its range.
+    pub fn check(&self) -> Result<(), String> {
+        if self.rules.len() > Self::MAX_RULES {
+            return Err(format!(
+                "decoder.endpoint.rules has {} rules, at most {} allowed",
+                self.rules.len(),
+                Self::MAX_RULES
+            ));
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            let field = |f: &str| format!("decoder.endpoint.rules[{i}].{f}");
+            Self::SECONDS.check(&field("min_trailing_silence_s"), r.min_trailing_silence_s)?;
+            Self::RELATIVE_COST.check(&field("max_relative_cost"), r.max_relative_cost)?;
+            Self::SECONDS.check(&field("min_utterance_length_s"), r.min_utterance_length_s)?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for EndpointConfig {

@@ -21,8 +21,11 @@ pub struct BatchArgs {
     #[cfg_attr(feature = "cli", command(flatten))]
     pub shard: ShardFlags,
     /// Utterances of the data dir decoded at once [default: the cores
-    /// this process may use, e.g. the CPUs Slurm gave the task].
-    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    /// this process may use, e.g. the CPUs Slurm gave the task; 1 to 1024].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "N", value_parser = crate::range::Count::new(1, 1024))
+    )]
     pub threads: Option<usize>,
 }
 
@@ -78,8 +81,11 @@ pub struct EvalArgs {
     /// Also print WER per speaker.
     #[cfg_attr(feature = "cli", arg(long))]
     pub per_speaker: bool,
-    /// Decode only the first N utterances (before sharding).
-    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    /// Decode only the first N utterances (before sharding), N ≥ 1.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "N", value_parser = crate::range::Count::new(1, u32::MAX as u64))
+    )]
     pub max_utts: Option<usize>,
     /// Shard and threads.
     #[cfg_attr(feature = "cli", command(flatten))]
@@ -201,7 +207,8 @@ pub fn transcribe_dir(
 pub struct SplitArgs {
     /// Kaldi data dir (wav.scp; text, utt2spk and spk2utt when present).
     pub data: PathBuf,
-    /// Number of parts.
+    /// Number of parts, [1, 100000].
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::range::Count::new(1, 100_000)))]
     pub parts: usize,
     /// Split by utterance instead of by speaker.
     #[cfg_attr(feature = "cli", arg(long))]

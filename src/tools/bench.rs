@@ -158,15 +158,24 @@ pub struct BenchArgs {
         )
     )]
     pub audio: PathBuf,
-    /// Frames timed per model and path.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 3000))]
+    /// Frames timed per model and path, [1, 1000000].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 3000, value_parser = BenchArgs::FRAMES)
+    )]
     pub frames: usize,
-    /// Frames per call in the block-throughput measurement.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 8))]
+    /// Frames per call in the block-throughput measurement, [1, 4096].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 8, value_parser = ScorerConfig::BATCH)
+    )]
     pub block: usize,
 }
 
 impl BenchArgs {
+    /// Valid `--frames`.
+    pub const FRAMES: crate::range::Count = crate::range::Count::new(1, 1_000_000);
+
     /// Loads the models (the default trio when none are named), measures
     /// them and returns the Markdown report.
     pub fn run(&self) -> Result<String> {
@@ -176,9 +185,15 @@ impl BenchArgs {
         };
         let models = load_models(&dirs)?;
         tracing::info!("measuring {} models (about 10 s each)", models.len());
+        let check = |field, v, r: crate::range::Count| {
+            r.check(field, v)
+                .map_err(|m| crate::Error::config("command line", m))
+        };
+        check("--frames", self.frames, Self::FRAMES)?;
+        check("--block", self.block, ScorerConfig::BATCH)?;
         let cfg = BenchConfig {
-            frames: self.frames.max(1),
-            block: self.block.max(1),
+            frames: self.frames,
+            block: self.block,
         };
         Ok(run(&models, &self.audio, cfg)?.markdown())
     }

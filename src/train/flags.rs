@@ -34,13 +34,13 @@ pub struct DataFlags {
     )]
     pub lexicons: Vec<PathBuf>,
     /// Use only a fixed random subset of N utterances of train and of dev (quick runs).
-    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::UTTS, value_name = "N"))]
     pub max_utts: Option<usize>,
     /// Feature rate in Hz (audio is resampled to it).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 16_000))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::RATE, default_value_t = 16_000))]
     pub rate: u32,
     /// Mel filters.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 40))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::MEL_BINS, default_value_t = 40))]
     pub mel_bins: usize,
     /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
     #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_name = "F,F"))]
@@ -50,16 +50,16 @@ pub struct DataFlags {
     /// what a muted or idle input looks like; 0 = off).
     #[cfg_attr(
         feature = "cli",
-        arg(long, default_value_t = 0.0, value_name = "SECONDS")
+        arg(long, allow_hyphen_values = true, value_parser = ranges::SILENCE_PAD, default_value_t = 0.0, value_name = "SECONDS")
     )]
     pub silence_pad: f32,
     /// Add this many vocal-tract-length-perturbed copies of train: each
     /// copy of an utterance has its mel axis warped by a factor drawn from
     /// 0.9..1.1 (VTLP; simulates speakers the corpus lacks).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0, value_name = "COPIES"))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::VTLP, default_value_t = 0, value_name = "COPIES"))]
     pub vtlp: usize,
     /// Threads for features and alignment.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 2))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::THREADS, default_value_t = 2))]
     pub threads: usize,
     /// No progress bars.
     #[cfg_attr(feature = "cli", arg(long))]
@@ -112,29 +112,29 @@ pub struct AmFlags {
     #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Activation::Relu))]
     pub activation: Activation,
     /// Hidden layers.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 4))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::LAYERS, default_value_t = 4))]
     pub layers: usize,
     /// Units per hidden layer.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 512))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::UNITS, default_value_t = 512))]
     pub units: usize,
     /// Frames of context on each side.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CONTEXT, default_value_t = 5))]
     pub context: usize,
     /// Train-then-realign rounds (round 0 trains on the flat start; the last
     /// trains a fresh network on the final alignment).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::ROUNDS, default_value_t = 5))]
     pub rounds: usize,
     /// Epoch cap for each round before the last.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::EPOCHS0, default_value_t = 1))]
     pub align_epochs: usize,
     /// Epoch cap for the last round (newbob usually stops earlier).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 8))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::EPOCHS, default_value_t = 8))]
     pub max_epochs: usize,
     /// Initial learning rate (0.03 won a sweep over 0.01/0.03/0.08 on speechocean762).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.03))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::LEARNING_RATE, default_value_t = 0.03))]
     pub learning_rate: f32,
     /// Minibatch size in frames.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::BATCH, default_value_t = 256))]
     pub batch: usize,
     /// Seed for initialization and shuffling.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
@@ -143,19 +143,19 @@ pub struct AmFlags {
     /// stream's own window fills (smaller adapts faster to a new speaker).
     #[cfg_attr(
         feature = "cli",
-        arg(long, default_value_t = 100, value_name = "FRAMES")
+        arg(long, allow_hyphen_values = true, value_parser = ranges::FRAMES0, default_value_t = 100, value_name = "FRAMES")
     )]
     pub cmn_prior_frames: usize,
     /// Keep frames whose mean log-mel value is below this out of the CMN
     /// statistics (digital silence is about 4, speech 10–20).
     #[cfg_attr(
         feature = "cli",
-        arg(long, default_value_t = 8.0, value_name = "LOGMEL")
+        arg(long, allow_hyphen_values = true, value_parser = ranges::CMN_SKIP_BELOW, default_value_t = 8.0, value_name = "LOGMEL")
     )]
     pub cmn_skip_below: f32,
     /// Frequency masking while training: each frame gets one band of up to
     /// this many mel bins set to the mean, across its splice window (0 = off).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0, value_name = "BINS"))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::FREQ_MASK, default_value_t = 0, value_name = "BINS"))]
     pub freq_mask: usize,
     /// With --align-model: word-internal triphone states, each with at
     /// least this many aligned train frames its own DNN output (rarer ones
@@ -173,7 +173,7 @@ pub struct AmFlags {
     /// Dropout while training: each hidden unit's output is zeroed with
     /// this probability in every minibatch (regularizes small corpora;
     /// 0 = off, as in the paper).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0, value_name = "P", value_parser = parse_dropout))]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0, value_name = "P", allow_hyphen_values = true, value_parser = ranges::DROPOUT))]
     pub dropout: f32,
     /// Read train and dev from the shards `sparsa-train prepare` wrote into
     /// this folder (features, and the alignment with --align-model)
@@ -228,13 +228,13 @@ pub struct CalibrationFlags {
     /// Calibration frames (taken from utterances spread over the train dir).
     #[cfg_attr(
         feature = "cli",
-        arg(long, default_value_t = 20_000, value_name = "FRAMES")
+        arg(long, allow_hyphen_values = true, value_parser = ranges::FRAMES, default_value_t = 20_000, value_name = "FRAMES")
     )]
     pub calibration_frames: usize,
     /// Percentile of non-zero activation magnitudes mapped to ±127.
     #[cfg_attr(
         feature = "cli",
-        arg(long, default_value_t = 99.99, value_name = "PCT")
+        arg(long, allow_hyphen_values = true, value_parser = ranges::PERCENTILE, default_value_t = 99.99, value_name = "PCT")
     )]
     pub calibration_percentile: f32,
 }
@@ -248,14 +248,52 @@ impl From<CalibrationFlags> for CalibrationConfig {
     }
 }
 
-/// Parses `--dropout`: a probability below 1 (1 would drop every unit).
-pub fn parse_dropout(s: &str) -> Result<f32, String> {
-    let p: f32 = s.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..0.95).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!("{p} is not a dropout probability in 0..0.95"))
-    }
+/// Valid values of the trainer's numeric flags (clap value parsers, so a
+/// flag out of range is a usage error, exit 2).
+pub mod ranges {
+    use crate::range::{Count, Real};
+    /// Utterance subsets.
+    pub const UTTS: Count = Count::new(1, u32::MAX as u64);
+    /// Feature sample rate, Hz.
+    pub const RATE: Count = Count::new(8_000, 48_000);
+    /// Mel filters.
+    pub const MEL_BINS: Count = Count::new(8, 256);
+    /// Seconds of silence padding.
+    pub const SILENCE_PAD: Real = Real::closed(0.0, 10.0);
+    /// Augmented copies.
+    pub const VTLP: Count = Count::new(0, 16);
+    /// Worker threads.
+    pub const THREADS: Count = Count::new(1, 1024);
+    /// Hidden layers.
+    pub const LAYERS: Count = Count::new(1, 64);
+    /// Units per hidden layer.
+    pub const UNITS: Count = Count::new(1, 65_536);
+    /// Frames of context on each side.
+    pub const CONTEXT: Count = Count::new(0, 100);
+    /// Alignment rounds.
+    pub const ROUNDS: Count = Count::new(1, 100);
+    /// Epochs, where 0 is allowed.
+    pub const EPOCHS0: Count = Count::new(0, 10_000);
+    /// Epochs.
+    pub const EPOCHS: Count = Count::new(1, 10_000);
+    /// Learning rate.
+    pub const LEARNING_RATE: Real = Real::above(0.0, 10.0);
+    /// Minibatch frames.
+    pub const BATCH: Count = Count::new(1, 1 << 20);
+    /// Frame counts where 0 is allowed.
+    pub const FRAMES0: Count = Count::new(0, 100_000_000);
+    /// Frame counts.
+    pub const FRAMES: Count = Count::new(1, 100_000_000);
+    /// CMN silence threshold, log-mel units.
+    pub const CMN_SKIP_BELOW: Real = Real::closed(-1000.0, 1000.0);
+    /// Mel bins masked.
+    pub const FREQ_MASK: Count = Count::new(0, 256);
+    /// Calibration percentile.
+    pub const PERCENTILE: Real = Real::above(0.0, 100.0);
+    /// N-gram order.
+    pub const ORDER: Count = Count::new(1, 6);
+    /// Dropout probability (0 = off).
+    pub const DROPOUT: Real = Real::closed(0.0, 0.9);
 }
 
 /// The command line, without the program's install path, for provenance
@@ -368,10 +406,10 @@ pub struct ExperimentArgs {
     pub depths: Vec<usize>,
     /// Units per hidden layer (the paper used 2048 on 300 h; 256 keeps the
     /// grid to under an hour here).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::UNITS, default_value_t = 256))]
     pub units: usize,
     /// Epoch cap per cell (newbob usually stops earlier).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 6))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::EPOCHS, default_value_t = 6))]
     pub max_epochs: usize,
     /// Seeds: every seed runs at --seed-depths, the first one elsewhere.
     #[cfg_attr(
@@ -383,26 +421,26 @@ pub struct ExperimentArgs {
     #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', default_value = "4"))]
     pub seed_depths: Vec<usize>,
     /// Initial learning rate.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.03))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::LEARNING_RATE, default_value_t = 0.03))]
     pub learning_rate: f32,
     /// Minibatch size in frames.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::BATCH, default_value_t = 256))]
     pub batch: usize,
     /// Frames of context on each side.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CONTEXT, default_value_t = 5))]
     pub context: usize,
     /// Dev frames for the sparsity statistics.
     #[cfg_attr(
         feature = "cli",
-        arg(long, default_value_t = 10_000, value_name = "FRAMES")
+        arg(long, allow_hyphen_values = true, value_parser = ranges::FRAMES, default_value_t = 10_000, value_name = "FRAMES")
     )]
     pub analyze_frames: usize,
     /// Use only a fixed random subset of N utterances of train and dev for
     /// training, and the first N of dev and test for decoding (quick runs).
-    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::UTTS, value_name = "N"))]
     pub max_utts: Option<usize>,
     /// Threads for features, alignment and decoding.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 2))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::THREADS, default_value_t = 2))]
     pub threads: usize,
     /// No progress bars.
     #[cfg_attr(feature = "cli", arg(long))]
@@ -435,7 +473,7 @@ pub struct LmArgs {
     #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "DIR"))]
     pub train: Vec<PathBuf>,
     /// N-gram order.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 3))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::ORDER, default_value_t = 3))]
     pub order: usize,
     /// Output ARPA file.
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 secs=${1:-600}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(wav flac datadir model arpa config)
+((${#targets[@]})) || targets=(wav flac datadir model arpa config settings)
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
 fuzz=(nice -n 10 cargo +nightly fuzz)
 fdir=tests/fuzz

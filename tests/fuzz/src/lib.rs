@@ -159,3 +159,26 @@ pub fn config(data: &[u8]) {
         recognize_with(&c);
     }
 }
+
+/// Recognizer flags as `transcribe`, `eval` and `listen` parse them: the
+/// input is NUL-separated arguments. Flags that parse must resolve to a
+/// config that validates and runs the tiny model; out-of-range values must
+/// be refused by the parser or by `apply`, never reach the decoder.
+pub fn settings(data: &[u8]) {
+    use clap::{Args, FromArgMatches};
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let cmd = sparsa::recognizer::RecognizerFlags::augment_args(clap::Command::new("fuzz"));
+    let argv = std::iter::once("fuzz").chain(s.split('\0').filter(|a| !a.is_empty()));
+    let Ok(matches) = cmd.try_get_matches_from(argv) else {
+        return;
+    };
+    let Ok(flags) = sparsa::recognizer::RecognizerFlags::from_arg_matches(&matches) else {
+        return;
+    };
+    if let Ok(cfg) = flags.apply(RecognizerConfig::default()) {
+        assert!(cfg.validate("fuzz").is_ok());
+        recognize_with(&cfg);
+    }
+}
