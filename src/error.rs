@@ -100,6 +100,10 @@ impl Error {
                 std::io::ErrorKind::NotFound
                 | std::io::ErrorKind::PermissionDenied
                 | std::io::ErrorKind::InvalidData
+                | std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::IsADirectory
+                | std::io::ErrorKind::NotADirectory
+                | std::io::ErrorKind::ReadOnlyFilesystem
                 | std::io::ErrorKind::UnexpectedEof => 2,
                 _ => 1,
             },

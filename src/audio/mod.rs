@@ -42,7 +42,8 @@ pub struct AudioInfo {
     pub frames: Option<u64>,
 }
 
-type Input = Box<dyn Read + Send>;
+/// A byte source audio is decoded from.
+pub type Input = Box<dyn Read + Send>;
 
 enum Decoder {
     Wav(WavReader<Input>),
@@ -132,19 +133,23 @@ pub struct AudioReader {
     decoder: Decoder,
 }
 
+/// Opens a path, or standard input for `-`, as bytes, with the name errors
+/// use for it.
+pub fn open_input(path: &Path) -> Result<(Input, String)> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(std::io::stdin()), STDIN_NAME.to_string()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let input = Box::new(BufReader::with_capacity(1 << 16, file));
+    Ok((input, path.display().to_string()))
+}
+
 impl AudioReader {
     /// Opens a path, or standard input for `-`. `raw` selects headerless
     /// s16le PCM; otherwise the container is sniffed from its magic bytes.
     pub fn open(path: &Path, raw: Option<RawFormat>) -> Result<Self> {
-        if path.as_os_str() == "-" {
-            return Self::from_reader(Box::new(std::io::stdin()), STDIN_NAME, raw);
-        }
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Self::from_reader(
-            Box::new(BufReader::with_capacity(1 << 16, file)),
-            &path.display().to_string(),
-            raw,
-        )
+        let (input, name) = open_input(path)?;
+        Self::from_reader(input, &name, raw)
     }
 
     /// Wraps any reader; `name` appears in error messages.

@@ -11,7 +11,7 @@ mod common;
 static ALLOC_GUARD: sparsa::live::alloc_guard::Guarded = sparsa::live::alloc_guard::Guarded;
 
 use clap::{Args, Parser, Subcommand};
-use sparsa::audio::{MonoStream, RawFormat};
+use sparsa::audio::{AudioReader, MonoStream, RawFormat};
 use sparsa::live::config::ListenFlags;
 use sparsa::recognizer::{EventFormat, ModelArgs};
 use sparsa::tools::batch::{transcribe_dir, BatchArgs, EvalArgs, MergeArgs, SplitArgs};
@@ -73,6 +73,11 @@ enum Command {
     /// --hyp. With --shard K/N decodes only part K of N (see `sparsa
     /// split`); --results writes the per-utterance results that `sparsa
     /// merge` combines into the unsharded report.
+    ///
+    /// An utterance whose audio cannot be decoded (unreadable, corrupt, too
+    /// short) does not stop the run: it is reported by id, scored as all
+    /// deletions, and the report, --hyp and --results are still written;
+    /// the exit code is then 2. Output paths are checked before decoding.
     ///
     /// Examples:
     ///   sparsa eval ../shared/corpora/speechocean762/test --hyp hyp.txt
@@ -219,7 +224,13 @@ fn main() {
         // not fan out behind its back (and benchmarks measure one core).
         std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
-    let result = match Cli::parse().command {
+    let command = Cli::parse().command;
+    if command.writes_stdout() {
+        if let Err(e) = require_stdout() {
+            std::process::exit(common::report("sparsa", &e.into()));
+        }
+    }
+    let result = match command {
         Command::Features(args) => features(args),
         Command::Transcribe(args) => transcribe(args),
         Command::Eval(args) => eval(args),
@@ -236,6 +247,19 @@ fn main() {
     }
 }
 
+impl Command {
+    /// Whether the command's output goes to stdout (`listen` checks its
+    /// resolved config itself).
+    fn writes_stdout(&self) -> bool {
+        match self {
+            Command::Transcribe(a) => a.output.is_none(),
+            Command::Features(a) => a.output.is_none(),
+            Command::Listen(a) => a.list_devices,
+            _ => true,
+        }
+    }
+}
+
 /// A command's exit code, or the error `main` reports.
 type Exit = anyhow::Result<i32>;
 
@@ -244,16 +268,19 @@ fn listen(args: ListenArgs) -> Exit {
         for d in sparsa::live::capture::list_devices()? {
             let star = if d.is_default { "*" } else { " " };
             let (id, cfg, desc) = (d.id, d.default_config, d.description);
-            println!("{star} {id:<24} {cfg:<24} {desc}");
+            writeln!(std::io::stdout(), "{star} {id:<24} {cfg:<24} {desc}")?;
         }
         return Ok(0);
     }
     let cfg = args.flags.resolve()?;
+    if cfg.stdout {
+        require_stdout()?;
+    }
     Ok(sparsa::live::daemon::run(&cfg, args.format)?.code())
 }
 
 fn bench(args: BenchArgs) -> Exit {
-    eprintln!("measuring the scorer (about 10 s per model and path set)...");
+    common::note("measuring the scorer (about 10 s per model and path set)...");
     std::io::stdout().write_all(args.run()?.as_bytes())?;
     Ok(0)
 }
@@ -292,13 +319,22 @@ fn transcribe(args: TranscribeArgs) -> Exit {
         rate_hz,
         channels: 1,
     });
-    let mut stream = MonoStream::open(&args.input, raw, rate)?;
+    // Ctrl-C / SIGTERM end the input: what was heard is finalized first.
+    let interrupt = sparsa::live::interrupt::Interrupt::install()?;
+    let (input, name) = sparsa::audio::open_input(&args.input)?;
+    let reader = AudioReader::from_reader(interrupt.wrap(input)?, &name, raw)?;
+    let mut stream = MonoStream::new(reader, rate)?;
     let format = args.format;
     let threaded = !args.single_threaded;
-    sparsa::recognizer::recognize_stream(&model, &mut stream, threaded, move |e| {
+    let result = sparsa::recognizer::recognize_stream(&model, &mut stream, threaded, move |e| {
         format.write(&mut std::io::stdout().lock(), e)
-    })?;
-    Ok(0)
+    });
+    match (interrupt.exit_code(), result) {
+        // Input cut short by the signal (e.g. a WAV's declared length not
+        // reached) is not a fault of the input.
+        (Some(code), Ok(()) | Err(sparsa::Error::BadAudio { .. })) => Ok(code),
+        (_, result) => result.map(|()| 0).map_err(Into::into),
+    }
 }
 
 fn eval(args: EvalArgs) -> Exit {
@@ -322,10 +358,10 @@ fn analyze(args: AnalyzeArgs) -> Exit {
     let data = sparsa::corpus::datadir::DataDir::open(data_path)?;
     let table = sparsa::tools::analyze::write_report(models, &data, args.frames, &args.out)?;
     std::io::stdout().write_all(table.as_bytes())?;
-    eprintln!(
+    common::note(&format!(
         "wrote layers.csv, units.csv, population_sparsity.csv, activation_probability.png, population_sparsity.png to {}",
         args.out.display()
-    );
+    ));
     Ok(0)
 }
 
@@ -337,4 +373,22 @@ fn model_info(path: &std::path::Path) -> Exit {
 fn features(args: FeaturesArgs) -> Exit {
     args.run()?;
     Ok(0)
+}
+
+/// Refuses to start when stdout was closed (`>&-`), where the results
+/// would vanish with exit 0. Rust reopens a closed standard descriptor on
+/// /dev/null, read-write, before `main`; a shell's `>/dev/null` (a choice
+/// to discard the output, which stays allowed) is write-only.
+pub fn require_stdout() -> Result<(), sparsa::Error> {
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+    let read_write = flags >= 0 && flags & libc::O_ACCMODE == libc::O_RDWR;
+    let null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|p| p.as_os_str() == "/dev/null");
+    match read_write && null {
+        false => Ok(()),
+        true => Err(sparsa::Error::config(
+            "stdout",
+            "is closed, so the output would be lost: redirect it to a file, or to /dev/null to discard it",
+        )),
+    }
 }

@@ -312,6 +312,24 @@ impl FrontendParams {
     pub fn config(&self) -> &FrontendConfig {
         &self.config
     }
+
+    /// The one rule for input too short to make a single frame (empty
+    /// files, header-only streams): every command refuses it as bad audio
+    /// (exit 2) rather than succeeding with no output. `samples` are at
+    /// this front end's rate; `name` is the input's.
+    pub fn check_length(&self, name: &str, samples: u64) -> Result<()> {
+        if samples >= self.window_samples as u64 {
+            return Ok(());
+        }
+        Err(Error::bad_audio(
+            name,
+            None,
+            format!(
+                "audio too short: {samples} samples at {} Hz make no {} ms frame",
+                self.config.sample_rate_hz, self.config.frame_length_ms
+            ),
+        ))
+    }
     /// Values per output frame.
     pub fn dim(&self) -> usize {
         self.filters.len()

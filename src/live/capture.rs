@@ -44,8 +44,42 @@ fn cpal_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::config("device", format!("{what}: {e}"))
 }
 
+/// Runs `f` with stderr sent to /dev/null: ALSA and JACK print several
+/// lines of their own (e.g. "cannot find card '0'") when probing a machine
+/// without a sound card, before sparsa's one-line error says the same.
+/// `RUST_LOG=debug` keeps them. Only for set-up, before any other thread
+/// of ours writes to stderr.
+fn quiet_backend<T>(f: impl FnOnce() -> T) -> T {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        return f();
+    }
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return f();
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain descriptor calls on fds we own (the saved copy, the
+    // open /dev/null) and on fd 2, which we restore before returning.
+    let saved = unsafe { libc::dup(2) };
+    if saved < 0 || unsafe { libc::dup2(null.as_raw_fd(), 2) } < 0 {
+        if saved >= 0 {
+            unsafe { libc::close(saved) };
+        }
+        return f();
+    }
+    let out = f();
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    out
+}
+
 /// Input devices of the default host.
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    quiet_backend(list_devices_loud)
+}
+
+fn list_devices_loud() -> Result<Vec<DeviceInfo>> {
     let host = cpal::default_host();
     let default_id = host.default_input_device().and_then(|d| d.id().ok());
     let mut out = Vec::new();
@@ -130,6 +164,16 @@ impl Capture {
     /// starts feeding `sender`. `stop` ends the capture: the pump drains the
     /// ring and finishes the pipeline's input.
     pub fn start(
+        device: Option<&str>,
+        rate: u32,
+        ring_seconds: f32,
+        sender: AudioSender,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self> {
+        quiet_backend(|| Self::start_loud(device, rate, ring_seconds, sender, stop))
+    }
+
+    fn start_loud(
         device: Option<&str>,
         rate: u32,
         ring_seconds: f32,

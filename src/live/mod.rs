@@ -9,5 +9,6 @@ pub mod alloc_guard;
 pub mod capture;
 pub mod config;
 pub mod daemon;
+pub mod interrupt;
 mod loss;
 pub mod socket;

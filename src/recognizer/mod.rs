@@ -52,6 +52,16 @@ impl Model {
         config: DecoderConfig,
         scorer: ScorerConfig,
     ) -> Result<Self> {
+        if dir.is_file() {
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+            return Err(Error::Model {
+                path: dir.to_path_buf(),
+                msg: format!(
+                    "is a file: give the model folder ({AM_FILE}, {LEXICON_FILE}, {LM_FILE}), e.g. {}",
+                    parent.unwrap_or(Path::new(".")).display()
+                ),
+            });
+        }
         let am = AcousticModel::load(&dir.join(AM_FILE))?;
         let lexicon = Lexicon::load(&[dir.join(LEXICON_FILE)], &am.phones)?;
         let lm_path = lm_path
@@ -59,7 +69,12 @@ impl Model {
             .unwrap_or_else(|| dir.join(LM_FILE));
         let text = std::fs::read_to_string(&lm_path).map_err(|e| Error::io(&lm_path, e))?;
         let lm = NgramLm::from_arpa(&text, &lm_path.display().to_string())?;
-        Self::new(am, &lexicon, lm, config, scorer)
+        // Pseudo-words (<s>, </s>, <unk>) are never spoken.
+        let lm_words = lm.words().iter().filter(|w| !w.starts_with('<')).count();
+        let model = Self::new(am, &lexicon, lm, config, scorer)?;
+        let usable = model.graph.num_words();
+        check_vocabulary(&lm_path, &dir.join(LEXICON_FILE), lm_words, usable)?;
+        Ok(model)
     }
 
     /// Loads a model folder with these settings (front-end ones included).
@@ -94,14 +109,7 @@ impl Model {
         scorer: ScorerConfig,
     ) -> Result<Self> {
         let shift = am.frontend.config().frame_shift_ms / 1000.0;
-        let (graph, missing) =
-            SearchGraph::build(lexicon, &am.phones, &am.topology, lm, config, shift);
-        if missing > 0 {
-            tracing::warn!(
-                missing,
-                "LM words without a pronunciation cannot be recognized"
-            );
-        }
+        let (graph, _) = SearchGraph::build(lexicon, &am.phones, &am.topology, lm, config, shift);
         Ok(Model {
             scoring: ScoringNet::new(&am, scorer)?,
             log_priors: Arc::new(am.log_priors.clone()),
@@ -307,7 +315,12 @@ impl Recognizer {
         for e in events.drain(..) {
             sink(&e).map_err(|source| Error::Output { source })?;
         }
-        read_result
+        let samples = read_result?;
+        self.stages
+            .frontend
+            .params()
+            .check_length(stream.reader().name(), samples)?;
+        Ok(samples)
     }
 }
 
@@ -357,12 +370,14 @@ where
             .map(|_| ());
     }
     let mut read_result = Ok(());
+    let mut samples = 0u64;
     let (pipeline, sender) =
         pipeline::Pipeline::start(model.clone(), pipeline::PipelineConfig::default(), sink)?;
     loop {
         let mut block = sender.buffer();
         match stream.read_block(&mut block) {
             Ok(true) => {
+                samples += block.len() as u64;
                 if sender.send(block, Instant::now()).is_err() {
                     break; // the output failed; join() says why
                 }
@@ -377,7 +392,43 @@ where
     // Flushes: what was recognized before a fault is still written.
     sender.finish();
     pipeline.join()?;
-    read_result
+    read_result?;
+    model
+        .am
+        .frontend
+        .check_length(stream.reader().name(), samples)
+}
+
+/// Refuses an LM and a lexicon with no word in common (nothing could ever
+/// be recognized: typically a lower-case ARPA with an upper-case lexicon);
+/// warns when most LM words cannot be spoken.
+fn check_vocabulary(lm: &Path, lexicon: &Path, lm_words: usize, usable: usize) -> Result<()> {
+    let missing = lm_words.saturating_sub(usable);
+    if usable == 0 {
+        return Err(Error::Model {
+            path: lm.to_path_buf(),
+            msg: format!(
+                "none of its {lm_words} words has a pronunciation in {}, so no word could \
+                 ever be recognized (do the two spell words in the same case?)",
+                lexicon.display()
+            ),
+        });
+    }
+    if missing > 0 {
+        // Below half is more likely a mismatched pair of files than gaps.
+        let level = if 2 * usable < lm_words {
+            "most"
+        } else {
+            "some"
+        };
+        tracing::warn!(
+            missing,
+            lm_words,
+            "{level} LM words have no pronunciation in {} and cannot be recognized",
+            lexicon.display()
+        );
+    }
+    Ok(())
 }
 
 /// A file recognized as a whole: its finals joined.

@@ -2,7 +2,7 @@
 //! `split` and `merge` — as flags and what they run; the binary only
 //! parses and dispatches.
 
-use crate::atomic::write as write_atomic;
+use crate::atomic::{check_writable, write as write_atomic};
 use crate::corpus::datadir::{DataDir, Utterance};
 use crate::corpus::split::{write_split, ShardFlags, SplitBy};
 use crate::error::{Error, Result};
@@ -100,10 +100,13 @@ impl EvalArgs {
     /// Decodes (this shard of) the data dir, writes `--hyp` and
     /// `--results`, and prints the WER report to `out`.
     pub fn run(&self, out: &mut dyn Write) -> Result<()> {
+        for p in [&self.hyp, &self.results].into_iter().flatten() {
+            check_writable(p)?;
+        }
         let model = self.decode.load()?;
         let mut utts = DataDir::open(&self.data)?.utterances;
         utts.truncate(self.max_utts.unwrap_or(usize::MAX));
-        let report = self.batch.decode(&model, &utts, false, OnFailure::Stop)?;
+        let report = self.batch.decode(&model, &utts, false, OnFailure::Mark)?;
         if let Some(p) = &self.hyp {
             write_atomic(p, report.hypothesis_text().as_bytes())?;
         }
@@ -123,7 +126,8 @@ impl EvalArgs {
         if shard.count > 1 {
             emit(out, &format!("shard {shard} of {}:\n", self.data.display()))?;
         }
-        emit(out, &report.summary(self.per_speaker))
+        emit(out, &report.summary(self.per_speaker))?;
+        failures(&self.data, &report)
     }
 }
 
@@ -163,6 +167,9 @@ pub fn transcribe_dir(
         let msg = "--format text output has no header for `sparsa merge`; shard with the default JSON Lines";
         return Err(Error::config("format", msg));
     }
+    if let Some(p) = output {
+        check_writable(p)?;
+    }
     let data = DataDir::open_audio(input)?;
     let model = decode.load()?;
     let report = batch.decode(&model, &data.utterances, true, OnFailure::Mark)?;
@@ -185,13 +192,20 @@ pub fn transcribe_dir(
         Some(p) => write_atomic(p, body.as_bytes())?,
         None => emit(out, &body)?,
     }
+    failures(input, &report)
+}
+
+/// After everything is written: an error naming the utterances that could
+/// not be decoded (exit 2), if any.
+fn failures(dir: &Path, report: &EvalReport) -> Result<()> {
     let failed: Vec<_> = report.utts.iter().filter(|u| u.failed.is_some()).collect();
     match failed.first() {
         None => Ok(()),
         Some(first) => Err(Error::DataDir {
-            dir: input.to_path_buf(),
+            dir: dir.to_path_buf(),
             problems: vec![format!(
-                "{} of {} files could not be decoded (their lines say \"failed\"); first: {}: {}",
+                "{} of {} utterances could not be decoded (results and hypotheses hold the \
+                 rest; eval scores these as all deletions); first: {}: {}",
                 failed.len(),
                 report.utts.len(),
                 first.id,
@@ -260,6 +274,9 @@ impl MergeArgs {
     /// Merges the shards; writes `--hyp` and `--output`; prints the WER
     /// report (eval) or the merged results (transcribe, no `--output`).
     pub fn run(&self, out: &mut dyn Write) -> Result<()> {
+        for p in [&self.hyp, &self.output].into_iter().flatten() {
+            check_writable(p)?;
+        }
         let merged = shard::merge(&self.files)?;
         let (h, report) = (&merged.header, &merged.report);
         if let Some(p) = &self.hyp {

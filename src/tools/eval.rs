@@ -59,11 +59,12 @@ pub struct EvalReport {
 /// What a batch does with a file it cannot decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnFailure {
-    /// Fail with the first such file in data-dir order (`eval`: a WER
-    /// without it would be wrong).
+    /// Fail with the first such file in data-dir order (the trainer's
+    /// experiment: a cell with a missing utterance is not comparable).
     Stop,
-    /// Keep going: its result carries [`UttResult::failed`] (`transcribe
-    /// DIR`: everything decodable of an archive is kept).
+    /// Keep going: its result carries [`UttResult::failed`] and, where it
+    /// has a transcript, all its words as deletions (`eval`, `transcribe
+    /// DIR`: everything decodable is kept and scored).
     Mark,
 }
 
@@ -85,13 +86,15 @@ pub fn decode_utterances(
         .zip(utts)
         .map(|(r, u)| match on_failure {
             OnFailure::Stop => r,
+            // Scored as all deletions: a recognizer that could not read
+            // the file got none of its words.
             OnFailure::Mark => Ok(r.unwrap_or_else(|e| UttResult {
                 id: u.id.clone(),
                 speaker: u.speaker.clone(),
                 text: String::new(),
                 words: Vec::new(),
                 audio_s: 0.0,
-                errors: None,
+                errors: (!u.words.is_empty()).then(|| align(&u.words, &[] as &[&str])),
                 failed: Some(e.to_string()),
             })),
         });
@@ -199,6 +202,22 @@ impl EvalReport {
             self.cpu_s / a,
             self.wall_s / a
         );
+        let failed: Vec<_> = self.utts.iter().filter(|u| u.failed.is_some()).collect();
+        if !failed.is_empty() {
+            let _ = writeln!(
+                o,
+                "{} utterance(s) could not be decoded, scored as all deletions:",
+                failed.len()
+            );
+            for u in failed {
+                let _ = writeln!(
+                    o,
+                    "failed {}: {}",
+                    u.id,
+                    u.failed.as_deref().unwrap_or_default()
+                );
+            }
+        }
         if per_speaker {
             for (spk, c) in self.per_speaker() {
                 let _ = writeln!(

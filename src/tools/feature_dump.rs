@@ -251,18 +251,7 @@ pub fn dump(
         writer.flush().map_err(out_err)?;
         match more {
             Err(e) => break Err(e),
-            _ if writer.frames() == 0 => {
-                break Err(Error::bad_audio(
-                    stream.reader().name(),
-                    None,
-                    format!(
-                        "audio too short: {samples} samples at {} Hz make no {} ms frame",
-                        params.config().sample_rate_hz,
-                        params.config().frame_length_ms
-                    ),
-                ))
-            }
-            _ => break Ok(()),
+            _ => break params.check_length(stream.reader().name(), samples),
         }
     };
     writer.finish().map_err(out_err)?;

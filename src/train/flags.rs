@@ -265,11 +265,11 @@ pub mod ranges {
     /// Worker threads.
     pub const THREADS: Count = Count::new(1, 1024);
     /// Hidden layers.
-    pub const LAYERS: Count = Count::new(1, 64);
+    pub const LAYERS: Count = Count::new(1, 16);
     /// Units per hidden layer.
-    pub const UNITS: Count = Count::new(1, 65_536);
+    pub const UNITS: Count = Count::new(1, 8192);
     /// Frames of context on each side.
-    pub const CONTEXT: Count = Count::new(0, 100);
+    pub const CONTEXT: Count = Count::new(0, 50);
     /// Alignment rounds.
     pub const ROUNDS: Count = Count::new(1, 100);
     /// Epochs, where 0 is allowed.

@@ -45,8 +45,16 @@ pub fn report(program: &str, err: &anyhow::Error) -> i32 {
             msg.push_str(&text);
         }
     }
-    eprintln!("{program}: error: {msg}");
+    note(&format!("{program}: error: {msg}"));
     err.chain()
         .find_map(|e| e.downcast_ref::<sparsa::Error>())
         .map_or(1, sparsa::Error::exit_code)
+}
+
+/// Writes one line to stderr. A closed or full stderr (`2>/dev/full`) is
+/// ignored: the exit code still says what happened, where `eprintln!`
+/// would panic (exit 101, a restart loop under systemd).
+pub fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
