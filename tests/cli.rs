@@ -82,7 +82,7 @@ fn help_lists_the_commands() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("not a dropout probability"), "{err}");
+    assert!(err.contains("must be in [0, 0.9]"), "{err}");
 }
 
 #[test]

@@ -239,3 +239,121 @@ fn the_defaults_are_inside_their_ranges() {
     ListenConfig::from_ron("()", "defaults").unwrap();
     DecoderConfig::tuned().check().unwrap();
 }
+
+/// Every range, as the row docs/reliability.md shows it: (flag, config
+/// field, range). Built from the constants the code checks, so the table
+/// cannot drift from them.
+fn documented_ranges() -> Vec<(&'static str, &'static str, String)> {
+    use sparsa::am::scorer::ScorerConfig;
+    use sparsa::search::graph::EndpointConfig;
+    use sparsa::train::flags::ranges as t;
+    vec![
+        (
+            "--lm-weight",
+            "decoder.lm_weight",
+            DecoderConfig::LM_WEIGHT.to_string(),
+        ),
+        (
+            "--word-insertion-penalty",
+            "decoder.word_insertion_penalty",
+            DecoderConfig::WORD_INSERTION_PENALTY.to_string(),
+        ),
+        (
+            "--transition-scale",
+            "decoder.transition_scale",
+            DecoderConfig::TRANSITION_SCALE.to_string(),
+        ),
+        (
+            "",
+            "decoder.acoustic_scale",
+            DecoderConfig::ACOUSTIC_SCALE.to_string(),
+        ),
+        (
+            "--beam",
+            "decoder.beam, decoder.word_end_beam",
+            DecoderConfig::BEAM.to_string(),
+        ),
+        (
+            "--max-active",
+            "decoder.max_active",
+            DecoderConfig::MAX_ACTIVE.to_string(),
+        ),
+        (
+            "",
+            "decoder.max_word_ends",
+            DecoderConfig::MAX_WORD_ENDS.to_string(),
+        ),
+        (
+            "",
+            "endpoint rules: min_trailing_silence_s, min_utterance_length_s",
+            EndpointConfig::SECONDS.to_string(),
+        ),
+        (
+            "",
+            "endpoint rules: max_relative_cost",
+            EndpointConfig::RELATIVE_COST.to_string(),
+        ),
+        (
+            "--scorer-batch",
+            "scorer.batch",
+            ScorerConfig::BATCH.to_string(),
+        ),
+        ("--dither", "dither", RecognizerConfig::DITHER.to_string()),
+        (
+            "--cmn-skip-below",
+            "cmn_skip_below",
+            RecognizerConfig::CMN_SKIP_BELOW.to_string(),
+        ),
+        ("", "ring_seconds", ListenConfig::RING_SECONDS.to_string()),
+        (
+            "",
+            "stats_interval_s",
+            ListenConfig::STATS_INTERVAL_S.to_string(),
+        ),
+        (
+            "--device-timeout",
+            "device_timeout_s",
+            ListenConfig::DEVICE_TIMEOUT_S.to_string(),
+        ),
+        (
+            "bench/analyze --frames",
+            "",
+            sparsa::tools::bench::BenchArgs::FRAMES.to_string(),
+        ),
+        (
+            "sparsa-train --learning-rate",
+            "",
+            t::LEARNING_RATE.to_string(),
+        ),
+        ("sparsa-train --layers", "", t::LAYERS.to_string()),
+        ("sparsa-train --units", "", t::UNITS.to_string()),
+        ("sparsa-train --context", "", t::CONTEXT.to_string()),
+        ("sparsa-train --batch", "", t::BATCH.to_string()),
+        ("sparsa-train --dropout", "", t::DROPOUT.to_string()),
+    ]
+}
+
+#[test]
+fn the_ranges_table_in_the_docs_matches_the_code() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reliability.md"))
+        .unwrap();
+    let rows: Vec<String> = documented_ranges()
+        .into_iter()
+        .map(|(flag, field, range)| {
+            let cell = |s: &str| {
+                if s.is_empty() {
+                    "—".to_string()
+                } else {
+                    format!("`{s}`")
+                }
+            };
+            format!("| {} | {} | {range} |", cell(flag), cell(field))
+        })
+        .collect();
+    let missing: Vec<&String> = rows.iter().filter(|r| !doc.contains(r.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/reliability.md lacks these rows (the whole table:)\n{}",
+        rows.join("\n")
+    );
+}

@@ -336,7 +336,10 @@ fn a_file_that_cannot_be_decoded_does_not_lose_the_others() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("1 of 3 files could not be decoded"), "{err}");
+    assert!(
+        err.contains("1 of 3 utterances could not be decoded"),
+        "{err}"
+    );
     assert!(err.contains("first: b:"), "{err}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let utts: Vec<&str> = stdout

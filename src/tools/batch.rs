@@ -204,8 +204,8 @@ fn failures(dir: &Path, report: &EvalReport) -> Result<()> {
         Some(first) => Err(Error::DataDir {
             dir: dir.to_path_buf(),
             problems: vec![format!(
-                "{} of {} utterances could not be decoded (results and hypotheses hold the \
-                 rest; eval scores these as all deletions); first: {}: {}",
+                "{} of {} utterances could not be decoded (everything else was written; \
+                 their results say \"failed\"); first: {}: {}",
                 failed.len(),
                 report.utts.len(),
                 first.id,

@@ -36,8 +36,8 @@ pub struct DataFlags {
     /// Use only a fixed random subset of N utterances of train and of dev (quick runs).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::UTTS, value_name = "N"))]
     pub max_utts: Option<usize>,
-    /// Feature rate in Hz (audio is resampled to it).
-    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::RATE, default_value_t = 16_000))]
+    /// Feature rate in Hz (audio is resampled to it), 8000 to 48000.
+    #[cfg_attr(feature = "cli", arg(long, value_parser = clap::value_parser!(u32).range(8_000..=48_000), default_value_t = 16_000))]
     pub rate: u32,
     /// Mel filters.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::MEL_BINS, default_value_t = 40))]
@@ -254,8 +254,6 @@ pub mod ranges {
     use crate::range::{Count, Real};
     /// Utterance subsets.
     pub const UTTS: Count = Count::new(1, u32::MAX as u64);
-    /// Feature sample rate, Hz.
-    pub const RATE: Count = Count::new(8_000, 48_000);
     /// Mel filters.
     pub const MEL_BINS: Count = Count::new(8, 256);
     /// Seconds of silence padding.
