@@ -6,9 +6,10 @@ use std::path::Path;
 
 /// Bottom up; a layer may use itself and anything before it, except that
 /// `live` and `tools` are siblings that never use each other.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 14] = [
     "error",
     "atomic",
+    "bounded",
     "rng",
     "stage",
     "audio",

@@ -57,7 +57,7 @@ impl Model {
         let lm_path = lm_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.join(LM_FILE));
-        let text = std::fs::read_to_string(&lm_path).map_err(|e| Error::io(&lm_path, e))?;
+        let text = crate::bounded::read_text(&lm_path, crate::bounded::LM)?;
         let lm = NgramLm::from_arpa(&text, &lm_path.display().to_string())?;
         Self::new(am, &lexicon, lm, config, scorer)
     }
