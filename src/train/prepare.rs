@@ -678,6 +678,11 @@ fn list_id(set: &SetList) -> String {
             h.add(w.as_bytes());
             h.add(&[1]);
         }
+        // Only segmented utterances add bytes: whole-file lists keep their ids.
+        if let Some(s) = &u.segment {
+            h.add(format!("{} {} {:?}", s.recording, s.span.start_s, s.span.end_s).as_bytes());
+            h.add(&[3]);
+        }
         h.add(&[2]);
     }
     format!("{} utterances, {}", set.utts.len(), h.hex())
