@@ -234,21 +234,23 @@ impl DataDir {
     }
 
     /// Cross-checks a data dir given as the text of its files (`spk2utt`
-    /// is optional), reporting problems as [`DataDir::open`] does. Audio
-    /// paths in `wav_scp` are resolved against `dir` and its parent.
+    /// and `segments` are optional), reporting problems as
+    /// [`DataDir::open`] does. Audio paths in `wav_scp` are resolved
+    /// against `dir` and its parent.
     pub fn parse(
         dir: &Path,
         wav_scp: &str,
         text: &str,
         utt2spk: &str,
         spk2utt: Option<&str>,
+        segments: Option<&str>,
     ) -> Result<Self> {
         let files = Files {
             wav: wav_scp,
             text: Some(text),
             utt2spk,
             spk2utt,
-            segments: None,
+            segments,
         };
         Self::check(dir, files, Vec::new())
     }
