@@ -23,51 +23,42 @@ pub struct Limit {
 
 const MB: u64 = 1 << 20;
 
-/// RON configs: recognizer `--config`, `listen`, experiment, front end
-/// (a real one is a few kB).
-pub const CONFIG: Limit = Limit {
-    bytes: MB,
-    what: "config",
-};
+const fn mb(n: u64, what: &'static str) -> Limit {
+    Limit {
+        bytes: n * MB,
+        what,
+    }
+}
+
+/// RON configs: recognizer `--config`, `listen`, front end (a real one is
+/// a few kB).
+pub const CONFIG: Limit = mb(1, "config");
 /// `am.ron` (the shipped models are 4–7 MB; a 2048×6 f32 network is ~300 MB
 /// of RON).
-pub const MODEL: Limit = Limit {
-    bytes: 512 * MB,
-    what: "model (am.ron)",
-};
+pub const MODEL: Limit = mb(512, "model (am.ron)");
 /// ARPA LMs (a pruned 64k-word trigram is a few hundred MB).
-pub const LM: Limit = Limit {
-    bytes: 2048 * MB,
-    what: "ARPA LM",
-};
+pub const LM: Limit = mb(2048, "ARPA LM");
 /// Lexicons (CMUdict is 3.6 MB).
-pub const LEXICON: Limit = Limit {
-    bytes: 64 * MB,
-    what: "lexicon",
-};
+pub const LEXICON: Limit = mb(64, "lexicon");
 /// Kaldi data-dir tables: `wav.scp`, `text`, `utt2spk`, `spk2utt`,
-/// `segments`, label files (a million utterances is ~100 MB of `text`).
-pub const TABLE: Limit = Limit {
-    bytes: 256 * MB,
-    what: "data-dir table",
-};
+/// `segments` (a million utterances is ~100 MB of `text`).
+pub const TABLE: Limit = mb(256, "data-dir table");
 /// The trainer's prepared frame labels (`ali.pdf`, `ali.key`: ~5 bytes a
 /// frame, 1.8 GB for 1,000 hours in one shard).
-pub const LABELS: Limit = Limit {
-    bytes: 4096 * MB,
-    what: "frame label",
-};
-/// Results files of sharded jobs (JSON Lines, ~1 kB per utterance) and the
-/// trainer's reports and records.
-pub const RESULTS: Limit = Limit {
-    bytes: 1024 * MB,
-    what: "results",
-};
+pub const LABELS: Limit = mb(4096, "frame label");
+/// Results files of sharded jobs (JSON Lines, ~1 kB per utterance),
+/// experiment cells and the trainer's reports and records.
+pub const RESULTS: Limit = mb(1024, "results");
 
 impl std::fmt::Display for Limit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.bytes >= MB {
-            write!(f, "the {} MB limit for a {} file", self.bytes / MB, self.what)
+            write!(
+                f,
+                "the {} MB limit for a {} file",
+                self.bytes / MB,
+                self.what
+            )
         } else {
             write!(f, "the {}-byte limit for a {} file", self.bytes, self.what)
         }
@@ -200,7 +191,10 @@ mod tests {
     fn directories_and_devices_are_named_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let e = read_text(dir.path(), CONFIG).unwrap_err();
-        assert!(e.to_string().ends_with(": is a directory, not a file"), "{e}");
+        assert!(
+            e.to_string().ends_with(": is a directory, not a file"),
+            "{e}"
+        );
         assert_eq!(e.exit_code(), 2);
         for dev in ["/dev/zero", "/dev/null"] {
             let e = read_text(Path::new(dev), CONFIG).unwrap_err();
@@ -242,7 +236,11 @@ mod tests {
         assert_eq!(read_text(&p, CONFIG).unwrap(), "utt1 A\n");
         std::fs::write(&p, b"ab\xffc").unwrap();
         let e = read_text(&p, CONFIG).unwrap_err();
-        assert!(e.to_string().ends_with("not UTF-8 text (invalid byte at offset 2)"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("not UTF-8 text (invalid byte at offset 2)"),
+            "{e}"
+        );
         assert_eq!(e.exit_code(), 2);
         assert_eq!(read_bytes(&p, CONFIG).unwrap(), b"ab\xffc");
     }

@@ -218,7 +218,10 @@ mod tests {
     fn quoted_input_cannot_split_the_line_or_reach_the_terminal() {
         assert_eq!(escape("a\nb\x1b[31mc\0"), "a\\nb\\u{1b}[31mc\\0");
         assert_eq!(escape(b"id\xff"), "id\u{fffd}");
-        assert_eq!(escape("LAYLA'S caf\u{e9} \\data\\"), "LAYLA'S caf\u{e9} \\data\\");
+        assert_eq!(
+            escape("LAYLA'S caf\u{e9} \\data\\"),
+            "LAYLA'S caf\u{e9} \\data\\"
+        );
         assert_eq!(escape("\u{202e}x\u{feff}"), "\\u{202e}x\\u{feff}");
         let e = Error::DataDir {
             dir: PathBuf::from("d\ne"),
@@ -226,7 +229,10 @@ mod tests {
         };
         let shown = e.to_string();
         assert!(!shown.chars().any(char::is_control), "{shown}");
-        assert!(shown.contains("d\\ne") && shown.contains("'a\\rb'"), "{shown}");
+        assert!(
+            shown.contains("d\\ne") && shown.contains("'a\\rb'"),
+            "{shown}"
+        );
         let e = Error::bad_audio("f\u{7}", Some(3), "chunk 'a\nb'");
         assert_eq!(e.to_string(), "f\\u{7}: at byte 3: chunk 'a\\nb'");
     }

@@ -393,7 +393,9 @@ fn a_chunk_id_with_control_bytes_is_escaped_in_one_line() {
 
 /// A 16 kHz mono WAV file of `n` distinct samples (exact in 16 bits).
 fn numbered_wav(dir: &std::path::Path, n: usize) -> (std::path::PathBuf, Vec<f32>) {
-    let x: Vec<f32> = (0..n).map(|i| ((i % 30_000) as f32 - 15_000.0) / 32_768.0).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i % 30_000) as f32 - 15_000.0) / 32_768.0)
+        .collect();
     let p = dir.join("n.wav");
     std::fs::write(&p, wav_bytes(Enc::I16, 1, 16_000, &x, None, false)).unwrap();
     (p, x)
@@ -447,18 +449,42 @@ proptest::proptest! {
 fn a_span_outside_the_audio_is_an_error_naming_the_times() {
     let dir = tempfile::tempdir().unwrap();
     let (p, _) = numbered_wav(dir.path(), 16_000);
-    let (_, e) = read_span(&p, Span { start_s: 1.0, end_s: None });
+    let (_, e) = read_span(
+        &p,
+        Span {
+            start_s: 1.0,
+            end_s: None,
+        },
+    );
     let msg = e.unwrap().to_string();
-    assert!(msg.contains("the segment starts at 1.00 s, at or past the end of the audio (1.00 s)"), "{msg}");
-    let (_, e) = read_span(&p, Span { start_s: 0.5, end_s: Some(1.6) });
+    assert!(
+        msg.contains("the segment starts at 1.00 s, at or past the end of the audio (1.00 s)"),
+        "{msg}"
+    );
+    let (_, e) = read_span(
+        &p,
+        Span {
+            start_s: 0.5,
+            end_s: Some(1.6),
+        },
+    );
     let msg = e.unwrap().to_string();
-    assert!(msg.contains("ends at 1.60 s, more than 0.5 s past the end of the audio (1.00 s)"), "{msg}");
+    assert!(
+        msg.contains("ends at 1.60 s, more than 0.5 s past the end of the audio (1.00 s)"),
+        "{msg}"
+    );
     // A stream without a length (a placeholder header) fails at its end,
     // after the audio in the span.
     let x = ramp(16_000);
     let bytes = wav_bytes(Enc::I16, 1, 16_000, &x, Some(u32::MAX), false);
     std::fs::write(dir.path().join("p.wav"), bytes).unwrap();
-    let (y, e) = read_span(&dir.path().join("p.wav"), Span { start_s: 0.5, end_s: Some(1.6) });
+    let (y, e) = read_span(
+        &dir.path().join("p.wav"),
+        Span {
+            start_s: 0.5,
+            end_s: Some(1.6),
+        },
+    );
     assert_eq!(y.len(), 8_000);
     let msg = e.unwrap().to_string();
     assert!(msg.contains("more than 0.5 s past the end"), "{msg}");

@@ -13,18 +13,28 @@ fn sparsa() -> Command {
 }
 
 fn run_with_stdin(args: &[&str], stdin: Vec<u8>) -> Output {
+    run_feeding(args, move |input| {
+        // The child may exit early on bad input; a broken pipe is fine here.
+        let _ = input.write_all(&stdin);
+    })
+}
+
+/// Runs `sparsa ARGS` from the project root with `feed` writing its stdin
+/// on another thread.
+fn run_feeding(
+    args: &[&str],
+    feed: impl FnOnce(&mut std::process::ChildStdin) + Send + 'static,
+) -> Output {
     let mut child = sparsa()
         .args(args)
+        .current_dir(common::root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        // The child may exit early on bad input; a broken pipe is fine here.
-        let _ = input.write_all(&stdin);
-    });
+    let writer = std::thread::spawn(move || feed(&mut input));
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
     out
@@ -562,7 +572,10 @@ fn assert_bad_input_line(code: Option<i32>, err: &str, needle: &str) {
     assert_eq!(code, Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err:?}");
     let line = err.strip_suffix('\n').unwrap_or(err);
-    assert!(!line.chars().any(char::is_control), "control characters: {err:?}");
+    assert!(
+        !line.chars().any(char::is_control),
+        "control characters: {err:?}"
+    );
     assert!(err.contains(needle), "'{needle}' not in {err}");
 }
 
@@ -577,29 +590,27 @@ fn whole_file_inputs_are_read_within_their_limits() {
         .unwrap();
     let dir = tmp.path().to_str().unwrap();
     for (config, needle) in [
-        ("/dev/zero", "/dev/zero: is a character device, not a regular file"),
+        (
+            "/dev/zero",
+            "/dev/zero: is a character device, not a regular file",
+        ),
         (dir, "is a directory, not a file"),
-        (big.to_str().unwrap(), "larger than the 1 MB limit for a config file"),
+        (
+            big.to_str().unwrap(),
+            "larger than the 1 MB limit for a config file",
+        ),
     ] {
         let (code, _, err) = run_in_root(&["transcribe", "--config", config, &clip()]);
         assert_bad_input_line(code, &err, needle);
     }
     // A pipe that never ends (`--config <(yes)`) is cut off at the limit.
-    let mut child = sparsa()
-        .args(["transcribe", "--config", "/dev/stdin", &clip()])
-        .current_dir(common::root())
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let block = [b' '; 1 << 16];
-        while input.write_all(&block).is_ok() {}
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
+    let out = run_feeding(
+        &["transcribe", "--config", "/dev/stdin", &clip()],
+        |input| {
+            let block = [b' '; 1 << 16];
+            while input.write_all(&block).is_ok() {}
+        },
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_bad_input_line(out.status.code(), &err, "larger than the 1 MB limit");
     // The LM and the model's own files too.
@@ -662,8 +673,15 @@ fn error_lines_escape_the_bytes_they_quote() {
     std::fs::write(d.join("text"), "a\x1b[31m\n").unwrap();
     std::fs::write(d.join("utt2spk"), "a\x1b[31m s\nb\x07\x08 s\n").unwrap();
     let (code, _, err) = run_in_root(&["eval", d.to_str().unwrap()]);
-    assert_bad_input_line(code, &err, "utterance 'a\\u{1b}[31m' has an empty transcript");
-    assert!(err.contains("utterance 'b\\u{7}\\u{8}' is in utt2spk:2"), "{err}");
+    assert_bad_input_line(
+        code,
+        &err,
+        "utterance 'a\\u{1b}[31m' has an empty transcript",
+    );
+    assert!(
+        err.contains("utterance 'b\\u{7}\\u{8}' is in utt2spk:2"),
+        "{err}"
+    );
     let cfg = tmp.path().join("c.ron");
     std::fs::write(&cfg, "(decoder: (be\x1b[2Jam\n: 1.0))").unwrap();
     let (code, _, err) = run_in_root(&["transcribe", "--config", cfg.to_str().unwrap(), &clip()]);
@@ -681,7 +699,10 @@ fn eval_transcribe_and_split_read_kaldi_segments() {
     let (code, report, err) = run_in_root(&["eval", data, "--per-speaker"]);
     assert_eq!(code, Some(0), "{err}");
     // Two utterances of 2 + 3 reference words, not one recording.
-    assert!(report.contains("/ 5,") && report.contains("/ 2 ]"), "{report}");
+    assert!(
+        report.contains("/ 5,") && report.contains("/ 2 ]"),
+        "{report}"
+    );
     assert!(report.contains("audio 4.7 s"), "{report}");
     let (code, hyps, err) = run_in_root(&["transcribe", "--format", "text", data]);
     assert_eq!(code, Some(0), "{err}");
@@ -689,14 +710,27 @@ fn eval_transcribe_and_split_read_kaldi_segments() {
     assert_eq!(ids, ["0049-a", "0049-b"], "{hyps}");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("parts");
-    let (code, _, err) = run_in_root(&["split", data, "2", "--per-utt", "--out", out.to_str().unwrap()]);
+    let (code, _, err) = run_in_root(&[
+        "split",
+        data,
+        "2",
+        "--per-utt",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(0), "{err}");
-    for (k, seg) in ["0049-a so762_000490017 0 2.1\n", "0049-b so762_000490017 2.1 -1\n"]
-        .iter()
-        .enumerate()
+    for (k, seg) in [
+        "0049-a so762_000490017 0 2.1\n",
+        "0049-b so762_000490017 2.1 -1\n",
+    ]
+    .iter()
+    .enumerate()
     {
         let part = out.join(k.to_string());
-        assert_eq!(std::fs::read_to_string(part.join("segments")).unwrap(), *seg);
+        assert_eq!(
+            std::fs::read_to_string(part.join("segments")).unwrap(),
+            *seg
+        );
         let wav = std::fs::read_to_string(part.join("wav.scp")).unwrap();
         assert!(wav.starts_with("so762_000490017 /"), "{wav}");
     }
@@ -714,5 +748,9 @@ fn eval_transcribe_and_split_read_kaldi_segments() {
     )
     .unwrap();
     let (code, _, err) = run_in_root(&["eval", bad.to_str().unwrap()]);
-    assert_bad_input_line(code, &err, "segments:2: utterance '0049-b': recording 'so762_000490017': the segment ends at 9.00 s");
+    assert_bad_input_line(
+        code,
+        &err,
+        "segments:2: utterance '0049-b': recording 'so762_000490017': the segment ends at 9.00 s",
+    );
 }

@@ -36,6 +36,13 @@ fn write(dir: &std::path::Path, name: &str, text: &str) {
     fs::write(dir.join(name), text).unwrap();
 }
 
+/// Asserts that the problems `all` (one a line) contain every needle.
+fn assert_all_reported(all: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
+    }
+}
+
 #[test]
 fn all_problems_are_reported_in_one_pass() {
     let tmp = tempfile::tempdir().unwrap();
@@ -63,16 +70,17 @@ fn all_problems_are_reported_in_one_pass() {
         panic!("{err}")
     };
     let all = problems.join("\n");
-    for needle in [
-        "wav.scp:3: duplicate id 'b' (first on line 2)",
-        "wav.scp:4: audio file 'missing.flac' not found",
-        "piped command",
-        "text:5: utterance 'e' has an empty transcript",
-        "utterance 'f' is in text:6 but missing from wav.scp, utt2spk",
-        "spk2utt:2: utterance 'x' is not in utt2spk",
-    ] {
-        assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
-    }
+    assert_all_reported(
+        &all,
+        &[
+            "wav.scp:3: duplicate id 'b' (first on line 2)",
+            "wav.scp:4: audio file 'missing.flac' not found",
+            "piped command",
+            "text:5: utterance 'e' has an empty transcript",
+            "utterance 'f' is in text:6 but missing from wav.scp, utt2spk",
+            "spk2utt:2: utterance 'x' is not in utt2spk",
+        ],
+    );
     assert_eq!(problems.len(), 6, "{all}");
 }
 
@@ -118,7 +126,11 @@ fn segments_make_utterances_time_ranges_of_recordings() {
             assert_eq!(u.audio, clip);
             let s = u.segment.as_ref().unwrap();
             assert_eq!(s.recording, "so762_000490017");
-            (u.id.as_str(), u.span().map(|s| (s.start_s, s.end_s)), &u.words[..])
+            (
+                u.id.as_str(),
+                u.span().map(|s| (s.start_s, s.end_s)),
+                &u.words[..],
+            )
         })
         .collect();
     let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
@@ -198,7 +210,10 @@ fn a_segment_decodes_exactly_as_its_range_cut_into_a_file() {
             assert!(!r.text.is_empty(), "{}", u.id);
         }
         let total: f64 = report.utts.iter().map(|u| u.audio_s).sum();
-        assert!((total - samples.len() as f64 / rate as f64).abs() < 1e-3, "{total}");
+        assert!(
+            (total - samples.len() as f64 / rate as f64).abs() < 1e-3,
+            "{total}"
+        );
     }
 }
 
@@ -246,20 +261,21 @@ fn bad_segments_are_reported_with_file_and_line() {
     );
     let p = problems(&d);
     let all = p.join("\n");
-    for needle in [
-        "segments:2: utterance 'unknown': recording 'nope' is not in wav.scp",
-        "segments:3: utterance 'backwards': end time 1 is not after start time 2",
-        "segments:4: utterance 'empty': end time 1 is not after start time 1",
-        "segments:5: utterance 'negative': start time -0.5 is negative",
-        "segments:6: utterance 'nan': end time 'NaN' is not a number of seconds",
-        "segments:7: utterance 'word': start time 'zero' is not a number of seconds",
-        "segments:8: utterance 'late': recording 'rec': the segment starts at 4.80 s, at or past the end of the audio (4.71 s)",
-        "segments:9: utterance 'long': recording 'rec': the segment ends at 5.30 s, more than 0.5 s past the end of the audio (4.71 s)",
-        "segments:10: utterance 'chan': a channel field is not supported",
-        "segments:11: utterance 'short': expected '<utt> <recording> <start> <end>', got 3 fields",
-    ] {
-        assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
-    }
+    assert_all_reported(
+        &all,
+        &[
+            "segments:2: utterance 'unknown': recording 'nope' is not in wav.scp",
+            "segments:3: utterance 'backwards': end time 1 is not after start time 2",
+            "segments:4: utterance 'empty': end time 1 is not after start time 1",
+            "segments:5: utterance 'negative': start time -0.5 is negative",
+            "segments:6: utterance 'nan': end time 'NaN' is not a number of seconds",
+            "segments:7: utterance 'word': start time 'zero' is not a number of seconds",
+            "segments:8: utterance 'late': recording 'rec': the segment starts at 4.80 s, at or past the end of the audio (4.71 s)",
+            "segments:9: utterance 'long': recording 'rec': the segment ends at 5.30 s, more than 0.5 s past the end of the audio (4.71 s)",
+            "segments:10: utterance 'chan': a channel field is not supported",
+            "segments:11: utterance 'short': expected '<utt> <recording> <start> <end>', got 3 fields",
+        ],
+    );
     // Within Kaldi's 0.5 s overshoot the end is cut at the end of the audio.
     assert_eq!(p.len(), 10, "{all}");
     let (_tmp, d) = with_segments("overshoot rec 4 5.1\ntail rec 4 -1\n");
@@ -313,20 +329,25 @@ fn an_audio_entry_naming_a_directory_or_a_device_says_so() {
     write(
         &d,
         "wav.scp",
-        &format!("a {}\nb /dev/null\nc sub\nd /nonexistent.wav\n", tmp.path().display()),
+        &format!(
+            "a {}\nb /dev/null\nc sub\nd /nonexistent.wav\n",
+            tmp.path().display()
+        ),
     );
     write(&d, "text", "a X\nb X\nc X\nd X\n");
     write(&d, "utt2spk", "a s\nb s\nc s\nd s\n");
     let all = problems(&d).join("\n");
-    for needle in [
-        &format!("wav.scp:1: audio path '{}' ", tmp.path().display()),
-        "is a directory, not an audio file",
-        "wav.scp:2: audio path '/dev/null' (/dev/null) is a character device, not an audio file",
-        "wav.scp:3: audio path 'sub' (",
-        "wav.scp:4: audio file /nonexistent.wav does not exist",
-    ] {
-        assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
-    }
+    let first = format!("wav.scp:1: audio path '{}' ", tmp.path().display());
+    assert_all_reported(
+        &all,
+        &[
+            &first,
+            "is a directory, not an audio file",
+            "wav.scp:2: audio path '/dev/null' (/dev/null) is a character device, not an audio file",
+            "wav.scp:3: audio path 'sub' (",
+            "wav.scp:4: audio file /nonexistent.wav does not exist",
+        ],
+    );
 }
 
 #[test]
@@ -340,13 +361,14 @@ fn tables_too_large_or_not_files_are_refused_by_name() {
     let f = fs::File::create(d.join("utt2spk")).unwrap();
     f.set_len((256 << 20) + 1).unwrap();
     let all = problems(&d).join("\n");
-    for needle in [
-        "wav.scp: cannot read: is a directory, not a file",
-        "text: cannot read: is a character device, not a regular file",
-        "utt2spk: cannot read: larger than the 256 MB limit for a data-dir table file",
-    ] {
-        assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
-    }
+    assert_all_reported(
+        &all,
+        &[
+            "wav.scp: cannot read: is a directory, not a file",
+            "text: cannot read: is a character device, not a regular file",
+            "utt2spk: cannot read: larger than the 256 MB limit for a data-dir table file",
+        ],
+    );
 }
 
 #[test]
@@ -363,7 +385,11 @@ fn split_keeps_segments_and_the_recordings_they_need() {
     write(&d, "text", "a W\nb W\nc W\nz W\n");
     write(&d, "utt2spk", "a s1\nb s1\nc s2\nz s3\n");
     let data = DataDir::open(&d).unwrap();
-    for (n, by) in [(2, SplitBy::Utterance), (3, SplitBy::Speaker), (4, SplitBy::Utterance)] {
+    for (n, by) in [
+        (2, SplitBy::Utterance),
+        (3, SplitBy::Speaker),
+        (4, SplitBy::Utterance),
+    ] {
         let out = tmp.path().join(format!("split{n}"));
         let parts = write_split(&data, n, by, &out).unwrap();
         let mut back = Vec::new();

@@ -261,7 +261,9 @@ impl DataDir {
         let text = parse_table("text", f.text.unwrap_or_default(), &mut problems);
         let utt2spk = parse_table("utt2spk", f.utt2spk, &mut problems);
         let spk2utt = f.spk2utt.map(|t| parse_table("spk2utt", t, &mut problems));
-        let segments = f.segments.map(|t| parse_table("segments", t, &mut problems));
+        let segments = f
+            .segments
+            .map(|t| parse_table("segments", t, &mut problems));
 
         // Audio files by wav.scp key (an utterance, or with segments a
         // recording), resolved once.
@@ -308,8 +310,8 @@ impl DataDir {
             .entries
             .keys()
             .chain(text.entries.keys())
-        .chain(utt2spk.entries.keys())
-        .collect();
+            .chain(utt2spk.entries.keys())
+            .collect();
         let no_text = (0, String::new());
         let mut utterances = Vec::new();
         for id in all_ids {
