@@ -2,6 +2,7 @@
 
 mod common;
 
+use sparsa::audio::Span;
 use sparsa::corpus::datadir::{read_transcripts, DataDir};
 use std::fs;
 
@@ -119,27 +120,22 @@ fn segmented() -> std::path::PathBuf {
 fn segments_make_utterances_time_ranges_of_recordings() {
     let d = DataDir::open(&segmented()).unwrap();
     let clip = common::data("so762_000490017.flac");
-    let got: Vec<(&str, Option<(f64, Option<f64>)>, &[String])> = d
+    let got: Vec<(&str, Option<Span>, String)> = d
         .utterances
         .iter()
         .map(|u| {
             assert_eq!(u.audio, clip);
             let s = u.segment.as_ref().unwrap();
             assert_eq!(s.recording, "so762_000490017");
-            (
-                u.id.as_str(),
-                u.span().map(|s| (s.start_s, s.end_s)),
-                &u.words[..],
-            )
+            (u.id.as_str(), u.span(), u.words.join(" "))
         })
         .collect();
-    let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
-    let (a, b) = (words(&["DORA", "CAN"]), words(&["SEE", "THE", "SHEEP"]));
+    let span = |start_s, end_s| Some(Span { start_s, end_s });
     assert_eq!(
         got,
         [
-            ("0049-a", Some((0.0, Some(2.1))), &a[..]),
-            ("0049-b", Some((2.1, None)), &b[..])
+            ("0049-a", span(0.0, Some(2.1)), "DORA CAN".to_string()),
+            ("0049-b", span(2.1, None), "SEE THE SHEEP".to_string())
         ]
     );
     // Without text and utt2spk (transcribe DIR), segments still list the
