@@ -4,6 +4,11 @@
 //! input (audio, data dirs, configs and models the user gave us), 1 for
 //! runtime faults (a thread that failed, output that could not be written,
 //! a value that could not be serialized).
+//!
+//! Every message is one line with no control characters: whatever a variant
+//! quotes (paths, ids, parser messages that echo the input) goes through
+//! [`escape`] when it is displayed, so a crafted file cannot split the line
+//! or send escape codes to the terminal.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +20,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be opened or read, or a stream failed below us.
-    #[error("{source_name}: {source}")]
+    #[error("{}: {}", escape(.source_name), escape(.source.to_string()))]
     Io {
         /// File path or `<stdin>`.
         source_name: String,
@@ -24,7 +29,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Audio bytes that are not what their header or format promises.
-    #[error("{source_name}: {}{msg}", offset_prefix(*.offset))]
+    #[error("{}: {}{}", escape(.source_name), offset_prefix(*.offset), escape(.msg))]
     BadAudio {
         /// File path or `<stdin>`.
         source_name: String,
@@ -34,7 +39,7 @@ pub enum Error {
         msg: String,
     },
     /// A configuration value outside its valid range.
-    #[error("invalid config: {field}: {msg}")]
+    #[error("invalid config: {}: {}", escape(.field), escape(.msg))]
     Config {
         /// Dotted path of the offending field, e.g. `frontend.num_mel_bins`.
         field: String,
@@ -42,7 +47,7 @@ pub enum Error {
         msg: String,
     },
     /// A model file that cannot be used: wrong format or version, bad shapes.
-    #[error("model {}: {msg}", path.display())]
+    #[error("model {}: {}", escape_path(.path), escape(.msg))]
     Model {
         /// The model file.
         path: PathBuf,
@@ -51,7 +56,7 @@ pub enum Error {
     },
     /// Events could not be written to their consumer (stdout, a socket,
     /// a callback); a closed pipe is [`Error::is_broken_pipe`].
-    #[error("writing events: {source}")]
+    #[error("writing events: {}", escape(.source.to_string()))]
     Output {
         /// The consumer's error.
         #[source]
@@ -60,7 +65,7 @@ pub enum Error {
     /// A fault of the program or the machine, not of the input: a thread
     /// that could not start or panicked, a value that could not be
     /// serialized, a stage that stopped.
-    #[error("{what}: {msg}")]
+    #[error("{}: {}", escape(.what), escape(.msg))]
     Runtime {
         /// The part that failed, e.g. `sparsa-decoder thread`.
         what: String,
@@ -68,7 +73,7 @@ pub enum Error {
         msg: String,
     },
     /// A results file of a sharded job that cannot be merged.
-    #[error("results {}: {msg}", path.display())]
+    #[error("results {}: {}", escape_path(.path), escape(.msg))]
     Results {
         /// The file.
         path: PathBuf,
@@ -76,13 +81,43 @@ pub enum Error {
         msg: String,
     },
     /// A Kaldi data directory with one or more problems, all reported at once.
-    #[error("data dir {}: {} problem(s): {}", dir.display(), problems.len(), problems.join("; "))]
+    #[error("data dir {}: {} problem(s): {}", escape_path(.dir), .problems.len(), escape(.problems.join("; ")))]
     DataDir {
         /// The directory.
         dir: PathBuf,
         /// One line per problem, each naming its file and line.
         problems: Vec<String>,
     },
+}
+
+/// Text quoted from the input, made safe for a one-line message: decoded
+/// lossily, with control characters (newline, escape, NUL, …) and the
+/// invisible format characters that reorder or hide text (bidi overrides,
+/// zero-width characters, BOM) written as Rust escapes (`\n`, `\u{1b}`).
+/// Printable text, non-ASCII letters included, is kept as it is.
+pub fn escape(text: impl AsRef<[u8]>) -> String {
+    let text = String::from_utf8_lossy(text.as_ref());
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || is_invisible_format(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`escape`] for a path.
+pub fn escape_path(path: &Path) -> String {
+    escape(path.as_os_str().as_encoded_bytes())
+}
+
+/// Unicode format characters that change how a line reads without being
+/// seen (Trojan-source style): bidi embeddings, overrides and isolates,
+/// zero-width spaces and joiners, the BOM.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 fn offset_prefix(offset: Option<u64>) -> String {
@@ -181,5 +216,28 @@ mod tests {
         let e = Error::io(Path::new("models/x/am.ron"), missing);
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().starts_with("models/x/am.ron: "), "{e}");
+    }
+
+    #[test]
+    fn quoted_input_cannot_split_the_line_or_reach_the_terminal() {
+        assert_eq!(escape("a\nb\x1b[31mc\0"), "a\\nb\\u{1b}[31mc\\0");
+        assert_eq!(escape(b"id\xff"), "id\u{fffd}");
+        assert_eq!(
+            escape("LAYLA'S caf\u{e9} \\data\\"),
+            "LAYLA'S caf\u{e9} \\data\\"
+        );
+        assert_eq!(escape("\u{202e}x\u{feff}"), "\\u{202e}x\\u{feff}");
+        let e = Error::DataDir {
+            dir: PathBuf::from("d\ne"),
+            problems: vec!["text:1: duplicate id 'a\rb'".into(), "x\u{1b}".into()],
+        };
+        let shown = e.to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(
+            shown.contains("d\\ne") && shown.contains("'a\\rb'"),
+            "{shown}"
+        );
+        let e = Error::bad_audio("f\u{7}", Some(3), "chunk 'a\nb'");
+        assert_eq!(e.to_string(), "f\\u{7}: at byte 3: chunk 'a\\nb'");
     }
 }

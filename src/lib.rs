@@ -12,6 +12,7 @@
 
 // Ground: used by every layer.
 pub mod atomic;
+pub mod bounded;
 pub mod error;
 pub mod range;
 pub mod rng;

@@ -6,7 +6,7 @@ mod common;
 
 use common::{wav_bytes, Enc};
 use sparsa::audio::resample::StreamResampler;
-use sparsa::audio::{AudioReader, MonoStream, RawFormat};
+use sparsa::audio::{AudioReader, MonoStream, RawFormat, Span};
 use std::io::Cursor;
 
 fn reader(bytes: Vec<u8>) -> sparsa::Result<AudioReader> {
@@ -361,4 +361,131 @@ fn stereo_48k_24bit_gives_the_features_of_the_16k_original() {
     }
     let mean = diff / n as f64;
     assert!(mean < 0.05, "mean |log-mel difference| {mean}");
+}
+
+#[test]
+fn a_chunk_id_with_control_bytes_is_escaped_in_one_line() {
+    let good = wav_bytes(Enc::I16, 1, 16_000, &ramp(100), None, false);
+    // The LIST chunk at bytes 12..20: a hostile id and a size too large to skip.
+    for (id, shown) in [
+        (*b"\n\x1b[3", "\\n\\x1b[3"),
+        (*b"a\rb\xff", "a\\rb\\xff"),
+        (*b"\x1b]0;", "\\x1b]0;"),
+    ] {
+        let mut w = good.clone();
+        w[12..16].copy_from_slice(&id);
+        w[16..20].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        check_bad(w.clone(), &format!("chunk '{shown}' declares"), 0);
+        // The same id cut off inside its chunk.
+        w[16..20].copy_from_slice(&1000u32.to_le_bytes());
+        w.truncate(30);
+        check_bad(w, &format!("chunk '{shown}'"), 0);
+    }
+    // A source name with control characters (a path from wav.scp) too.
+    let mut w = good;
+    w[12..16].copy_from_slice(b"\n\x1b[3");
+    w[16..20].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let (_, err) = decode_named(w, "evil\x1b[31m\nname.wav");
+    let msg = err.unwrap().to_string();
+    assert!(!msg.chars().any(char::is_control), "{msg:?}");
+    assert!(msg.starts_with("evil\\u{1b}[31m\\nname.wav: "), "{msg}");
+}
+
+/// A 16 kHz mono WAV file of `n` distinct samples (exact in 16 bits).
+fn numbered_wav(dir: &std::path::Path, n: usize) -> (std::path::PathBuf, Vec<f32>) {
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i % 30_000) as f32 - 15_000.0) / 32_768.0)
+        .collect();
+    let p = dir.join("n.wav");
+    std::fs::write(&p, wav_bytes(Enc::I16, 1, 16_000, &x, None, false)).unwrap();
+    (p, x)
+}
+
+fn read_span(path: &std::path::Path, span: Span) -> (Vec<f32>, Option<sparsa::Error>) {
+    let mut s = match MonoStream::open_span(path, Some(span), 16_000) {
+        Ok(s) => s,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let (mut all, mut block) = (Vec::new(), Vec::new());
+    loop {
+        match s.read_block(&mut block) {
+            Ok(true) => all.extend_from_slice(&block),
+            Ok(false) => return (all, None),
+            Err(e) => return (all, Some(e)),
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any span inside the file gives exactly its samples, rounded down to
+    /// frames as Kaldi's extract-segments rounds; an end up to 0.5 s past
+    /// the audio is cut there.
+    #[test]
+    fn a_span_is_exactly_its_samples(
+        start in 0usize..20_000,
+        len in 1usize..30_000,
+        to_end in proptest::bool::ANY,
+        frac in 0.0f64..0.999,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 20_001;
+        let (p, x) = numbered_wav(dir.path(), n);
+        let start_s = (start as f64 + frac) / 16_000.0;
+        let end_s = (!to_end).then(|| (start + len) as f64 / 16_000.0 + 1e-9);
+        let (y, err) = read_span(&p, Span { start_s, end_s });
+        let end = if to_end { n } else { (start + len).min(n) };
+        if end_s.is_some_and(|e| e > n as f64 / 16_000.0 + 0.5) {
+            proptest::prop_assert!(err.is_some());
+        } else {
+            proptest::prop_assert!(err.is_none(), "{:?}", err);
+            proptest::prop_assert_eq!(&y[..], &x[start..end]);
+        }
+    }
+}
+
+#[test]
+fn a_span_outside_the_audio_is_an_error_naming_the_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _) = numbered_wav(dir.path(), 16_000);
+    let (_, e) = read_span(
+        &p,
+        Span {
+            start_s: 1.0,
+            end_s: None,
+        },
+    );
+    let msg = e.unwrap().to_string();
+    assert!(
+        msg.contains("the segment starts at 1.00 s, at or past the end of the audio (1.00 s)"),
+        "{msg}"
+    );
+    let (_, e) = read_span(
+        &p,
+        Span {
+            start_s: 0.5,
+            end_s: Some(1.6),
+        },
+    );
+    let msg = e.unwrap().to_string();
+    assert!(
+        msg.contains("ends at 1.60 s, more than 0.5 s past the end of the audio (1.00 s)"),
+        "{msg}"
+    );
+    // A stream without a length (a placeholder header) fails at its end,
+    // after the audio in the span.
+    let x = ramp(16_000);
+    let bytes = wav_bytes(Enc::I16, 1, 16_000, &x, Some(u32::MAX), false);
+    std::fs::write(dir.path().join("p.wav"), bytes).unwrap();
+    let (y, e) = read_span(
+        &dir.path().join("p.wav"),
+        Span {
+            start_s: 0.5,
+            end_s: Some(1.6),
+        },
+    );
+    assert_eq!(y.len(), 8_000);
+    let msg = e.unwrap().to_string();
+    assert!(msg.contains("more than 0.5 s past the end"), "{msg}");
 }

@@ -13,18 +13,28 @@ fn sparsa() -> Command {
 }
 
 fn run_with_stdin(args: &[&str], stdin: Vec<u8>) -> Output {
+    run_feeding(args, move |input| {
+        // The child may exit early on bad input; a broken pipe is fine here.
+        let _ = input.write_all(&stdin);
+    })
+}
+
+/// Runs `sparsa ARGS` from the project root with `feed` writing its stdin
+/// on another thread.
+fn run_feeding(
+    args: &[&str],
+    feed: impl FnOnce(&mut std::process::ChildStdin) + Send + 'static,
+) -> Output {
     let mut child = sparsa()
         .args(args)
+        .current_dir(common::root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        // The child may exit early on bad input; a broken pipe is fine here.
-        let _ = input.write_all(&stdin);
-    });
+    let writer = std::thread::spawn(move || feed(&mut input));
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
     out
@@ -543,4 +553,204 @@ fn the_shipped_digit_model_reads_8_khz_fsdd_audio() {
             .current_dir(common::root()),
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "ZERO");
+}
+
+/// Runs `sparsa ARGS` from the project root; returns exit code, stdout and
+/// stderr.
+fn run_in_root(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = sparsa()
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Exit 2 and one stderr line, without control characters, containing `needle`.
+fn assert_bad_input_line(code: Option<i32>, err: &str, needle: &str) {
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    let line = err.strip_suffix('\n').unwrap_or(err);
+    assert!(
+        !line.chars().any(char::is_control),
+        "control characters: {err:?}"
+    );
+    assert!(err.contains(needle), "'{needle}' not in {err}");
+}
+
+#[test]
+fn whole_file_inputs_are_read_within_their_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big.ron");
+    // Sparse: 1 MB + 1 byte without writing them.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((1 << 20) + 1)
+        .unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    for (config, needle) in [
+        (
+            "/dev/zero",
+            "/dev/zero: is a character device, not a regular file",
+        ),
+        (dir, "is a directory, not a file"),
+        (
+            big.to_str().unwrap(),
+            "larger than the 1 MB limit for a config file",
+        ),
+    ] {
+        let (code, _, err) = run_in_root(&["transcribe", "--config", config, &clip()]);
+        assert_bad_input_line(code, &err, needle);
+    }
+    // A pipe that never ends (`--config <(yes)`) is cut off at the limit.
+    let out = run_feeding(
+        &["transcribe", "--config", "/dev/stdin", &clip()],
+        |input| {
+            let block = [b' '; 1 << 16];
+            while input.write_all(&block).is_ok() {}
+        },
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_bad_input_line(out.status.code(), &err, "larger than the 1 MB limit");
+    // The LM and the model's own files too.
+    let (code, _, err) = run_in_root(&["transcribe", "--lm", "/dev/zero", &clip()]);
+    assert_bad_input_line(code, &err, "/dev/zero: is a character device");
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let shipped = common::root().join("models/default/am.ron");
+    std::os::unix::fs::symlink(shipped, model.join("am.ron")).unwrap();
+    std::fs::create_dir(model.join("lexicon.txt")).unwrap();
+    let (code, _, err) = run_in_root(&["transcribe", "--model", model.to_str().unwrap(), &clip()]);
+    assert_bad_input_line(code, &err, "lexicon.txt: is a directory, not a file");
+}
+
+#[test]
+fn every_whole_file_loader_refuses_devices_and_directories() {
+    use sparsa::recognizer::RecognizerConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let phones = sparsa::search::lexicon::PhoneSet::arpabet();
+    for p in [std::path::Path::new("/dev/zero"), dir.path()] {
+        let errors = [
+            RecognizerConfig::load(p).map(|_| ()),
+            sparsa::live::config::ListenConfig::load(p).map(|_| ()),
+            // A directory is a model folder: its am.ron is missing.
+            sparsa::am::model::AcousticModel::load(p).map(|_| ()),
+            sparsa::search::lexicon::Lexicon::load(&[p], &phones).map(|_| ()),
+            sparsa::tools::shard::read(p).map(|_| ()),
+            sparsa::tools::feature_dump::frontend_config(Some(p), 16_000, 40, false).map(|_| ()),
+        ];
+        for e in errors {
+            let e = e.unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("not a regular file")
+                    || msg.contains("not a file")
+                    || msg.contains("am.ron: No such file"),
+                "{msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn error_lines_escape_the_bytes_they_quote() {
+    // The example: a WAV chunk id with a newline and a colour code.
+    let mut wav = wav_bytes(Enc::I16, 1, 16_000, &[0.0; 100], None, false);
+    wav[12..16].copy_from_slice(b"\n\x1b[3");
+    wav[16..20].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    for cmd in ["features", "transcribe"] {
+        let out = run_with_stdin(&[cmd, "-"], wav.clone());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_bad_input_line(out.status.code(), &err, "chunk '\\n\\x1b[3' declares");
+    }
+    // Ids of a data dir, a RON config and an LM line that carry them.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("wav.scp"), format!("a\x1b[31m {}\n", clip())).unwrap();
+    std::fs::write(d.join("text"), "a\x1b[31m\n").unwrap();
+    std::fs::write(d.join("utt2spk"), "a\x1b[31m s\nb\x07\x08 s\n").unwrap();
+    let (code, _, err) = run_in_root(&["eval", d.to_str().unwrap()]);
+    assert_bad_input_line(
+        code,
+        &err,
+        "utterance 'a\\u{1b}[31m' has an empty transcript",
+    );
+    assert!(
+        err.contains("utterance 'b\\u{7}\\u{8}' is in utt2spk:2"),
+        "{err}"
+    );
+    let cfg = tmp.path().join("c.ron");
+    std::fs::write(&cfg, "(decoder: (be\x1b[2Jam\n: 1.0))").unwrap();
+    let (code, _, err) = run_in_root(&["transcribe", "--config", cfg.to_str().unwrap(), &clip()]);
+    assert_bad_input_line(code, &err, "invalid config");
+    let lm = tmp.path().join("lm.arpa");
+    std::fs::write(&lm, "\\data\\\nngram 1=1\x1b]0;owned\x07\n").unwrap();
+    let (code, _, err) = run_in_root(&["transcribe", "--lm", lm.to_str().unwrap(), &clip()]);
+    assert_bad_input_line(code, &err, "\\u{1b}]0;owned\\u{7}");
+}
+
+#[test]
+fn eval_transcribe_and_split_read_kaldi_segments() {
+    let data = common::data("segmented");
+    let data = data.to_str().unwrap();
+    let (code, report, err) = run_in_root(&["eval", data, "--per-speaker"]);
+    assert_eq!(code, Some(0), "{err}");
+    // Two utterances of 2 + 3 reference words, not one recording.
+    assert!(
+        report.contains("/ 5,") && report.contains("/ 2 ]"),
+        "{report}"
+    );
+    assert!(report.contains("audio 4.7 s"), "{report}");
+    let (code, hyps, err) = run_in_root(&["transcribe", "--format", "text", data]);
+    assert_eq!(code, Some(0), "{err}");
+    let ids: Vec<&str> = hyps.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(ids, ["0049-a", "0049-b"], "{hyps}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("parts");
+    let (code, _, err) = run_in_root(&[
+        "split",
+        data,
+        "2",
+        "--per-utt",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    for (k, seg) in [
+        "0049-a so762_000490017 0 2.1\n",
+        "0049-b so762_000490017 2.1 -1\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let part = out.join(k.to_string());
+        assert_eq!(
+            std::fs::read_to_string(part.join("segments")).unwrap(),
+            *seg
+        );
+        let wav = std::fs::read_to_string(part.join("wav.scp")).unwrap();
+        assert!(wav.starts_with("so762_000490017 /"), "{wav}");
+    }
+    // A segment past the end of its recording: exit 2, one line, file:line.
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    for f in ["text", "utt2spk"] {
+        std::fs::copy(common::data("segmented").join(f), bad.join(f)).unwrap();
+    }
+    let clip = clip();
+    std::fs::write(bad.join("wav.scp"), format!("so762_000490017 {clip}\n")).unwrap();
+    std::fs::write(
+        bad.join("segments"),
+        "0049-a so762_000490017 0 2.1\n0049-b so762_000490017 2.1 9\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_in_root(&["eval", bad.to_str().unwrap()]);
+    assert_bad_input_line(
+        code,
+        &err,
+        "segments:2: utterance '0049-b': recording 'so762_000490017': the segment ends at 9.00 s",
+    );
 }

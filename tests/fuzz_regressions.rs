@@ -128,3 +128,26 @@ fn seeds_are_valid() {
         }
     }
 }
+
+#[test]
+fn the_segments_seed_opens_as_two_ranges_of_one_recording() {
+    // Run from the project root, as cargo test does: the seed's audio path
+    // is relative to it.
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/seeds/datadir/segments_two.bin"),
+    )
+    .unwrap();
+    let s = std::str::from_utf8(&data).unwrap();
+    let f: Vec<&str> = s.split('\0').collect();
+    let d = sparsa::corpus::datadir::DataDir::parse(
+        Path::new("fuzz-data-dir"),
+        f[0],
+        f[1],
+        f[2],
+        Some(f[3]),
+        Some(f[4]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.utterances.len(), 2);
+    assert!(d.utterances.iter().all(|u| u.segment.is_some()));
+}

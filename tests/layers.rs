@@ -6,9 +6,10 @@ use std::path::Path;
 
 /// Bottom up; a layer may use itself and anything before it, except that
 /// `live` and `tools` are siblings that never use each other.
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
     "error",
     "atomic",
+    "bounded",
     "range",
     "rng",
     "stage",

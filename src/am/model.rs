@@ -456,7 +456,7 @@ impl AcousticModel {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = crate::bounded::read_text(&path, crate::bounded::MODEL)?;
         Self::from_ron(&text, &path)
     }
 

@@ -197,8 +197,18 @@ pub struct Work {
 /// Normalized, spliced network inputs of a whole audio file, computed by
 /// the model's streaming front end exactly as the recognizer computes them.
 pub fn file_inputs(am: &AcousticModel, path: &Path) -> Result<Array2<f32>> {
+    span_inputs(am, path, None)
+}
+
+/// [`file_inputs`] of the `span` of the file (all of it for `None`).
+pub fn span_inputs(
+    am: &AcousticModel,
+    path: &Path,
+    span: Option<crate::audio::Span>,
+) -> Result<Array2<f32>> {
     let params = &am.frontend;
-    let mut stream = crate::audio::MonoStream::open(path, None, params.config().sample_rate_hz)?;
+    let rate = params.config().sample_rate_hz;
+    let mut stream = crate::audio::MonoStream::open_span(path, span, rate)?;
     let mut fe = crate::features::frontend::Frontend::new(params.clone());
     let mut frame = vec![0.0; params.dim()];
     let (mut feats, mut block) = (Vec::new(), Vec::new());

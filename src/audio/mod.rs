@@ -42,6 +42,52 @@ pub struct AudioInfo {
     pub frames: Option<u64>,
 }
 
+/// A time range of an input, in seconds (a Kaldi `segments` line): from
+/// `start_s` to `end_s`, or to the end of the input when `end_s` is `None`
+/// (Kaldi's end time -1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Span {
+    /// Start, seconds from the start of the input.
+    pub start_s: f64,
+    /// End, seconds; `None` for the end of the input.
+    pub end_s: Option<f64>,
+}
+
+/// How far a span may end past the end of its input and be cut there
+/// instead of refused, seconds (Kaldi `extract-segments --max-overshoot`:
+/// segment times are often rounded up).
+pub const MAX_OVERSHOOT_S: f64 = 0.5;
+
+impl Span {
+    /// First frame and end frame (exclusive) at `rate_hz`, rounded down as
+    /// Kaldi's `extract-segments` rounds them.
+    pub fn frames(&self, rate_hz: u32) -> (u64, Option<u64>) {
+        let at = |s: f64| (s * rate_hz as f64) as u64;
+        (at(self.start_s), self.end_s.map(at))
+    }
+
+    /// Why this span does not fit an input of `frames` frames at
+    /// `rate_hz`, if it does not: it starts at or past the end, or ends
+    /// more than [`MAX_OVERSHOOT_S`] past it.
+    pub fn misfit(&self, frames: u64, rate_hz: u32) -> Option<String> {
+        let (start, end) = self.frames(rate_hz);
+        let length_s = frames as f64 / rate_hz as f64;
+        if start >= frames {
+            return Some(format!(
+                "the segment starts at {:.2} s, at or past the end of the audio ({length_s:.2} s)",
+                self.start_s
+            ));
+        }
+        let overshoot = (MAX_OVERSHOOT_S * rate_hz as f64) as u64;
+        match (end, self.end_s) {
+            (Some(end), Some(end_s)) if end >= frames + overshoot => Some(format!(
+                "the segment ends at {end_s:.2} s, more than {MAX_OVERSHOOT_S} s past the end of the audio ({length_s:.2} s)"
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// A byte source audio is decoded from.
 pub type Input = Box<dyn Read + Send>;
 
@@ -304,12 +350,32 @@ pub struct MonoStream {
     samples_in: u64,
     /// An input fault to report once the audio before it has been returned.
     pending_error: Option<Error>,
+    /// The part of the input to return, if not all of it.
+    span: Option<Span>,
+    /// Input frames decoded so far, inside the span or not.
+    position: u64,
 }
 
 impl MonoStream {
     /// Opens `path` (or `-`) and prepares conversion to `rate_hz` mono.
     pub fn open(path: &Path, raw: Option<RawFormat>, rate_hz: u32) -> Result<Self> {
         Self::new(AudioReader::open(path, raw)?, rate_hz)
+    }
+
+    /// Opens the `span` of the file at `path` (all of it for `None`). A
+    /// span that does not fit the audio is an error: at once when the
+    /// header gives the length, else once the input ends. The frames before
+    /// the span are decoded and dropped (inputs are streams, not seekable).
+    pub fn open_span(path: &Path, span: Option<Span>, rate_hz: u32) -> Result<Self> {
+        let mut stream = Self::open(path, None, rate_hz)?;
+        if let Some(span) = span {
+            let info = stream.reader.info();
+            if let Some(m) = info.frames.and_then(|f| span.misfit(f, info.rate_hz)) {
+                return Err(Error::bad_audio(stream.reader.name(), None, m));
+            }
+            stream.span = Some(span);
+        }
+        Ok(stream)
     }
 
     /// Wraps an opened reader.
@@ -323,6 +389,8 @@ impl MonoStream {
             done: false,
             samples_in: 0,
             pending_error: None,
+            span: None,
+            position: 0,
         })
     }
 
@@ -331,7 +399,7 @@ impl MonoStream {
         &self.reader
     }
 
-    /// Input frames (at the native rate) decoded so far.
+    /// Input frames (at the native rate) returned so far (inside the span).
     pub fn native_frames_read(&self) -> u64 {
         self.samples_in
     }
@@ -358,13 +426,20 @@ impl MonoStream {
             if !more {
                 self.done = true;
                 self.resampler.finish(out);
+                self.pending_error = self.span_misfit();
                 break;
             }
             let ch = self.reader.info().channels as usize;
+            let span_ended = self.cut_to_span(ch);
             self.samples_in += (self.interleaved.len() / ch) as u64;
             self.mono.clear();
             downmix_into(&self.interleaved, ch, &mut self.mono);
             self.resampler.accept_samples(&self.mono, out)?;
+            if span_ended {
+                // The rest of the input is never read.
+                self.done = true;
+                self.resampler.finish(out);
+            }
         }
         if out.is_empty() {
             if let Some(e) = self.pending_error.take() {
@@ -372,5 +447,30 @@ impl MonoStream {
             }
         }
         Ok(!out.is_empty())
+    }
+
+    /// Keeps the frames of the block just read (`interleaved`, `ch`
+    /// channels) that lie in the span; true once the span's end is reached.
+    fn cut_to_span(&mut self, ch: usize) -> bool {
+        let frames = (self.interleaved.len() / ch) as u64;
+        let first = self.position;
+        self.position += frames;
+        let Some(span) = self.span else {
+            return false;
+        };
+        let (start, end) = span.frames(self.reader.info().rate_hz);
+        let end = end.unwrap_or(u64::MAX);
+        let keep_from = start.clamp(first, self.position) - first;
+        let keep_to = end.clamp(first, self.position) - first;
+        self.interleaved.truncate(keep_to as usize * ch);
+        self.interleaved.drain(..keep_from as usize * ch);
+        self.position >= end
+    }
+
+    /// At the end of the input: why the span did not fit it, if it did not.
+    fn span_misfit(&self) -> Option<Error> {
+        let span = self.span?;
+        let m = span.misfit(self.position, self.reader.info().rate_hz)?;
+        Some(Error::bad_audio(self.reader.name(), None, m))
     }
 }

@@ -296,7 +296,8 @@ fn parse_header<R: Read + ?Sized>(inner: &mut R, name: &str) -> Result<WavHeader
         r.exact(&mut ch, "a chunk header (no data chunk found)")?;
         let id = &ch[0..4];
         let size = u32_at(&ch, 4);
-        let id_str = String::from_utf8_lossy(id).into_owned();
+        // Four arbitrary bytes: shown escaped (`\n`, `\x1b`, `\xff`), never raw.
+        let id_str = id.escape_ascii().to_string();
         match id {
             b"fmt " => {
                 if !(16..=1024).contains(&size) {

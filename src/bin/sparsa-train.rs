@@ -144,7 +144,8 @@ fn main() {
 fn experiment(a: ExperimentArgs) -> sparsa::Result<()> {
     let cfg = a.config(command_line());
     experiment::run(&cfg)?;
-    let table = std::fs::read_to_string(cfg.out.join("results.md")).unwrap_or_default();
+    let table = sparsa::bounded::read_text(&cfg.out.join("results.md"), sparsa::bounded::RESULTS)
+        .unwrap_or_default();
     use std::io::Write;
     std::io::stdout()
         .write_all(table.as_bytes())

@@ -4,9 +4,15 @@
 //! shard's utterances are exactly those of part K of the split.
 //!
 //! Kaldi balances parts by utterance count; we balance by audio file size,
-//! a proxy for duration that costs one `stat` per file: on speechocean762
-//! test, equal counts gave shards of 14 to 20 CPU seconds, and the slowest
-//! shard sets the wall time of a job array.
+//! a proxy for duration that costs one `stat` per file (with `segments`,
+//! by segment duration): on speechocean762 test, equal counts gave shards
+//! of 14 to 20 CPU seconds, and the slowest shard sets the wall time of a
+//! job array.
+//!
+//! With `segments`, a part holds the segments of its utterances and the
+//! `wav.scp` lines of their recordings, as Kaldi's `split_data.sh` writes
+//! them: a recording whose segments fall in two parts is listed in both
+//! (each part reads only its own ranges of it).
 
 use crate::corpus::datadir::{DataDir, Utterance};
 use crate::error::{Error, Result};
@@ -94,8 +100,9 @@ impl ShardFlags {
 
 /// The `n` parts of `utts` (indices into it, each part in `utts` order):
 /// contiguous runs of speakers (sorted by speaker id) or of utterances,
-/// with part boundaries placed nearest to equal shares of audio bytes
-/// (files that cannot be read count as the mean size). Fails when there
+/// with part boundaries placed nearest to equal shares of audio bytes, or
+/// of seconds for segments (files that cannot be read, and segments that
+/// run to the end of their recording, count as the mean). Fails when there
 /// are fewer speakers (or utterances) than parts.
 pub fn partition(utts: &[Utterance], n: usize, by: SplitBy) -> Result<Vec<Vec<usize>>> {
     // Groups that must stay together, in a fixed order.
@@ -119,13 +126,18 @@ pub fn partition(utts: &[Utterance], n: usize, by: SplitBy) -> Result<Vec<Vec<us
             format!("cannot split {} {what} into {n} parts", groups.len()),
         ));
     }
-    let sizes: Vec<Option<u64>> = utts
+    // A data dir has segments for all its utterances or for none, so
+    // the units (bytes or seconds) do not mix.
+    let sizes: Vec<Option<f64>> = utts
         .iter()
-        .map(|u| std::fs::metadata(&u.audio).ok().map(|m| m.len()))
+        .map(|u| match u.span() {
+            Some(span) => span.end_s.map(|e| e - span.start_s),
+            None => std::fs::metadata(&u.audio).ok().map(|m| m.len() as f64),
+        })
         .collect();
-    let known: Vec<u64> = sizes.iter().flatten().copied().collect();
-    let mean = known.iter().sum::<u64>() as f64 / known.len().max(1) as f64;
-    let weight = |i: usize| sizes[i].map_or(mean.max(1.0), |b| b as f64);
+    let known: Vec<f64> = sizes.iter().flatten().copied().collect();
+    let mean = known.iter().sum::<f64>() / known.len().max(1) as f64;
+    let weight = |i: usize| sizes[i].unwrap_or(if mean > 0.0 { mean } else { 1.0 });
     // cum[j]: weight of groups[..j].
     let mut cum = vec![0.0f64];
     for g in &groups {
@@ -170,7 +182,8 @@ pub fn select(utts: &[Utterance], shard: Shard, by: SplitBy) -> Result<Vec<Utter
 
 /// Writes the `n` parts of `data` as data dirs `out/0` … `out/{n-1}`
 /// (`wav.scp` with absolute paths, so the parts can move; `text` when the
-/// data dir has transcripts; `utt2spk`; `spk2utt`). Each part is written
+/// data dir has transcripts; `utt2spk`; `spk2utt`; `segments` and the
+/// recordings they need when it has segments). Each part is written
 /// to a temporary folder and renamed into place. Returns the part folders
 /// with their utterance counts.
 pub fn write_split(
@@ -208,6 +221,7 @@ pub fn write_split(
         }
     }
     let transcribed = data.utterances.iter().any(|u| !u.words.is_empty());
+    let segmented = data.utterances.iter().any(|u| u.segment.is_some());
     let mut dirs = Vec::new();
     for (k, part) in parts.iter().enumerate() {
         let utts: Vec<&Utterance> = part.iter().map(|&i| &data.utterances[i]).collect();
@@ -216,21 +230,34 @@ pub fn write_split(
             ("utt2spk", String::new()),
             ("spk2utt", String::new()),
         ];
-        if transcribed {
-            files.push(("text", String::new()));
-        }
+        let (mut text, mut segments) = (String::new(), String::new());
         let mut spk2utt: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        // wav.scp lines by key: the utterance, or with segments its recording.
+        let mut wav: std::collections::BTreeMap<&str, String> = Default::default();
         for u in &utts {
             let audio = std::path::absolute(&u.audio).map_err(|e| Error::io(&u.audio, e))?;
-            files[0].1 += &format!("{} {}\n", u.id, audio.display());
+            let key = match &u.segment {
+                Some(s) => {
+                    let end = s.span.end_s.unwrap_or(-1.0);
+                    segments += &format!("{} {} {} {end}\n", u.id, s.recording, s.span.start_s);
+                    &s.recording
+                }
+                None => &u.id,
+            };
+            wav.insert(key, format!("{key} {}\n", audio.display()));
             files[1].1 += &format!("{} {}\n", u.id, u.speaker);
             spk2utt.entry(&u.speaker).or_default().push(&u.id);
-            if transcribed {
-                files[3].1 += &format!("{} {}\n", u.id, u.words.join(" "));
-            }
+            text += &format!("{} {}\n", u.id, u.words.join(" "));
         }
+        files[0].1 = wav.into_values().collect();
         for (spk, ids) in spk2utt {
             files[2].1 += &format!("{spk} {}\n", ids.join(" "));
+        }
+        if transcribed {
+            files.push(("text", text));
+        }
+        if segmented {
+            files.push(("segments", segments));
         }
         let dir = out.join(k.to_string());
         let tmp = out.join(format!(".{k}.tmp-{}", std::process::id()));
@@ -262,6 +289,7 @@ mod tests {
                     audio: PathBuf::new(),
                     words: vec!["A".into()],
                     speaker: s.to_string(),
+                    segment: None,
                 });
             }
         }

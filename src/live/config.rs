@@ -65,7 +65,7 @@ impl Default for ListenConfig {
 impl ListenConfig {
     /// Reads a RON config file; errors name the file and position.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+        let text = crate::bounded::read_text(path, crate::bounded::CONFIG)?;
         Self::from_ron(&text, &path.display().to_string())
     }
 

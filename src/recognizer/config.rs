@@ -56,7 +56,7 @@ impl Default for RecognizerConfig {
 impl RecognizerConfig {
     /// Reads a RON config file; errors name the file and the position.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::bounded::read_text(path, crate::bounded::CONFIG)?;
         Self::from_ron(&text, &path.display().to_string())
     }
 

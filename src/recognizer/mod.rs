@@ -15,7 +15,7 @@ pub use decode::DecodeStage;
 
 use crate::am::model::{AcousticModel, AM_FILE, LEXICON_FILE};
 use crate::am::scorer::{Scorer, ScorerConfig, ScoringNet};
-use crate::audio::MonoStream;
+use crate::audio::{MonoStream, Span};
 use crate::error::{Error, Result};
 use crate::features::frontend::Frontend;
 use crate::search::decoder::WordResult;
@@ -67,7 +67,7 @@ impl Model {
         let lm_path = lm_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.join(LM_FILE));
-        let text = std::fs::read_to_string(&lm_path).map_err(|e| Error::io(&lm_path, e))?;
+        let text = crate::bounded::read_text(&lm_path, crate::bounded::LM)?;
         let lm = NgramLm::from_arpa(&text, &lm_path.display().to_string())?;
         // Pseudo-words (<s>, </s>, <unk>) are never spoken.
         let lm_words = lm.words().iter().filter(|w| !w.starts_with('<')).count();
@@ -447,10 +447,22 @@ pub struct FileResult {
 /// without, it is decoded as one utterance (`eval`: the transcript is one
 /// utterance).
 pub fn decode_file(model: &Arc<Model>, path: &Path, endpointing: bool) -> Result<FileResult> {
+    decode_span(model, path, None, endpointing)
+}
+
+/// [`decode_file`] on the `span` of the file (a Kaldi segment; all of it
+/// for `None`). Word times are from the start of the span, as if the span
+/// had been cut out into a file of its own.
+pub fn decode_span(
+    model: &Arc<Model>,
+    path: &Path,
+    span: Option<Span>,
+    endpointing: bool,
+) -> Result<FileResult> {
     let rate = model.am.frontend.config().sample_rate_hz;
     let mut rec = Recognizer::new(model.clone());
     rec.set_endpointing(endpointing);
-    let mut stream = MonoStream::open(path, None, rate)?;
+    let mut stream = MonoStream::open_span(path, span, rate)?;
     let mut out = FileResult::default();
     let mut texts = Vec::new();
     let samples = rec.run_stream(&mut stream, |e| {

@@ -143,7 +143,7 @@ impl Lexicon {
         let mut lex = Lexicon::default();
         for p in paths {
             let p = p.as_ref();
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let text = crate::bounded::read_text(p, crate::bounded::LEXICON)?;
             lex.parse(&text, &p.display().to_string(), phones)?;
         }
         Ok(lex)

@@ -193,7 +193,7 @@ pub fn hidden_stats(
             break;
         }
         let u = &data.utterances[i];
-        let mut x = crate::am::scorer::file_inputs(am, &u.audio)?;
+        let mut x = crate::am::scorer::span_inputs(am, &u.audio, u.span())?;
         let take = x.nrows().min(max_frames - seen);
         if take == 0 {
             continue;

@@ -70,7 +70,8 @@ fn emit(out: &mut dyn Write, text: &str) -> Result<()> {
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct EvalArgs {
-    /// Kaldi data dir (wav.scp, text, utt2spk).
+    /// Kaldi data dir (wav.scp, text, utt2spk; spk2utt and segments when
+    /// present).
     pub data: PathBuf,
     /// Model, LM and settings.
     #[cfg_attr(feature = "cli", command(flatten))]
@@ -219,7 +220,8 @@ fn failures(dir: &Path, report: &EvalReport) -> Result<()> {
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct SplitArgs {
-    /// Kaldi data dir (wav.scp; text, utt2spk and spk2utt when present).
+    /// Kaldi data dir (wav.scp; text, utt2spk, spk2utt and segments when
+    /// present).
     pub data: PathBuf,
     /// Number of parts, [1, 100000].
     #[cfg_attr(feature = "cli", arg(value_parser = crate::range::Count::new(1, 100_000)))]

@@ -9,7 +9,7 @@
 use crate::corpus::datadir::Utterance;
 use crate::corpus::wer::{align, ErrorCounts};
 use crate::error::Result;
-use crate::recognizer::{decode_file, Model};
+use crate::recognizer::{decode_span, Model};
 use crate::search::decoder::WordResult;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,7 @@ pub enum OnFailure {
 
 /// Decodes `utts` on `threads` threads (at least one), each as one
 /// utterance or, with `endpointing`, cut as a live stream is (see
-/// [`decode_file`]); scores those with transcripts. `progress` is called
+/// [`crate::recognizer::decode_file`]; a segment as its span of the file); scores those with transcripts. `progress` is called
 /// once per finished utterance, from any thread.
 pub fn decode_utterances(
     model: &Arc<Model>,
@@ -118,7 +118,7 @@ fn decode_each(
     let results = pool.install(|| {
         utts.par_iter()
             .map(|u| {
-                let r = decode_file(model, &u.audio, endpointing);
+                let r = decode_span(model, &u.audio, u.span(), endpointing);
                 progress();
                 let r = r?;
                 let hyp: Vec<&str> = r.text.split_whitespace().collect();

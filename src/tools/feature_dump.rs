@@ -187,7 +187,7 @@ pub fn frontend_config(
 ) -> Result<FrontendConfig> {
     let mut config = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = crate::bounded::read_text(path, crate::bounded::CONFIG)?;
             ron::from_str::<FrontendConfig>(&text)
                 .map_err(|e| Error::config(&path.display().to_string(), e.to_string()))?
         }

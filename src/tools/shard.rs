@@ -123,7 +123,7 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
 
 /// Reads one results file, checking that it is whole.
 pub fn read(path: &Path) -> Result<(ShardHeader, Vec<UttResult>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::bounded::read_text(path, crate::bounded::RESULTS)?;
     let mut header = None;
     let mut utts = Vec::new();
     for (i, l) in text

@@ -4,7 +4,7 @@
 
 use crate::am::model::{AcousticModel, Calibration, Quantized};
 use crate::am::quant::quantize;
-use crate::am::scorer::file_inputs;
+use crate::am::scorer::span_inputs;
 use crate::corpus::datadir::DataDir;
 use crate::error::{Error, Result};
 use ndarray::Array2;
@@ -51,7 +51,7 @@ pub fn quantize_model(
             break;
         }
         let u = &data.utterances[(k * stride) % n];
-        let x = file_inputs(am, &u.audio)?;
+        let x = span_inputs(am, &u.audio, u.span())?;
         for row in x.outer_iter().step_by(4).take(frames - got) {
             rows.extend(row.iter());
             got += 1;

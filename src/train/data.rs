@@ -340,7 +340,8 @@ pub(crate) fn prepare_set(
         items
             .par_iter()
             .map(|item| {
-                let r = raw_features(&set.utts[item.utt].audio, frontend, item.copy, set.pad_s);
+                let u = &set.utts[item.utt];
+                let r = raw_features(&u.audio, u.span(), frontend, item.copy, set.pad_s);
                 bar.inc(1);
                 r
             })
@@ -461,6 +462,7 @@ fn train_copies(cfg: &TrainConfig) -> Vec<DataCopy> {
 /// after the audio, and the whole utterance is dithered as at recognition.
 fn raw_features(
     path: &Path,
+    span: Option<crate::audio::Span>,
     cfg: &FrontendConfig,
     copy: Perturbation,
     pad_s: f32,
@@ -483,7 +485,7 @@ fn raw_features(
     .validate_warped(copy.warp)?;
     let silence = vec![0.0; (pad_s * cfg.sample_rate_hz as f32).round() as usize];
     let rate = cfg.sample_rate_hz;
-    let mut stream = MonoStream::open(path, None, rate)?;
+    let mut stream = MonoStream::open_span(path, span, rate)?;
     let mut perturb = if speed != 1.0 {
         Some(crate::audio::resample::StreamResampler::new(
             (rate as f32 * speed).round() as u32,

@@ -158,7 +158,7 @@ fn recipe(cfg: &ExperimentConfig) -> String {
 }
 
 fn load_result(path: &Path) -> Result<CellResult> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::bounded::read_text(path, crate::bounded::RESULTS)?;
     ron::from_str::<CellResult>(&text)
         .map_err(|e| Error::config(&path.display().to_string(), e.to_string()))
 }

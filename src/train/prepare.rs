@@ -85,7 +85,7 @@ impl PrepareSettings {
     fn of(cfg: &TrainConfig, plan: &Plan, reference: Option<&AcousticModel>) -> Result<Self> {
         let mut lexicons = Fnv::new();
         for p in &cfg.lexicons {
-            lexicons.add(&std::fs::read(p).map_err(|e| Error::io(p, e))?);
+            lexicons.add(&crate::bounded::read_bytes(p, crate::bounded::LEXICON)?);
         }
         let align_model_hash = match reference {
             Some(m) => {
@@ -457,7 +457,7 @@ fn check_shards(
             continue;
         };
         let path = entry.path().join(RECORD_FILE);
-        let record = std::fs::read_to_string(&path)
+        let record = crate::bounded::read_text_io(&path, crate::bounded::RESULTS)
             .map_err(|e| e.to_string())
             .and_then(|t| ron::from_str::<PrepareRecord>(&t).map_err(|e| e.to_string()));
         match record {
@@ -619,13 +619,16 @@ fn read_part(
 
 /// `<id> <rest>` lines by id.
 fn read_table(path: &Path) -> std::result::Result<HashMap<String, String>, String> {
-    Ok(read_table_ordered(path)?.into_iter().collect())
+    Ok(read_table_ordered(path, crate::bounded::TABLE)?
+        .into_iter()
+        .collect())
 }
 
 /// `<id> n n n ...` lines by id.
 fn read_labels(path: &Path) -> std::result::Result<HashMap<String, Vec<u32>>, String> {
     let mut out = HashMap::new();
-    for (i, (id, rest)) in read_table_ordered(path)?.into_iter().enumerate() {
+    let lines = read_table_ordered(path, crate::bounded::LABELS)?;
+    for (i, (id, rest)) in lines.into_iter().enumerate() {
         let labels = rest
             .split_ascii_whitespace()
             .map(str::parse::<u32>)
@@ -637,8 +640,12 @@ fn read_labels(path: &Path) -> std::result::Result<HashMap<String, Vec<u32>>, St
 }
 
 /// `<id> <rest>` lines in file order.
-fn read_table_ordered(path: &Path) -> std::result::Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_table_ordered(
+    path: &Path,
+    limit: crate::bounded::Limit,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let text = crate::bounded::read_text_io(path, limit)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -670,6 +677,11 @@ fn list_id(set: &SetList) -> String {
         for w in &u.words {
             h.add(w.as_bytes());
             h.add(&[1]);
+        }
+        // Only segmented utterances add bytes: whole-file lists keep their ids.
+        if let Some(s) = &u.segment {
+            h.add(format!("{} {} {:?}", s.recording, s.span.start_s, s.span.end_s).as_bytes());
+            h.add(&[3]);
         }
         h.add(&[2]);
     }

@@ -92,21 +92,22 @@ pub fn flac(data: &[u8]) {
 }
 
 /// A Kaldi data dir: the input is `wav.scp`, `text`, `utt2spk` and
-/// optionally `spk2utt`, separated by NUL bytes.
+/// optionally `spk2utt` and `segments`, separated by NUL bytes.
 pub fn datadir(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    let mut files = s.splitn(4, '\0');
+    let mut files = s.splitn(5, '\0');
     let mut next = || files.next().unwrap_or_default();
     let (wav_scp, text, utt2spk) = (next(), next(), next());
-    let spk2utt = files.next();
+    let (spk2utt, segments) = (files.next(), files.next());
     let _ = sparsa::corpus::datadir::DataDir::parse(
         Path::new("fuzz-data-dir"),
         wav_scp,
         text,
         utt2spk,
         spk2utt,
+        segments,
     );
 }
 
