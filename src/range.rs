@@ -71,7 +71,8 @@ impl Real {
         }
     }
 
-    fn parse(&self, s: &str) -> Result<f32, String> {
+    /// Parses a flag value and checks it.
+    pub fn parse(&self, s: &str) -> Result<f32, String> {
         let v: f32 = s
             .trim()
             .parse()
@@ -122,7 +123,8 @@ impl Count {
         }
     }
 
-    fn parse(&self, s: &str) -> Result<u64, String> {
+    /// Parses a flag value and checks it.
+    pub fn parse(&self, s: &str) -> Result<u64, String> {
         let v: u64 = s
             .trim()
             .parse()

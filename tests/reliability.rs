@@ -9,7 +9,7 @@ mod common;
 use common::{wav_bytes, Enc};
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 fn sparsa() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sparsa"));
@@ -21,14 +21,19 @@ fn clip() -> String {
     common::data("so762_000490017.flac").display().to_string()
 }
 
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = sparsa()
+/// `sparsa ARGS` with stdin, stdout and stderr piped.
+fn spawn(args: &[&str]) -> Child {
+    sparsa()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = spawn(args);
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -60,13 +65,7 @@ fn clip_pcm() -> Vec<u8> {
 /// `arecord` would), sends `signal` once a partial shows the words are
 /// being heard, and returns the exit code and the event lines.
 fn signal_mid_stream(signal: i32) -> (Option<i32>, Vec<String>) {
-    let mut child = sparsa()
-        .args(["transcribe", "-", "--raw-rate", "16000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&["transcribe", "-", "--raw-rate", "16000"]);
     let mut input = child.stdin.take().unwrap();
     input.write_all(&clip_pcm()).unwrap();
     input.flush().unwrap();
