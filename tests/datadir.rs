@@ -272,11 +272,12 @@ fn bad_segments_are_reported_with_file_and_line() {
             "segments:11: utterance 'short': expected '<utt> <recording> <start> <end>', got 3 fields",
         ],
     );
-    // Within Kaldi's 0.5 s overshoot the end is cut at the end of the audio.
+    // Within Kaldi's 0.5 s overshoot the end is cut at the end of the audio;
+    // exactly 0.5 s past the 4.71 s (75,360-sample) clip is still within.
     assert_eq!(p.len(), 10, "{all}");
-    let (_tmp, d) = with_segments("overshoot rec 4 5.1\ntail rec 4 -1\n");
+    let (_tmp, d) = with_segments("overshoot rec 4 5.1\ntail rec 4 -1\nedge rec 4 5.21\n");
     let d = DataDir::open(&d).unwrap();
-    assert_eq!(d.utterances.len(), 2);
+    assert_eq!(d.utterances.len(), 3);
 }
 
 #[test]

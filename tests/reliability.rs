@@ -91,6 +91,33 @@ fn signal_mid_stream(signal: i32) -> (Option<i32>, Vec<String>) {
 }
 
 #[test]
+fn a_signal_before_any_audio_exits_with_the_signal_code() {
+    // Nothing arrives on stdin: the reader is blocked in the header.
+    let mut child = sparsa()
+        .args(["transcribe", "-"])
+        .env("RUST_LOG", "sparsa=debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = child.stdin.take().unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("now end the input") {
+            break;
+        }
+    }
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    drop(input);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(status.code(), Some(143), "{rest:?}");
+}
+
+#[test]
 fn a_signal_finalizes_the_utterance_in_progress() {
     for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
         let (status, lines) = signal_mid_stream(signal);
@@ -203,17 +230,29 @@ fn eval_keeps_finished_work_and_checks_outputs_first() {
     let fmt = bytes.windows(4).position(|w| w == b"fmt ").unwrap();
     bytes[fmt + 8] = 9; // an unknown format tag
     std::fs::write(&corrupt, bytes).unwrap();
+    // A FLAC whose last fifth is damaged: what came before it still counts.
+    let tail = d.join("tail.flac");
+    let mut flac = std::fs::read(clip()).unwrap();
+    let n = flac.len();
+    flac[n - n / 5..].fill(0x5a);
+    std::fs::write(&tail, flac).unwrap();
     std::fs::write(
         d.join("wav.scp"),
-        format!("a {}\nb {}\nc {}\n", clip(), corrupt.display(), clip()),
+        format!(
+            "a {}\nb {}\nc {}\nd {}\n",
+            clip(),
+            corrupt.display(),
+            clip(),
+            tail.display()
+        ),
     )
     .unwrap();
     std::fs::write(
         d.join("text"),
-        "a DORA CAN SEE THE SHEEP\nb X\nc DORA CAN SEE THE SHEEP\n",
+        "a DORA CAN SEE THE SHEEP\nb X\nc DORA CAN SEE THE SHEEP\nd DORA CAN SEE THE SHEEP\n",
     )
     .unwrap();
-    std::fs::write(d.join("utt2spk"), "a s\nb s\nc s\n").unwrap();
+    std::fs::write(d.join("utt2spk"), "a s\nb s\nc s\nd s\n").unwrap();
     let hyp = d.join("hyp.txt");
     let results = d.join("results.jsonl");
     let data = d.to_str().unwrap();
@@ -235,10 +274,18 @@ fn eval_keeps_finished_work_and_checks_outputs_first() {
         "{report}"
     );
     let hyps = std::fs::read_to_string(&hyp).unwrap();
-    assert_eq!(hyps.lines().count(), 3, "{hyps}");
-    assert!(std::fs::read_to_string(&results)
-        .unwrap()
-        .contains("\"failed\""));
+    assert_eq!(hyps.lines().count(), 4, "{hyps}");
+    assert!(report.contains("failed d:"), "{report}");
+    let d_hyp = hyps.lines().find(|l| l.starts_with("d ")).unwrap();
+    assert!(
+        d_hyp.contains("CAN SEE"),
+        "words before the damage lost: {hyps}"
+    );
+    let results_text = std::fs::read_to_string(&results).unwrap();
+    assert!(results_text.contains("\"failed\""));
+    // Merging the results keeps the verdict: exit 2, failures named.
+    let out = run(&["merge", results.to_str().unwrap()], b"");
+    assert_exit_2(&out, "2 of 4 utterances could not be decoded", "merge");
 
     // An output that cannot be written is refused before the model and the
     // data dir are even read (the data dir here does not exist).
@@ -359,6 +406,21 @@ fn wrong_invocations_exit_2_with_one_line() {
             "exec '{}' transcribe --format text '{}' >/dev/null",
             env!("CARGO_BIN_EXE_sparsa"),
             clip()
+        ))
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // So does a /dev/null opened read-write (Python's subprocess.DEVNULL).
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec '{}' model-info 1<>/dev/null",
+            env!("CARGO_BIN_EXE_sparsa")
         ))
         .current_dir(common::root())
         .output()

@@ -59,10 +59,11 @@ pub struct Span {
 pub const MAX_OVERSHOOT_S: f64 = 0.5;
 
 impl Span {
-    /// First frame and end frame (exclusive) at `rate_hz`, rounded down as
-    /// Kaldi's `extract-segments` rounds them.
+    /// First frame and end frame (exclusive) at `rate_hz`, rounded to the
+    /// nearest frame as Kaldi's `extract-segments` rounds them (truncating
+    /// would put 2.01 s at 16 kHz, 32159.99…, a frame early).
     pub fn frames(&self, rate_hz: u32) -> (u64, Option<u64>) {
-        let at = |s: f64| (s * rate_hz as f64) as u64;
+        let at = |s: f64| (s * rate_hz as f64).round() as u64;
         (at(self.start_s), self.end_s.map(at))
     }
 
@@ -80,7 +81,7 @@ impl Span {
         }
         let overshoot = (MAX_OVERSHOOT_S * rate_hz as f64) as u64;
         match (end, self.end_s) {
-            (Some(end), Some(end_s)) if end >= frames + overshoot => Some(format!(
+            (Some(end), Some(end_s)) if end > frames + overshoot => Some(format!(
                 "the segment ends at {end_s:.2} s, more than {MAX_OVERSHOOT_S} s past the end of the audio ({length_s:.2} s)"
             )),
             _ => None,

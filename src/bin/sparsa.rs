@@ -19,6 +19,7 @@ use sparsa::tools::bench::BenchArgs;
 use sparsa::tools::feature_dump::FeaturesArgs;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// sparsa: streaming speech recognition with a deep rectifier DNN-HMM.
 #[derive(Parser)]
@@ -75,9 +76,10 @@ enum Command {
     /// merge` combines into the unsharded report.
     ///
     /// An utterance whose audio cannot be decoded (unreadable, corrupt, too
-    /// short) does not stop the run: it is reported by id, scored as all
-    /// deletions, and the report, --hyp and --results are still written;
-    /// the exit code is then 2. Output paths are checked before decoding.
+    /// short) does not stop the run: it is reported by id, scored with the
+    /// words recognized before the fault (all deletions if none), and the
+    /// report, --hyp and --results are still written; the exit code is then
+    /// 2. Output paths are checked before decoding.
     ///
     /// Examples:
     ///   sparsa eval ../shared/corpora/speechocean762/test --hyp hyp.txt
@@ -321,18 +323,25 @@ fn transcribe(args: TranscribeArgs) -> Exit {
     });
     // Ctrl-C / SIGTERM end the input: what was heard is finalized first.
     let interrupt = sparsa::live::interrupt::Interrupt::install()?;
-    let (input, name) = sparsa::audio::open_input(&args.input)?;
-    let reader = AudioReader::from_reader(interrupt.wrap(input)?, &name, raw)?;
-    let mut stream = MonoStream::new(reader, rate)?;
-    let format = args.format;
-    let threaded = !args.single_threaded;
-    let result = sparsa::recognizer::recognize_stream(&model, &mut stream, threaded, move |e| {
-        format.write(&mut std::io::stdout().lock(), e)
-    });
+    let (format, threaded) = (args.format, !args.single_threaded);
+    let result = (|| {
+        let (input, name) = sparsa::audio::open_input(&args.input)?;
+        let reader = AudioReader::from_reader(interrupt.wrap(input)?, &name, raw)?;
+        let mut stream = MonoStream::new(reader, rate)?;
+        sparsa::recognizer::recognize_stream(&model, &mut stream, threaded, move |e| {
+            format.write(&mut std::io::stdout().lock(), e)
+        })
+    })();
     match (interrupt.exit_code(), result) {
-        // Input cut short by the signal (e.g. a WAV's declared length not
-        // reached) is not a fault of the input.
-        (Some(code), Ok(()) | Err(sparsa::Error::BadAudio { .. })) => Ok(code),
+        // After a signal, input cut short (before its header, or before a
+        // WAV's declared length) and a reader killed by the same Ctrl-C
+        // are not faults: the signal's code says what happened.
+        (Some(code), Ok(())) => Ok(code),
+        (Some(code), Err(e))
+            if matches!(e, sparsa::Error::BadAudio { .. }) || e.is_broken_pipe() =>
+        {
+            Ok(code)
+        }
         (_, result) => result.map(|()| 0).map_err(Into::into),
     }
 }
@@ -375,16 +384,27 @@ fn features(args: FeaturesArgs) -> Exit {
     Ok(0)
 }
 
-/// Refuses to start when stdout was closed (`>&-`), where the results
-/// would vanish with exit 0. Rust reopens a closed standard descriptor on
-/// /dev/null, read-write, before `main`; a shell's `>/dev/null` (a choice
-/// to discard the output, which stays allowed) is write-only.
-pub fn require_stdout() -> Result<(), sparsa::Error> {
-    // SAFETY: F_GETFL only reads the descriptor's flags.
-    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
-    let read_write = flags >= 0 && flags & libc::O_ACCMODE == libc::O_RDWR;
-    let null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|p| p.as_os_str() == "/dev/null");
-    match read_write && null {
+/// Whether stdout was closed when the process started (`>&-`). Checked in
+/// an ELF constructor, which runs before Rust's runtime reopens a closed
+/// standard descriptor on /dev/null: afterwards that /dev/null cannot be
+/// told from one the caller chose (Python's `DEVNULL`, `daemon(3)`).
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+#[used]
+#[link_section = ".init_array"]
+static CHECK_STDOUT_AT_START: extern "C" fn() = check_stdout_at_start;
+
+extern "C" fn check_stdout_at_start() {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+        STDOUT_CLOSED_AT_START.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Refuses to start when stdout was closed, where the results would
+/// vanish with exit 0.
+fn require_stdout() -> Result<(), sparsa::Error> {
+    match STDOUT_CLOSED_AT_START.load(Ordering::Relaxed) {
         false => Ok(()),
         true => Err(sparsa::Error::config(
             "stdout",

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use std::io::{BufRead, ErrorKind, Read, Write};
 use std::path::Path;
 
+/// Longest key (utterance id) an archive entry may have.
+const MAX_KEY_BYTES: u64 = 4096;
+
 /// One archive entry: a `rows × cols` matrix, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArkMatrix {
@@ -118,12 +121,19 @@ impl<R: BufRead> ArkReader<R> {
     /// The next entry, or `None` at the end of the archive.
     pub fn next_matrix(&mut self) -> Result<Option<ArkMatrix>> {
         let mut key = Vec::new();
-        let n = self
-            .r
+        // A key is an utterance id: a damaged archive (or /dev/zero) with
+        // no space must not be read into memory whole.
+        let n = (&mut self.r)
+            .take(MAX_KEY_BYTES)
             .read_until(b' ', &mut key)
             .map_err(|e| Error::io(Path::new(&self.name), e))?;
         if n == 0 {
             return Ok(None);
+        }
+        if n as u64 == MAX_KEY_BYTES && key.last() != Some(&b' ') {
+            return Err(self.bad(format!(
+                "a key longer than {MAX_KEY_BYTES} bytes (not an archive?)"
+            )));
         }
         if key.pop() != Some(b' ') || key.is_empty() {
             return Err(self.bad("archive ends inside a key"));

@@ -47,31 +47,54 @@ fn cpal_err(what: &str, e: impl std::fmt::Display) -> Error {
 /// Runs `f` with stderr sent to /dev/null: ALSA and JACK print several
 /// lines of their own (e.g. "cannot find card '0'") when probing a machine
 /// without a sound card, before sparsa's one-line error says the same.
-/// `RUST_LOG=debug` keeps them. Only for set-up, before any other thread
-/// of ours writes to stderr.
+/// `RUST_LOG=debug` keeps them. Log lines of other threads in this short
+/// window (device set-up) are lost too; a panic in it restores stderr
+/// first (the guard), so its message is not.
 fn quiet_backend<T>(f: impl FnOnce() -> T) -> T {
     if tracing::enabled!(tracing::Level::DEBUG) {
         return f();
     }
-    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
-        return f();
-    };
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain descriptor calls on fds we own (the saved copy, the
-    // open /dev/null) and on fd 2, which we restore before returning.
-    let saved = unsafe { libc::dup(2) };
-    if saved < 0 || unsafe { libc::dup2(null.as_raw_fd(), 2) } < 0 {
-        if saved >= 0 {
-            unsafe { libc::close(saved) };
+    let _guard = QuietStderr::new();
+    f()
+}
+
+/// Stderr on /dev/null until dropped.
+struct QuietStderr {
+    saved: Option<std::os::fd::OwnedFd>,
+}
+
+impl QuietStderr {
+    fn new() -> Self {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+            return QuietStderr { saved: None };
+        };
+        // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we then own (a
+        // JACK server started meanwhile does not inherit it); dup2 only
+        // repoints fd 2, restored in Drop.
+        let saved = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+        if saved < 0 {
+            return QuietStderr { saved: None };
         }
-        return f();
+        let saved = unsafe { std::os::fd::OwnedFd::from_raw_fd(saved) };
+        if unsafe { libc::dup2(null.as_raw_fd(), 2) } < 0 {
+            return QuietStderr { saved: None };
+        }
+        QuietStderr { saved: Some(saved) }
     }
-    let out = f();
-    unsafe {
-        libc::dup2(saved, 2);
-        libc::close(saved);
+}
+
+impl Drop for QuietStderr {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        if let Some(saved) = &self.saved {
+            // SAFETY: repoints fd 2 at the descriptor saved in new().
+            while unsafe { libc::dup2(saved.as_raw_fd(), 2) } < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+            }
+        }
     }
-    out
 }
 
 /// Input devices of the default host.

@@ -42,6 +42,8 @@ impl Interrupt {
                 }
             })
             .map_err(|e| Error::runtime("signal thread", e.to_string()))?;
+        // Tests wait for this line before they signal.
+        tracing::debug!("Ctrl-C and SIGTERM now end the input");
         Ok(Interrupt { first, signal })
     }
 
@@ -74,6 +76,7 @@ impl Interrupt {
             buf: Vec::new(),
             pos: 0,
             ended: false,
+            drain: 0,
         }))
     }
 
@@ -94,13 +97,27 @@ struct Interruptible {
     buf: Vec<u8>,
     pos: usize,
     ended: bool,
+    /// Chunks that had been read when the signal came, still to decode
+    /// (a fast input, a file, must not keep the stream going).
+    drain: usize,
 }
 
 impl Read for Interruptible {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.buf.len() {
             if self.ended {
-                return Ok(0);
+                if self.drain == 0 {
+                    return Ok(0);
+                }
+                self.drain -= 1;
+                match self.chunks.try_recv() {
+                    Ok(chunk) => {
+                        self.buf = chunk?;
+                        self.pos = 0;
+                        continue;
+                    }
+                    Err(_) => return Ok(0),
+                }
             }
             crossbeam_channel::select! {
                 recv(self.chunks) -> chunk => match chunk {
@@ -110,7 +127,12 @@ impl Read for Interruptible {
                     }
                     Err(_) => self.ended = true, // the input's own end
                 },
-                recv(self.first) -> _ => self.ended = true,
+                recv(self.first) -> _ => {
+                    // Audio already read is still decoded: only what has
+                    // not arrived yet is given up.
+                    self.drain = self.chunks.len();
+                    self.ended = true;
+                }
             }
         }
         let n = out.len().min(self.buf.len() - self.pos);

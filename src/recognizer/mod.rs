@@ -447,32 +447,42 @@ pub struct FileResult {
 /// without, it is decoded as one utterance (`eval`: the transcript is one
 /// utterance).
 pub fn decode_file(model: &Arc<Model>, path: &Path, endpointing: bool) -> Result<FileResult> {
-    decode_span(model, path, None, endpointing)
+    let (result, read) = decode_span(model, path, None, endpointing);
+    read.map(|()| result)
 }
 
 /// [`decode_file`] on the `span` of the file (a Kaldi segment; all of it
 /// for `None`). Word times are from the start of the span, as if the span
-/// had been cut out into a file of its own.
+/// had been cut out into a file of its own. After a fault part-way (a
+/// corrupt tail), the result holds what was recognized before it, next to
+/// the error.
 pub fn decode_span(
     model: &Arc<Model>,
     path: &Path,
     span: Option<Span>,
     endpointing: bool,
-) -> Result<FileResult> {
+) -> (FileResult, Result<()>) {
     let rate = model.am.frontend.config().sample_rate_hz;
     let mut rec = Recognizer::new(model.clone());
     rec.set_endpointing(endpointing);
-    let mut stream = MonoStream::open_span(path, span, rate)?;
     let mut out = FileResult::default();
+    let mut stream = match MonoStream::open_span(path, span, rate) {
+        Ok(s) => s,
+        Err(e) => return (out, Err(e)),
+    };
     let mut texts = Vec::new();
-    let samples = rec.run_stream(&mut stream, |e| {
+    let read = rec.run_stream(&mut stream, |e| {
         if let Event::Final { text, words, .. } = e {
             texts.push(text.clone());
             out.words.extend(words.iter().cloned());
         }
         Ok(())
-    })?;
+    });
     out.text = texts.join(" ");
-    out.audio_s = samples as f64 / rate as f64;
-    Ok(out)
+    let native = stream.reader().info().rate_hz;
+    out.audio_s = match &read {
+        Ok(samples) => *samples as f64 / rate as f64,
+        Err(_) => stream.native_frames_read() as f64 / native as f64,
+    };
+    (out, read.map(|_| ()))
 }

@@ -298,6 +298,7 @@ impl MergeArgs {
             )?;
             emit(out, &report.summary(self.per_speaker))?;
         }
-        Ok(())
+        // As the unsharded run: undecodable utterances end in exit 2.
+        failures(&h.data, report)
     }
 }

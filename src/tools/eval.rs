@@ -28,7 +28,8 @@ pub struct UttResult {
     pub speaker: String,
     /// The recognized words, space-separated.
     pub text: String,
-    /// The words with times from the start of the file, and confidences.
+    /// The words with times from the start of the file (of the segment,
+    /// for a data dir with `segments`), and confidences.
     pub words: Vec<WordResult>,
     /// Audio duration, seconds.
     pub audio_s: f64,
@@ -62,9 +63,10 @@ pub enum OnFailure {
     /// Fail with the first such file in data-dir order (the trainer's
     /// experiment: a cell with a missing utterance is not comparable).
     Stop,
-    /// Keep going: its result carries [`UttResult::failed`] and, where it
-    /// has a transcript, all its words as deletions (`eval`, `transcribe
-    /// DIR`: everything decodable is kept and scored).
+    /// Keep going past bad input: its result carries [`UttResult::failed`]
+    /// and the words recognized before the fault, scored as such (`eval`,
+    /// `transcribe DIR`: everything decodable is kept and scored). Faults
+    /// of the program (exit 1) still stop.
     Mark,
 }
 
@@ -83,20 +85,16 @@ pub fn decode_utterances(
     let (results, cpu_s, wall_s) = decode_each(model, utts, threads, endpointing, progress)?;
     let results = results
         .into_iter()
-        .zip(utts)
-        .map(|(r, u)| match on_failure {
-            OnFailure::Stop => r,
-            // Scored as all deletions: a recognizer that could not read
-            // the file got none of its words.
-            OnFailure::Mark => Ok(r.unwrap_or_else(|e| UttResult {
-                id: u.id.clone(),
-                speaker: u.speaker.clone(),
-                text: String::new(),
-                words: Vec::new(),
-                audio_s: 0.0,
-                errors: (!u.words.is_empty()).then(|| align(&u.words, &[] as &[&str])),
-                failed: Some(e.to_string()),
-            })),
+        .map(|(mut r, read)| match (read, on_failure) {
+            (Ok(()), _) => Ok(r),
+            // Bad input is marked and scored with what was recognized before
+            // the fault (all deletions when nothing was); a fault of the
+            // program or the machine (exit 1) is not the data's and stops.
+            (Err(e), OnFailure::Mark) if e.exit_code() == 2 => {
+                r.failed = Some(e.to_string());
+                Ok(r)
+            }
+            (Err(e), _) => Err(e),
         });
     // With Stop, the first failure in data-dir order, whatever order the
     // threads finished in.
@@ -111,19 +109,18 @@ fn decode_each(
     threads: usize,
     endpointing: bool,
     progress: &(dyn Fn() + Sync),
-) -> Result<(Vec<Result<UttResult>>, f64, f64)> {
+) -> Result<(Vec<(UttResult, Result<()>)>, f64, f64)> {
     let pool = super::thread_pool(threads, "sparsa-eval")?;
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
     let results = pool.install(|| {
         utts.par_iter()
             .map(|u| {
-                let r = decode_span(model, &u.audio, u.span(), endpointing);
+                let (r, read) = decode_span(model, &u.audio, u.span(), endpointing);
                 progress();
-                let r = r?;
                 let hyp: Vec<&str> = r.text.split_whitespace().collect();
                 let errors = (!u.words.is_empty()).then(|| align(&u.words, &hyp));
-                Ok(UttResult {
+                let result = UttResult {
                     id: u.id.clone(),
                     speaker: u.speaker.clone(),
                     text: r.text,
@@ -131,7 +128,8 @@ fn decode_each(
                     audio_s: r.audio_s,
                     errors,
                     failed: None,
-                })
+                };
+                (result, read)
             })
             .collect()
     });
@@ -206,7 +204,8 @@ impl EvalReport {
         if !failed.is_empty() {
             let _ = writeln!(
                 o,
-                "{} utterance(s) could not be decoded, scored as all deletions:",
+                "{} utterance(s) could not be decoded to the end, scored with the words \
+                 recognized before the fault (none: all deletions):",
                 failed.len()
             );
             for u in failed {

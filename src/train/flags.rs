@@ -42,8 +42,9 @@ pub struct DataFlags {
     /// Mel filters.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::MEL_BINS, default_value_t = 40))]
     pub mel_bins: usize,
-    /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1).
-    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_name = "F,F"))]
+    /// Add speed-perturbed copies of train at these factors (e.g. 0.9,1.1),
+    /// each in [0.5, 2].
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', value_name = "F,F", value_parser = ranges::SPEED))]
     pub speed_perturb: Vec<f32>,
     /// Add this many seconds of digital silence before and after every
     /// train utterance, dithered as at recognition (teaches the network
@@ -166,7 +167,8 @@ pub struct AmFlags {
             long,
             default_value_t = 0,
             value_name = "FRAMES",
-            requires = "align_model"
+            requires = "align_model",
+            value_parser = clap::value_parser!(u64).range(0..=100_000_000)
         )
     )]
     pub context_min_frames: u64,
@@ -290,6 +292,8 @@ pub mod ranges {
     pub const PERCENTILE: Real = Real::above(0.0, 100.0);
     /// N-gram order.
     pub const ORDER: Count = Count::new(1, 6);
+    /// Speed-perturbation factor.
+    pub const SPEED: Real = Real::closed(0.5, 2.0);
     /// Dropout probability (0 = off).
     pub const DROPOUT: Real = Real::closed(0.0, 0.9);
 }
@@ -399,7 +403,7 @@ pub struct ExperimentArgs {
     /// Hidden-layer counts.
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_delimiter = ',', default_value = "1,2,3,4")
+        arg(long, value_delimiter = ',', default_value = "1,2,3,4", value_parser = ranges::LAYERS)
     )]
     pub depths: Vec<usize>,
     /// Units per hidden layer (the paper used 2048 on 300 h; 256 keeps the
@@ -416,7 +420,7 @@ pub struct ExperimentArgs {
     )]
     pub seeds: Vec<u64>,
     /// Depths at which every seed runs.
-    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', default_value = "4"))]
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ',', default_value = "4", value_parser = ranges::LAYERS))]
     pub seed_depths: Vec<usize>,
     /// Initial learning rate.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::LEARNING_RATE, default_value_t = 0.03))]
