@@ -102,6 +102,9 @@ pub fn decode_utterances(
     Ok(EvalReport::new(utts, cpu_s, wall_s))
 }
 
+/// An utterance's result, and whether its audio was read to the end.
+type Decoded = (UttResult, Result<()>);
+
 /// Every utterance's result, in `utts` order, with CPU and wall seconds.
 fn decode_each(
     model: &Arc<Model>,
@@ -109,7 +112,7 @@ fn decode_each(
     threads: usize,
     endpointing: bool,
     progress: &(dyn Fn() + Sync),
-) -> Result<(Vec<(UttResult, Result<()>)>, f64, f64)> {
+) -> Result<(Vec<Decoded>, f64, f64)> {
     let pool = super::thread_pool(threads, "sparsa-eval")?;
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
