@@ -88,6 +88,12 @@ impl ScoringNet {
     /// names (an unknown or unsupported name is a config error).
     pub fn new(am: &AcousticModel, cfg: ScorerConfig) -> Result<Self> {
         let isa = Isa::select().map_err(|e| Error::config("SPARSA_KERNELS", e))?;
+        Self::with_kernels(am, cfg, isa)
+    }
+
+    /// [`ScoringNet::new`] on the kernels `isa` (benchmarks compare them;
+    /// the CPU must support it).
+    pub fn with_kernels(am: &AcousticModel, cfg: ScorerConfig, isa: Isa) -> Result<Self> {
         let relu = am.network.activation == Activation::Relu;
         let path = match (cfg.path, &am.quantized) {
             (ScorerPath::Auto, None) => ScorerPath::F32,

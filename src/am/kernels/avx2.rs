@@ -2,7 +2,7 @@
 //! AVX-VNNI (`vpdpbusd`), one code generic over the dot-product step, and
 //! the AVX2/FMA f32 affine product and tanh.
 
-use super::{tanh_coef as c, QWeights, SparseScratch};
+use super::{portable, quad_offset, tanh_coef as c, QWeights, Requant, SparseScratch};
 use std::arch::x86_64::*;
 
 /// Frames processed together by the dense kernel (weights loaded once).
@@ -77,6 +77,7 @@ unsafe fn dense<D: Dot, const SIGNED: bool>(
     let wq = w.quads.as_ptr();
     let xp = x.as_ptr();
     for j0 in (0..op).step_by(64) {
+        let tile = wq.add(quad_offset(ip, 0, j0));
         let mut f0 = 0;
         // 4 frames × 16 outputs: each weight load feeds 4 frames; the
         // 64-output tile of weights stays in L1 across the block's frames.
@@ -84,7 +85,7 @@ unsafe fn dense<D: Dot, const SIGNED: bool>(
             for j1 in (j0..j0 + 64).step_by(16) {
                 let mut a = [_mm256_setzero_si256(); 2 * FRAMES];
                 for k in 0..ip / 4 {
-                    let wp = wq.add((k * op + j1) * 4);
+                    let wp = tile.add(k * 256 + (j1 - j0) * 4);
                     let w0 = _mm256_loadu_si256(wp.cast());
                     let w1 = _mm256_loadu_si256(wp.add(32).cast());
                     for f in 0..FRAMES {
@@ -106,7 +107,7 @@ unsafe fn dense<D: Dot, const SIGNED: bool>(
             let mut a = [_mm256_setzero_si256(); 8];
             for k in 0..ip / 4 {
                 let xv = quad(xp.add(f * ip + 4 * k));
-                let wp = wq.add((k * op + j0) * 4);
+                let wp = tile.add(k * 256);
                 for (t, at) in a.iter_mut().enumerate() {
                     let wv = _mm256_loadu_si256(wp.add(32 * t).cast());
                     *at = mac::<D, SIGNED>(*at, xv, wv);
@@ -294,7 +295,7 @@ pub unsafe fn affine(w: &[f32], b: &[f32], x: &[f32], frames: usize, inputs: usi
             for f in f0..f0 + nf {
                 let yf = &mut y[f * outputs..(f + 1) * outputs];
                 yf[j0..].copy_from_slice(&b[j0..]);
-                super::portable::affine_tail(w, &x[f * inputs..(f + 1) * inputs], j0, yf);
+                portable::affine_tail(w, &x[f * inputs..(f + 1) * inputs], j0, yf);
             }
         }
         f0 += nf;
@@ -329,6 +330,23 @@ pub unsafe fn tanh(x: &mut [f32]) {
         _mm256_storeu_ps(ch.as_mut_ptr(), _mm256_blendv_ps(r, v, tiny));
     }
     for v in chunks.into_remainder() {
-        *v = super::portable::tanh(*v);
+        *v = portable::tanh(*v);
     }
+}
+
+/// [`super::requantize`]: the portable loops compiled for this width.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn requantize(
+    how: Requant,
+    affine: (&[i32], &[f32], &[f32]),
+    inv: f32,
+    dst: &mut [i8],
+) -> u64 {
+    portable::requantize(how, affine, inv, dst)
+}
+
+/// [`super::quantize`]: the portable loop compiled for this width.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn quantize(x: &[f32], inv: f32, dst: &mut [i8]) -> u64 {
+    portable::quantize(x, inv, dst)
 }

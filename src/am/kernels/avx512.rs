@@ -3,7 +3,7 @@
 //! activations by the sign trick), one code generic over the step, and the
 //! AVX-512F f32 affine product and tanh.
 
-use super::{tanh_coef as c, QWeights, SparseScratch};
+use super::{portable, quad_offset, tanh_coef as c, QWeights, Requant, SparseScratch};
 use std::arch::x86_64::*;
 
 /// Frames processed together by the dense kernel (each weight load feeds them all).
@@ -87,7 +87,7 @@ pub unsafe fn dense_bw(w: &QWeights, x: &[i8], frames: usize, signed: bool, acc:
     }
 }
 
-/// Per 64-output tile of weights (held in L1): the block's frames 4 at a
+/// Per 64-output tile of weights (one sequential stream, held in L1): the block's frames 4 at a
 /// time (16 sums, each weight load feeding 4 frames), then one at a time
 /// with even and odd input quads in separate sums (8 independent chains
 /// hide the step's latency; integer sums do not care about the order).
@@ -102,7 +102,8 @@ unsafe fn dense<D: Dot, const SIGNED: bool>(
     let (wq, xp) = (w.quads.as_ptr(), x.as_ptr());
     let quads = ip / 4;
     for j0 in (0..op).step_by(64) {
-        let wt = |k: usize, v: usize| _mm512_loadu_si512(wq.add((k * op + j0 + 16 * v) * 4).cast());
+        let tile = wq.add(quad_offset(ip, 0, j0));
+        let wt = |k: usize, v: usize| _mm512_loadu_si512(tile.add(k * 256 + 64 * v).cast());
         let start: [__m512i; 4] = std::array::from_fn(|v| D::start::<SIGNED>(w, j0 + 16 * v));
         let mut f0 = 0;
         while frames - f0 >= FRAMES {
@@ -357,4 +358,21 @@ pub unsafe fn tanh(x: &mut [f32]) {
         let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(c::TINY));
         _mm512_mask_storeu_ps(ch.as_mut_ptr(), m, _mm512_mask_blend_ps(tiny, r, v));
     }
+}
+
+/// [`super::requantize`]: the portable loops compiled for this width.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn requantize(
+    how: Requant,
+    affine: (&[i32], &[f32], &[f32]),
+    inv: f32,
+    dst: &mut [i8],
+) -> u64 {
+    portable::requantize(how, affine, inv, dst)
+}
+
+/// [`super::quantize`]: the portable loop compiled for this width.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn quantize(x: &[f32], inv: f32, dst: &mut [i8]) -> u64 {
+    portable::quantize(x, inv, dst)
 }

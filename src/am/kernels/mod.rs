@@ -14,10 +14,13 @@
 //! the time of a one-frame product), and its rounding depends on the batch.
 //!
 //! * **One weight layout serves every family.** Dense weights are
-//!   quad-interleaved, `[in/4][out][4]`: a 32-byte load holds 4 inputs × 8
-//!   outputs, a 64-byte load 4 × 16, so a broadcast of 4 activations and
-//!   one dot-product step add 4 products into each output's i32 sum with no
-//!   horizontal reduction. Sparse weights are input-major, `[in][out]`.
+//!   quad-interleaved in tiles of 64 outputs, `[out/64][in/4][64][4]`: a
+//!   32-byte load holds 4 inputs × 8 outputs, a 64-byte load 4 × 16, so a
+//!   broadcast of 4 activations and one dot-product step add 4 products
+//!   into each output's i32 sum with no horizontal reduction; a tile is
+//!   one sequential stream, which the prefetchers follow (a frame alone is
+//!   bound by reading the weights). Sparse weights are input-major,
+//!   `[in][out]`.
 //! * **The dot-product step.** AVX2 and AVX-512BW: `vpmaddubsw` (u8 × i8,
 //!   pairs summed in i16) + `vpmaddwd` + `vpaddd`; both operands stay
 //!   within ±127, so a pair (≤ 32,258) never saturates i16. VNNI (AVX-512
@@ -176,6 +179,13 @@ pub fn round_up(n: usize, a: usize) -> usize {
     n.div_ceil(a) * a
 }
 
+/// Where quad `k` (inputs 4k..4k + 3) of output `j` starts in the dense
+/// layout of a layer with `in_pad` inputs.
+#[inline(always)]
+fn quad_offset(in_pad: usize, k: usize, j: usize) -> usize {
+    ((j / OUT_ALIGN * (in_pad / 4) + k) * OUT_ALIGN + j % OUT_ALIGN) * 4
+}
+
 /// One layer's int8 weights in the layouts the kernels read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QWeights {
@@ -187,7 +197,7 @@ pub struct QWeights {
     pub outputs: usize,
     /// Outputs padded to [`OUT_ALIGN`].
     pub out_pad: usize,
-    /// Dense layout `[in_pad/4][out_pad][4]`, zero padded.
+    /// Dense layout `[out_pad/64][in_pad/4][64][4]`, zero padded.
     quads: Vec<i8>,
     /// Sparse layout `[inputs][out_pad]`, zero padded; empty if not built.
     rows: Vec<i8>,
@@ -213,7 +223,7 @@ impl QWeights {
         for j in 0..outputs {
             for i in 0..inputs {
                 let v = w[j * inputs + i];
-                quads[((i / 4) * out_pad + j) * 4 + i % 4] = v;
+                quads[quad_offset(in_pad, i / 4, j) + i % 4] = v;
                 if sparse {
                     rows[i * out_pad + j] = v;
                 }
@@ -362,6 +372,68 @@ pub fn tanh_f32(isa: Isa, x: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         Isa::AvxVnni | Isa::Avx2 => unsafe { avx2::tanh(x) },
         _ => x.iter_mut().for_each(|v| *v = portable::tanh(*v)),
+    }
+}
+
+/// How a layer's i32 sums become the next layer's int8 inputs (after the
+/// dequantizing scale and the bias): the nonlinearity, then ×
+/// 1/(next input scale), round half to even, clamp.
+#[derive(Clone, Copy, Debug)]
+pub enum Requant<'a> {
+    /// max(0, y), into 0..=127.
+    Relu,
+    /// The leaky rectifier, into −127..=127.
+    Leaky,
+    /// tanh through this table of [`tanh_lut`] (the next scale is 1/127).
+    Tanh(&'a [i8]),
+}
+
+/// tanh lookup: inputs on a grid of 1/TANH_STEPS, saturated beyond ±TANH_RANGE.
+const TANH_STEPS: f32 = 256.0;
+const TANH_RANGE: i32 = 5 * 256;
+
+/// The table [`Requant::Tanh`] reads: tanh × 127 on its grid, rounded.
+pub fn tanh_lut() -> Vec<i8> {
+    (-TANH_RANGE..=TANH_RANGE)
+        .map(|k| ((k as f32 / TANH_STEPS).tanh() * 127.0).round_ties_even() as i8)
+        .collect()
+}
+
+/// `dst[j] = q(f(acc[j] · scale[j] + bias[j]) · inv)` for the nonlinearity
+/// `how`; returns the count of zeros written. Plain loops compiled for the
+/// family's width: the same IEEE operations (no fused multiply-add) and so
+/// the same bits on every family.
+pub fn requantize(
+    isa: Isa,
+    how: Requant,
+    affine: (&[i32], &[f32], &[f32]),
+    inv: f32,
+    dst: &mut [i8],
+) -> u64 {
+    let (acc, scale, bias) = affine;
+    assert!(acc.len() >= dst.len() && scale.len() >= dst.len() && bias.len() >= dst.len());
+    isa.check();
+    // SAFETY (every arm): the CPU has the family's features (checked above).
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni | Isa::Avx512Bw => unsafe { avx512::requantize(how, affine, inv, dst) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::AvxVnni | Isa::Avx2 => unsafe { avx2::requantize(how, affine, inv, dst) },
+        _ => portable::requantize(how, affine, inv, dst),
+    }
+}
+
+/// The first layer's input: `dst[i] = q(x[i] · inv)` into −127..=127;
+/// returns the count of zeros. As [`requantize`], the same bits on every family.
+pub fn quantize(isa: Isa, x: &[f32], inv: f32, dst: &mut [i8]) -> u64 {
+    isa.check();
+    // SAFETY (every arm): the CPU has the family's features (checked above).
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni | Isa::Avx512Bw => unsafe { avx512::quantize(x, inv, dst) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::AvxVnni | Isa::Avx2 => unsafe { avx2::quantize(x, inv, dst) },
+        _ => portable::quantize(x, inv, dst),
     }
 }
 
