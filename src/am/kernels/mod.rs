@@ -152,15 +152,15 @@ impl Isa {
         }
     }
 
-    /// Frames per scorer call that measured fastest with these kernels
-    /// (`cargo bench --bench scorer -- blocks`, docs/benchmarks.md): past
-    /// it, a block's activations no longer stay in cache next to the tile
-    /// of weights it runs through.
+    /// Frames per scorer call for this family, measured (`sparsa bench
+    /// --kernels all`, docs/benchmarks.md): the 512-bit families gain up to
+    /// a third on f32 from 8 to 32 frames and hold int8 within noise; the
+    /// 256-bit ones lose ~10% on int8 past 8 frames, where the activations of
+    /// a block no longer sit in L1 beside the weight tile.
     pub fn block(self) -> usize {
         match self {
             Isa::Avx512Vnni | Isa::Avx512Bw => 32,
-            Isa::AvxVnni | Isa::Avx2 => 32,
-            Isa::Portable => 8,
+            Isa::AvxVnni | Isa::Avx2 | Isa::Portable => 8,
         }
     }
 
