@@ -184,7 +184,7 @@ fn tanh_is_the_same_on_every_isa_and_close_to_libm() {
         .map(|(v, t)| (v.tanh() - t).abs())
         .fold(0.0f32, f32::max);
     eprintln!("rational tanh: largest difference from libm {err:e}");
-    assert!(err <= 3e-7, "{err}");
+    assert!(err <= 4e-7, "{err}");
     for isa in isas("tanh") {
         for len in [x.len(), 1, 7, 8, 15, 16, 17, 33] {
             let mut got = x[..len].to_vec();

@@ -2,7 +2,7 @@
 //! AVX-VNNI (`vpdpbusd`), one code generic over the dot-product step, and
 //! the AVX2/FMA f32 affine product and tanh.
 
-use super::{portable, quad_offset, tanh_coef as c, QWeights, Requant, SparseScratch};
+use super::{portable, quad_offset, tanh_coef as c, QWeights, SparseScratch};
 use std::arch::x86_64::*;
 
 /// Frames processed together by the dense kernel (weights loaded once).
@@ -34,6 +34,17 @@ impl Dot for Vnni {
     }
 }
 
+// The requantization loops need no VNNI: both 256-bit families run them.
+family!(
+    "avx2,fma",
+    Avx2,
+    dense_avx2,
+    sparse_avx2,
+    peak_avx2,
+    requantize
+);
+family!("avx2,fma,avxvnni", Vnni, dense_vnni, sparse_vnni, peak_vnni);
+
 /// Broadcast of the 4 activations at `p`.
 #[inline(always)]
 unsafe fn quad(p: *const i8) -> __m256i {
@@ -47,22 +58,6 @@ unsafe fn mac<D: Dot, const SIGNED: bool>(acc: __m256i, x: __m256i, w: __m256i) 
         D::dot(acc, _mm256_abs_epi8(x), _mm256_sign_epi8(w, x))
     } else {
         D::dot(acc, x, w)
-    }
-}
-
-#[target_feature(enable = "avx2")]
-pub unsafe fn dense_avx2(w: &QWeights, x: &[i8], frames: usize, signed: bool, acc: &mut [i32]) {
-    match signed {
-        true => dense::<Avx2, true>(w, x, frames, acc),
-        false => dense::<Avx2, false>(w, x, frames, acc),
-    }
-}
-
-#[target_feature(enable = "avx2,avxvnni")]
-pub unsafe fn dense_vnni(w: &QWeights, x: &[i8], frames: usize, signed: bool, acc: &mut [i32]) {
-    match signed {
-        true => dense::<Vnni, true>(w, x, frames, acc),
-        false => dense::<Vnni, false>(w, x, frames, acc),
     }
 }
 
@@ -119,16 +114,6 @@ unsafe fn dense<D: Dot, const SIGNED: bool>(
             }
         }
     }
-}
-
-#[target_feature(enable = "avx2")]
-pub unsafe fn sparse_avx2(w: &QWeights, x: &[i8], s: &mut SparseScratch, acc: &mut [i32]) -> usize {
-    sparse::<Avx2>(w, x, s, acc)
-}
-
-#[target_feature(enable = "avx2,avxvnni")]
-pub unsafe fn sparse_vnni(w: &QWeights, x: &[i8], s: &mut SparseScratch, acc: &mut [i32]) -> usize {
-    sparse::<Vnni>(w, x, s, acc)
 }
 
 #[inline(always)]
@@ -197,16 +182,6 @@ unsafe fn sparse<D: Dot>(w: &QWeights, x: &[i8], s: &mut SparseScratch, acc: &mu
         }
     }
     s.active.len()
-}
-
-#[target_feature(enable = "avx2")]
-pub unsafe fn peak_avx2(iters: u64) -> i32 {
-    peak::<Avx2>(iters)
-}
-
-#[target_feature(enable = "avx2,avxvnni")]
-pub unsafe fn peak_vnni(iters: u64) -> i32 {
-    peak::<Vnni>(iters)
 }
 
 /// Eight independent multiply-accumulate chains of the step `D`.
@@ -332,21 +307,4 @@ pub unsafe fn tanh(x: &mut [f32]) {
     for v in chunks.into_remainder() {
         *v = portable::tanh(*v);
     }
-}
-
-/// [`super::requantize`]: the portable loops compiled for this width.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn requantize(
-    how: Requant,
-    affine: (&[i32], &[f32], &[f32]),
-    inv: f32,
-    dst: &mut [i8],
-) -> u64 {
-    portable::requantize(how, affine, inv, dst)
-}
-
-/// [`super::quantize`]: the portable loop compiled for this width.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn quantize(x: &[f32], inv: f32, dst: &mut [i8]) -> u64 {
-    portable::quantize(x, inv, dst)
 }

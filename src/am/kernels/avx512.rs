@@ -3,7 +3,7 @@
 //! activations by the sign trick), one code generic over the step, and the
 //! AVX-512F f32 affine product and tanh.
 
-use super::{portable, quad_offset, tanh_coef as c, QWeights, Requant, SparseScratch};
+use super::{quad_offset, tanh_coef as c, QWeights, SparseScratch};
 use std::arch::x86_64::*;
 
 /// Frames processed together by the dense kernel (each weight load feeds them all).
@@ -65,26 +65,27 @@ impl Dot for Bw {
     }
 }
 
+family!(
+    "avx512f,avx512bw,avx512vnni",
+    Vnni,
+    dense_vnni,
+    sparse_vnni,
+    peak_vnni
+);
+// The requantization loops need no VNNI: both 512-bit families run them.
+family!(
+    "avx512f,avx512bw",
+    Bw,
+    dense_bw,
+    sparse_bw,
+    peak_bw,
+    requantize
+);
+
 /// Broadcast of the 4 activations at `p`.
 #[inline(always)]
 unsafe fn quad(p: *const i8) -> __m512i {
     _mm512_set1_epi32(p.cast::<i32>().read_unaligned())
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn dense_vnni(w: &QWeights, x: &[i8], frames: usize, signed: bool, acc: &mut [i32]) {
-    match signed {
-        true => dense::<Vnni, true>(w, x, frames, acc),
-        false => dense::<Vnni, false>(w, x, frames, acc),
-    }
-}
-
-#[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn dense_bw(w: &QWeights, x: &[i8], frames: usize, signed: bool, acc: &mut [i32]) {
-    match signed {
-        true => dense::<Bw, true>(w, x, frames, acc),
-        false => dense::<Bw, false>(w, x, frames, acc),
-    }
 }
 
 /// Per 64-output tile of weights (one sequential stream, held in L1): the block's frames 4 at a
@@ -152,16 +153,6 @@ unsafe fn dense<D: Dot, const SIGNED: bool>(
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn sparse_vnni(w: &QWeights, x: &[i8], s: &mut SparseScratch, acc: &mut [i32]) -> usize {
-    sparse::<Vnni>(w, x, s, acc)
-}
-
-#[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn sparse_bw(w: &QWeights, x: &[i8], s: &mut SparseScratch, acc: &mut [i32]) -> usize {
-    sparse::<Bw>(w, x, s, acc)
-}
-
 /// Sparse product of one frame: the non-zero inputs found 64 bytes at a
 /// time, their rows read four at a time (64 outputs per load) and
 /// interleaved per 128-bit lane into the quad form.
@@ -225,16 +216,6 @@ unsafe fn sparse<D: Dot>(w: &QWeights, x: &[i8], s: &mut SparseScratch, acc: &mu
         );
     }
     s.active.len()
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn peak_vnni(iters: u64) -> i32 {
-    peak::<Vnni>(iters)
-}
-
-#[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn peak_bw(iters: u64) -> i32 {
-    peak::<Bw>(iters)
 }
 
 /// Eight independent multiply-accumulate chains of the step `D`.
@@ -358,21 +339,4 @@ pub unsafe fn tanh(x: &mut [f32]) {
         let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(c::TINY));
         _mm512_mask_storeu_ps(ch.as_mut_ptr(), m, _mm512_mask_blend_ps(tiny, r, v));
     }
-}
-
-/// [`super::requantize`]: the portable loops compiled for this width.
-#[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn requantize(
-    how: Requant,
-    affine: (&[i32], &[f32], &[f32]),
-    inv: f32,
-    dst: &mut [i8],
-) -> u64 {
-    portable::requantize(how, affine, inv, dst)
-}
-
-/// [`super::quantize`]: the portable loop compiled for this width.
-#[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn quantize(x: &[f32], inv: f32, dst: &mut [i8]) -> u64 {
-    portable::quantize(x, inv, dst)
 }
