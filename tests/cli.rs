@@ -322,7 +322,7 @@ fn one_hour_stream_runs_in_bounded_memory() {
         }
         lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
         reads += 1;
-        if reads % 64 == 0 {
+        if reads.is_multiple_of(64) {
             peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
         }
     }
@@ -540,6 +540,30 @@ fn quantize_then_bench_and_every_scorer_path_transcribes() {
         Some(2),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // Kernels forced by name give the same words; an unknown name is bad
+    // input: exit 2 with one line.
+    let out = run_ok(
+        sparsa()
+            .env("SPARSA_KERNELS", "portable")
+            .args(["transcribe", "--format", "text", "--scorer", "int8"])
+            .arg("--model")
+            .arg(&out_dir)
+            .arg(clip()),
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), texts[1]);
+    let out = sparsa()
+        .env("SPARSA_KERNELS", "avx1024")
+        .args(["transcribe", "--model"])
+        .arg(&out_dir)
+        .arg(clip())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("SPARSA_KERNELS=avx1024") && err.trim().lines().count() == 1,
+        "{err}"
     );
 }
 

@@ -1,7 +1,8 @@
-//! The scorer's arithmetic: int8 kernel equivalence (AVX2 = portable = a
-//! naive reference, dense = sparse), the f32 kernel (same bits on every ISA
-//! and block size), quantization accuracy against f32 on real speech with
-//! the shipped models, and the int8 section of model files.
+//! The scorer's arithmetic: int8 kernel equivalence (every kernel family
+//! this CPU has = portable = a naive reference, dense = sparse), the f32
+//! kernel and tanh (same bits on every family and block size), kernel
+//! selection by name, quantization accuracy against f32 on real speech
+//! with the shipped models, and the int8 section of model files.
 
 mod common;
 
@@ -10,6 +11,28 @@ use sparsa::am::model::AcousticModel;
 use sparsa::am::quant::{quantize, QNetwork, QState};
 use sparsa::am::scorer::file_inputs;
 use sparsa::rng::Rng;
+use std::io::Write;
+
+/// The kernel families this CPU runs, best first; the ones it cannot run
+/// are named on stderr past the test harness's capture, so a machine
+/// without a feature never passes silently over its kernels.
+fn isas(test: &str) -> Vec<Isa> {
+    let have = Isa::available();
+    let missing: Vec<&str> = Isa::ALL
+        .into_iter()
+        .filter(|i| !have.contains(i))
+        .map(Isa::name)
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{test}: NOT RUN on this CPU (it lacks the features): {} kernels; ran {}",
+            missing.join(", "),
+            have.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    have
+}
 
 fn random_i8(rng: &mut Rng, n: usize, zero_fraction: f32, signed: bool) -> Vec<i8> {
     (0..n)
@@ -46,13 +69,19 @@ fn reference(w: &[i8], x: &[i8], inputs: usize, outputs: usize, frames: usize) -
 #[test]
 fn dense_and_sparse_kernels_equal_the_reference_on_every_isa() {
     let mut rng = Rng::new(7);
-    let isas = Isa::available();
-    eprintln!("testing {:?}", isas);
-    for &(inputs, outputs) in &[(440, 512), (512, 120), (37, 45), (3, 1), (64, 33)] {
+    let isas = isas("int8 kernels");
+    for &(inputs, outputs) in &[
+        (440, 512),
+        (512, 120),
+        (37, 45),
+        (3, 1),
+        (64, 33),
+        (130, 70),
+    ] {
         let w = random_i8(&mut rng, inputs * outputs, 0.05, true);
         let qw = QWeights::new(&w, inputs, outputs, true);
         for &signed in &[true, false] {
-            for frames in [1, 3, 4, 5, 9] {
+            for frames in [1, 3, 4, 5, 9, 33] {
                 let x = random_i8(&mut rng, frames * inputs, 0.6, signed);
                 let want = reference(&w, &x, inputs, outputs, frames);
                 // Padded input rows for the kernels.
@@ -94,6 +123,7 @@ fn dense_and_sparse_kernels_equal_the_reference_on_every_isa() {
 #[test]
 fn f32_kernel_is_the_same_on_every_isa_and_block_size_and_matches_gemm() {
     let mut rng = Rng::new(3);
+    let isas = isas("f32 kernel");
     for &(inputs, outputs) in &[(440, 512), (512, 120), (13, 7), (33, 72)] {
         let w: Vec<f32> = (0..inputs * outputs).map(|_| rng.gauss() * 0.1).collect();
         let b: Vec<f32> = (0..outputs).map(|_| rng.gauss()).collect();
@@ -111,7 +141,7 @@ fn f32_kernel_is_the_same_on_every_isa_and_block_size_and_matches_gemm() {
                 &mut want[f * outputs..(f + 1) * outputs],
             );
         }
-        for isa in Isa::available() {
+        for &isa in &isas {
             for block in [1, 4, 5, 11] {
                 let mut got = vec![0.0; frames * outputs];
                 for f0 in (0..frames).step_by(block) {
@@ -139,21 +169,73 @@ fn f32_kernel_is_the_same_on_every_isa_and_block_size_and_matches_gemm() {
 }
 
 #[test]
+fn tanh_is_the_same_on_every_isa_and_close_to_libm() {
+    // Dense near zero and the clamp, every tail length of the wide loops.
+    let mut x: Vec<f32> = (-4000..=4000).map(|k| k as f32 * 0.0025).collect();
+    x.extend([
+        0.0, -0.0, 3e-4, -3e-4, 4e-4, 7.9, 7.906, 9.0, -20.0, 1e30, -1e30,
+    ]);
+    x.extend((0..37).map(|k| (k as f32 - 18.0) * 0.37));
+    let mut want = x.clone();
+    kernels::tanh_f32(Isa::Portable, &mut want);
+    let err = x
+        .iter()
+        .zip(&want)
+        .map(|(v, t)| (v.tanh() - t).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("rational tanh: largest difference from libm {err:e}");
+    assert!(err <= 4e-7, "{err}");
+    for isa in isas("tanh") {
+        for len in [x.len(), 1, 7, 8, 15, 16, 17, 33] {
+            let mut got = x[..len].to_vec();
+            kernels::tanh_f32(isa, &mut got);
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{isa:?} length {len}");
+        }
+    }
+}
+
+#[test]
+fn kernels_are_chosen_by_name_only_where_the_cpu_has_them() {
+    for isa in Isa::ALL {
+        assert_eq!(Isa::named(isa.name()).is_ok(), isa.supported(), "{isa:?}");
+    }
+    assert!(Isa::named("portable").is_ok());
+    let err = Isa::named("avx1024").unwrap_err();
+    assert!(
+        err.contains("avx1024") && err.contains("avx512vnni"),
+        "{err}"
+    );
+    assert!(Isa::available().contains(&Isa::detect()));
+    assert_eq!(Isa::available()[0], Isa::detect());
+}
+
+#[test]
 fn extreme_values_do_not_saturate() {
-    // Every product at ±127 × ±127: the largest pair sums vpmaddubsw sees.
+    // Every product at ±127 × ±127: the largest pair sums vpmaddubsw sees,
+    // and (signed, as x + 128 = 255) the largest quads vpdpbusd sees.
     let (inputs, outputs) = (512, 32);
+    let isas = isas("extreme values");
     for (xv, wv) in [(127i8, 127i8), (127, -127), (-127, 127), (-127, -127)] {
         let w = vec![wv; inputs * outputs];
         let qw = QWeights::new(&w, inputs, outputs, true);
         let x = vec![xv; inputs];
         let want = inputs as i32 * xv as i32 * wv as i32;
-        for isa in Isa::available() {
+        for &isa in &isas {
             let mut acc = vec![0; qw.out_pad];
-            kernels::dense(isa, &qw, &x, 1, xv < 0, &mut acc);
-            assert!(
-                acc[..outputs].iter().all(|&a| a == want),
-                "{isa:?} {xv}x{wv}"
-            );
+            for signed in [true, false] {
+                if xv < 0 && !signed {
+                    continue;
+                }
+                kernels::dense(isa, &qw, &x, 1, signed, &mut acc);
+                assert!(
+                    acc[..outputs].iter().all(|&a| a == want),
+                    "{isa:?} {xv}x{wv} signed {signed}"
+                );
+            }
             if xv > 0 {
                 let mut acc = vec![0; qw.out_pad];
                 kernels::sparse(isa, &qw, &x, &mut SparseScratch::default(), &mut acc);
@@ -192,6 +274,7 @@ fn int8_logp(q: &QNetwork, x: &ndarray::Array2<f32>, sparse: bool, block: usize)
 #[test]
 fn int8_tracks_f32_and_every_int8_path_agrees_exactly_on_real_speech() {
     let clip = common::data("so762_000490017.flac");
+    let isas = isas("int8 networks");
     for name in ["default", "leaky", "tanh"] {
         let am = shipped(name);
         let x = file_inputs(&am, &clip).unwrap();
@@ -203,9 +286,9 @@ fn int8_tracks_f32_and_every_int8_path_agrees_exactly_on_real_speech() {
         let relu = am.network.activation == sparsa::am::nnet::Activation::Relu;
         let portable = QNetwork::new(&am.network, layers, relu, Isa::Portable).unwrap();
         let reference = int8_logp(&portable, &x, false, 1);
-        for isa in Isa::available() {
+        for &isa in &isas {
             let q = portable.clone().with_isa(isa);
-            for block in [1, 4, 7] {
+            for block in [1, 4, 7, 8, 32, 64] {
                 assert_eq!(
                     int8_logp(&q, &x, false, block),
                     reference,

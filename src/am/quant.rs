@@ -14,8 +14,8 @@
 //! Gathering calibration frames from a data dir is the trainer's
 //! (`train::calibrate`); this module only sees the frames.
 
-use crate::am::kernels::{self, Isa, QWeights, SparseScratch};
-use crate::am::nnet::{log_softmax_rows, Activation, Network, LEAKY_SLOPE};
+use crate::am::kernels::{self, Isa, QWeights, Requant, SparseScratch};
+use crate::am::nnet::{log_softmax_rows, Activation, Network};
 use ndarray::{Array2, ArrayView2};
 
 /// The int8 parameters of one layer, as stored in the model file.
@@ -109,19 +109,6 @@ pub fn quantize(
     (layers, stats)
 }
 
-/// Round half to even for |x| < 2^22 without a libm call (`rintf` is not
-/// inlined on baseline x86-64): adding and subtracting 1.5 · 2^23 leaves the
-/// rounded value in IEEE round-to-nearest-even. Callers clamp first.
-#[inline(always)]
-fn round_even(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    (x + MAGIC) - MAGIC
-}
-
-/// tanh lookup: inputs on a grid of 1/TANH_STEPS, saturated beyond ±TANH_RANGE.
-const TANH_STEPS: f32 = 256.0;
-const TANH_RANGE: i32 = 5 * 256;
-
 /// One runtime layer.
 #[derive(Clone, Debug)]
 struct Layer {
@@ -209,9 +196,7 @@ impl QNetwork {
                 next_inv,
             });
         }
-        let tanh_lut = (-TANH_RANGE..=TANH_RANGE)
-            .map(|k| ((k as f32 / TANH_STEPS).tanh() * 127.0).round_ties_even() as i8)
-            .collect();
+        let tanh_lut = kernels::tanh_lut();
         Ok(QNetwork {
             activation: net.activation,
             input_inv: 1.0 / q[0].input_scale,
@@ -268,10 +253,7 @@ impl QNetwork {
         for f in 0..frames {
             let src = &input[f * dim..(f + 1) * dim];
             let dst = &mut st.x[f * first.in_pad..f * first.in_pad + dim];
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = round_even((v * self.input_inv).clamp(-127.0, 127.0)) as i8;
-                zeros += (*d == 0) as u64;
-            }
+            zeros += kernels::quantize(self.isa, src, self.input_inv, dst);
         }
         st.inputs_seen[0] += (frames * dim) as u64;
         st.inputs_zero[0] += zeros;
@@ -318,38 +300,15 @@ impl QNetwork {
     }
 
     /// Bias, nonlinearity and quantization for the next layer; returns the
-    /// count of zeros written. Shared by every ISA, so results are identical.
+    /// count of zeros written. The same operations on every ISA, so results
+    /// are identical.
     fn requantize(&self, layer: &Layer, acc: &[i32], dst: &mut [i8]) -> u64 {
-        let inv = layer.next_inv;
-        let it = acc
-            .iter()
-            .zip(&layer.scale)
-            .zip(&layer.bias)
-            .zip(dst.iter_mut());
-        match self.activation {
-            Activation::Relu => {
-                for (((&a, &s), &b), d) in it {
-                    let y = (a as f32 * s + b).max(0.0);
-                    *d = round_even((y * inv).min(127.0)) as i8;
-                }
-            }
-            Activation::Leaky => {
-                for (((&a, &s), &b), d) in it {
-                    let y = a as f32 * s + b;
-                    let y = if y > 0.0 { y } else { LEAKY_SLOPE * y };
-                    *d = round_even((y * inv).clamp(-127.0, 127.0)) as i8;
-                }
-            }
-            Activation::Tanh => {
-                for (((&a, &s), &b), d) in it {
-                    let y = a as f32 * s + b;
-                    let k =
-                        round_even((y * TANH_STEPS).clamp(-TANH_RANGE as f32, TANH_RANGE as f32))
-                            as i32;
-                    *d = self.tanh_lut[(k + TANH_RANGE) as usize];
-                }
-            }
-        }
-        dst.iter().filter(|&&d| d == 0).count() as u64
+        let how = match self.activation {
+            Activation::Relu => Requant::Relu,
+            Activation::Leaky => Requant::Leaky,
+            Activation::Tanh => Requant::Tanh(&self.tanh_lut),
+        };
+        let affine = (acc, &layer.scale[..], &layer.bias[..]);
+        kernels::requantize(self.isa, how, affine, layer.next_inv, dst)
     }
 }

@@ -4,6 +4,7 @@
 //! The network runs in f32 or int8 ([`crate::am::quant`]), in blocks of at most
 //! `batch` frames.
 
+use crate::am::kernels::{self, Isa};
 use crate::am::model::AcousticModel;
 use crate::am::nnet::{Activation, Network};
 use crate::am::quant::{QNetwork, QState};
@@ -48,22 +49,24 @@ impl ScorerPath {
 pub struct ScorerConfig {
     /// Arithmetic path (default `auto`).
     pub path: ScorerPath,
-    /// Most frames scored per network call (default 8). Live audio arrives a
-    /// frame at a time and is scored at once whatever this is; larger blocks
-    /// only help when frames queue up (files, catching up).
+    /// Most frames scored per network call; 0 (the default) takes the block
+    /// that measured fastest with the kernels in use ([`Isa::block`]). Live
+    /// audio arrives a frame at a time and is scored at once whatever this
+    /// is; larger blocks only help when frames queue up (files, catching up,
+    /// several streams).
     pub batch: usize,
 }
 
 impl ScorerConfig {
-    /// Valid `batch`.
-    pub const BATCH: crate::range::Count = crate::range::Count::new(1, 4096);
+    /// Valid `batch` (0: the kernels' own block).
+    pub const BATCH: crate::range::Count = crate::range::Count::new(0, 4096);
 }
 
 impl Default for ScorerConfig {
     fn default() -> Self {
         ScorerConfig {
             path: ScorerPath::Auto,
-            batch: 8,
+            batch: 0,
         }
     }
 }
@@ -79,14 +82,23 @@ pub struct ScoringNet {
     pub path: ScorerPath,
     /// Frames per network call.
     pub batch: usize,
-    /// Kernels in use.
-    pub isa: crate::am::kernels::Isa,
+    /// Kernels in use: chosen once here, for every stream.
+    pub isa: Isa,
 }
 
 impl ScoringNet {
     /// Resolves `cfg` against a model: `auto` picks the fastest accurate
     /// path; asking for int8 on a model without int8 tensors is an error.
+    /// The kernels are the best the CPU has, or those `SPARSA_KERNELS`
+    /// names (an unknown or unsupported name is a config error).
     pub fn new(am: &AcousticModel, cfg: ScorerConfig) -> Result<Self> {
+        let isa = Isa::select().map_err(|e| Error::config("SPARSA_KERNELS", e))?;
+        Self::with_kernels(am, cfg, isa)
+    }
+
+    /// [`ScoringNet::new`] on the kernels `isa` (benchmarks compare them;
+    /// the CPU must support it).
+    pub fn with_kernels(am: &AcousticModel, cfg: ScorerConfig, isa: Isa) -> Result<Self> {
         let relu = am.network.activation == Activation::Relu;
         let path = match (cfg.path, &am.quantized) {
             (ScorerPath::Auto, None) => ScorerPath::F32,
@@ -113,13 +125,8 @@ impl ScoringNet {
                     )
                 })?;
                 let sparse = path == ScorerPath::Int8Sparse;
-                let qn = QNetwork::new(
-                    &am.network,
-                    &q.layers,
-                    sparse,
-                    crate::am::kernels::Isa::detect(),
-                )
-                .map_err(|e| Error::config("scorer", e.to_string()))?;
+                let qn = QNetwork::new(&am.network, &q.layers, sparse, isa)
+                    .map_err(|e| Error::config("scorer", e.to_string()))?;
                 Some(Arc::new(qn))
             }
         };
@@ -127,8 +134,11 @@ impl ScoringNet {
             net: Arc::new(am.network.clone()),
             qnet,
             path,
-            batch: cfg.batch.max(1),
-            isa: crate::am::kernels::Isa::detect(),
+            batch: match cfg.batch {
+                0 => isa.block(),
+                b => b,
+            },
+            isa,
         })
     }
 
@@ -151,10 +161,11 @@ impl ScoringNet {
 }
 
 /// The f32 path: hidden layers through the batch-invariant kernel, then
-/// log-softmax (the arithmetic of training, up to summation order).
+/// log-softmax (the arithmetic of training, up to summation order and
+/// tanh's last bits: the vectorized [`kernels::tanh_f32`] instead of libm's).
 fn forward_f32(
     net: &Network,
-    isa: crate::am::kernels::Isa,
+    isa: Isa,
     x: &[f32],
     frames: usize,
     work: &mut Work,
@@ -172,12 +183,15 @@ fn forward_f32(
                 *out = Array2::zeros((frames, b.len()));
             }
             let y = out.as_slice_mut().expect("standard layout");
-            crate::am::kernels::affine_f32(isa, w, b, input, frames, y);
+            kernels::affine_f32(isa, w, b, input, frames, y);
         } else {
             next.clear();
             next.resize(frames * b.len(), 0.0);
-            crate::am::kernels::affine_f32(isa, w, b, input, frames, &mut next);
-            net.activation.apply(&mut next);
+            kernels::affine_f32(isa, w, b, input, frames, &mut next);
+            match net.activation {
+                Activation::Tanh => kernels::tanh_f32(isa, &mut next),
+                a => a.apply(&mut next),
+            }
             std::mem::swap(&mut cur, &mut next);
         }
     }

@@ -11,7 +11,7 @@
 //!   ring_seconds: 2.0,                           // capture ring; overruns become `gap` events
 //!   stats_interval_s: 10.0,                      // periodic stats in the log; 0 = off
 //!   device_timeout_s: 10.0,                      // no audio this long: exit 3 (device lost)
-//!   recognizer: (decoder: (...), scorer: (path: auto, batch: 8)),
+//!   recognizer: (decoder: (...), scorer: (path: auto, batch: 0)),
 //! )
 //! ```
 

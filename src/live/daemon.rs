@@ -89,6 +89,8 @@ pub fn run(cfg: &ListenConfig, format: EventFormat) -> Result<Exit> {
         device = %capture.description,
         model = %cfg.model.display(),
         scorer = model.scoring.path.name(),
+        kernels = model.scoring.isa.name(),
+        scorer_block = model.scoring.batch,
         declared_latency_ms = format!(
             "device block 20, front end + network look-ahead {lookahead_ms:.0}, decoder 0"
         ),

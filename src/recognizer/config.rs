@@ -118,9 +118,9 @@ pub struct RecognizerFlags {
     /// leaky/tanh, f32 when the model has no int8 tensors].
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub scorer: Option<ScorerPath>,
-    /// Most frames per network call, [1, 4096] [default: 8; 1 = lowest
-    /// latency when frames queue up; live audio is scored as each frame
-    /// arrives anyway].
+    /// Most frames per network call, [0, 4096] [default: 0 = the kernels'
+    /// own block, 32 on AVX-512 and 8 otherwise; 1 = lowest latency when
+    /// frames queue up; live audio is scored as each frame arrives anyway].
     #[cfg_attr(
         feature = "cli",
         arg(long, value_name = "FRAMES", allow_hyphen_values = true, value_parser = ScorerConfig::BATCH)

@@ -102,7 +102,7 @@ impl Stage for DecodeStage {
         let pdfs = self.input_width();
         for row in scores.chunks_exact(pdfs) {
             self.decoder.advance(row);
-            if self.decoder.frames() % PARTIAL_EVERY == 0 {
+            if self.decoder.frames().is_multiple_of(PARTIAL_EVERY) {
                 if self.endpointing && self.decoder.endpoint_detected() {
                     self.busy += t0.elapsed();
                     self.emit_final();

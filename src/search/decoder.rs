@@ -250,7 +250,7 @@ impl Decoder {
         let g = self.graph.clone();
         let scale = g.config.acoustic_scale;
         let t = self.frames;
-        if t > 0 && t % GC_INTERVAL == 0 {
+        if t > 0 && t.is_multiple_of(GC_INTERVAL) {
             self.collect_garbage();
         }
         let best_ac = loglik.iter().copied().fold(f32::NEG_INFINITY, f32::max) * scale;

@@ -45,7 +45,7 @@ pub fn quantize_model(
     let (mut used, mut got) = (0, 0);
     let dim = am.network.input_dim();
     // A large prime stride visits every utterance once, mixing speakers.
-    let stride = if n % 7919 == 0 { 1 } else { 7919 };
+    let stride = if n.is_multiple_of(7919) { 1 } else { 7919 };
     for k in 0..n {
         if got >= frames {
             break;
