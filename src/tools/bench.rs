@@ -459,7 +459,7 @@ impl Report {
         );
         let _ = write!(
             s,
-            "| model | shape | path | kernels | batch 1 µs/frame (median) | p99 |"
+            "| model | shape | path | kernels | batch 1 µs/frame (median) | wall p50 | wall p99 |"
         );
         for b in &blocks {
             let _ = write!(s, " block {b} µs/frame |");
@@ -467,7 +467,7 @@ impl Report {
         let _ = writeln!(s, " best block | frames/s there | scorer RTF (batch 1) | speed-up vs f32 tanh (batch 1, same kernels) | GOPS batch 1 | GOPS best block | best block % of int8 peak |");
         let _ = writeln!(
             s,
-            "|---|---|---|---|---:|---:|{}---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---|---|---|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|---:|",
             "---:|".repeat(blocks.len())
         );
         for r in &self.rows {
