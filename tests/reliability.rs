@@ -388,46 +388,27 @@ fn wrong_invocations_exit_2_with_one_line() {
         assert_exit_2(&run(&args, b""), needle, &format!("{args:?}"));
     }
     // stdout closed (`>&-`): refused, not exit 0 with nothing written.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec '{}' transcribe '{}' >&-",
-            env!("CARGO_BIN_EXE_sparsa"),
-            clip()
-        ))
-        .current_dir(common::root())
-        .output()
-        .unwrap();
+    let bin = env!("CARGO_BIN_EXE_sparsa");
+    let out = shell(&format!("exec '{bin}' transcribe '{}' >&-", clip()));
     assert_exit_2(&out, "stdout", "closed stdout");
-    // ... while discarding it on purpose stays allowed.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec '{}' transcribe --format text '{}' >/dev/null",
-            env!("CARGO_BIN_EXE_sparsa"),
+    // ... while discarding it on purpose stays allowed, also with a
+    // /dev/null opened read-write (Python's subprocess.DEVNULL).
+    for redirect in [">/dev/null", "1<>/dev/null"] {
+        let out = shell(&format!(
+            "exec '{bin}' transcribe --format text '{}' {redirect}",
             clip()
-        ))
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // So does a /dev/null opened read-write (Python's subprocess.DEVNULL).
-    let out = Command::new("sh")
+        ));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{redirect}: {err}");
+    }
+}
+
+/// Runs `script` with `sh -c` in the project root.
+fn shell(script: &str) -> Output {
+    Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "exec '{}' model-info 1<>/dev/null",
-            env!("CARGO_BIN_EXE_sparsa")
-        ))
+        .arg(script)
         .current_dir(common::root())
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap()
 }
