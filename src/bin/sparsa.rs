@@ -11,7 +11,6 @@ mod common;
 static ALLOC_GUARD: sparsa::live::alloc_guard::Guarded = sparsa::live::alloc_guard::Guarded;
 
 use clap::{Args, Parser, Subcommand};
-use sparsa::audio::{AudioReader, MonoStream, RawFormat};
 use sparsa::live::config::ListenFlags;
 use sparsa::recognizer::{EventFormat, ModelArgs};
 use sparsa::tools::batch::{transcribe_dir, BatchArgs, EvalArgs, MergeArgs, SplitArgs};
@@ -316,34 +315,15 @@ fn transcribe(args: TranscribeArgs) -> Exit {
     given("--shard", args.batch.shard.shard.count > 1)?;
     given("--output", args.output.is_some())?;
     let model = args.decode.load()?;
-    let rate = model.am.frontend.config().sample_rate_hz;
-    let raw = args.raw_rate.map(|rate_hz| RawFormat {
-        rate_hz,
-        channels: 1,
-    });
-    // Ctrl-C / SIGTERM end the input: what was heard is finalized first.
-    let interrupt = sparsa::live::interrupt::Interrupt::install()?;
-    let (format, threaded) = (args.format, !args.single_threaded);
-    let result = (|| {
-        let (input, name) = sparsa::audio::open_input(&args.input)?;
-        let reader = AudioReader::from_reader(interrupt.wrap(input)?, &name, raw)?;
-        let mut stream = MonoStream::new(reader, rate)?;
-        sparsa::recognizer::recognize_stream(&model, &mut stream, threaded, move |e| {
-            format.write(&mut std::io::stdout().lock(), e)
-        })
-    })();
-    match (interrupt.exit_code(), result) {
-        // After a signal, input cut short (before its header, or before a
-        // WAV's declared length) and a reader killed by the same Ctrl-C
-        // are not faults: the signal's code says what happened.
-        (Some(code), Ok(())) => Ok(code),
-        (Some(code), Err(e))
-            if matches!(e, sparsa::Error::BadAudio { .. }) || e.is_broken_pipe() =>
-        {
-            Ok(code)
-        }
-        (_, result) => result.map(|()| 0).map_err(Into::into),
-    }
+    let (input, format) = (&args.input, args.format);
+    let run = sparsa::live::transcribe::run;
+    Ok(run(
+        &model,
+        input,
+        args.raw_rate,
+        format,
+        args.single_threaded,
+    )?)
 }
 
 fn eval(args: EvalArgs) -> Exit {

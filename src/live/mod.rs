@@ -1,6 +1,7 @@
 //! Live operation (feature `live`): microphone capture through cpal, event
 //! fan-out over Unix sockets, the daemon's config file and its run loop
-//! with supervision (`sparsa listen`).
+//! with supervision (`sparsa listen`), and streams that a signal finalizes
+//! (`sparsa transcribe FILE|-`).
 //!
 //! May import: every runtime layer (`audio`, `features`, `am`, `search`,
 //! `recognizer`). Nothing below imports `live`.
@@ -12,3 +13,4 @@ pub mod daemon;
 pub mod interrupt;
 mod loss;
 pub mod socket;
+pub mod transcribe;
