@@ -188,24 +188,25 @@ pub fn systemd_listeners() -> Result<Vec<(String, Listener)>> {
     for i in 0..count.clamp(0, 64) {
         let fd = 3 + i;
         let name = names.get(i as usize).cloned().unwrap_or_default();
-        let listener =
-            match socket_family(fd) {
-                Some(libc::AF_UNIX) => {
-                    // SAFETY: systemd passed this descriptor to us alone and it is a
-                    // listening Unix socket; nothing else in the process owns it.
-                    Listener::Unix(unsafe { UnixListener::from_raw_fd(fd) }, None)
-                }
-                Some(libc::AF_INET) | Some(libc::AF_INET6) => {
-                    // SAFETY: as above, a listening TCP socket owned by no one else.
-                    Listener::Tcp(unsafe { TcpListener::from_raw_fd(fd) })
-                }
-                other => return Err(Error::config(
+        let listener = match socket_family(fd) {
+            Some(libc::AF_UNIX) => {
+                // SAFETY: systemd passed this descriptor to us alone and it is a
+                // listening Unix socket; nothing else in the process owns it.
+                Listener::Unix(unsafe { UnixListener::from_raw_fd(fd) }, None)
+            }
+            Some(libc::AF_INET) | Some(libc::AF_INET6) => {
+                // SAFETY: as above, a listening TCP socket owned by no one else.
+                Listener::Tcp(unsafe { TcpListener::from_raw_fd(fd) })
+            }
+            other => {
+                return Err(Error::config(
                     "LISTEN_FDS",
                     format!(
                         "fd {fd} ({name}) is not a TCP or Unix stream socket (family {other:?})"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         listener.set_nonblocking()?;
         out.push((name, listener));
     }
