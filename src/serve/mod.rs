@@ -288,19 +288,18 @@ fn bind(flags: &ServeFlags) -> Result<Vec<(Protocol, Listener)>> {
         .chain(flags.wyoming.iter().map(|a| (Protocol::Wyoming, a)));
     let mut out = Vec::new();
     for (protocol, addr) in wanted {
-        if !addr.is_local() && !flags.no_auth {
-            if flags.token_file.is_none() || protocol == Protocol::Wyoming {
-                return Err(Error::config(
-                    "listen",
-                    format!(
-                        "{addr} is reachable from other machines: {} (or pass --no-auth to accept anyone)",
-                        match protocol {
-                            Protocol::Vosk => "give --token-file",
-                            Protocol::Wyoming => "Wyoming has no authentication; put it on loopback or a Unix socket",
-                        }
-                    ),
-                ));
-            }
+        let open = !addr.is_local() && !flags.no_auth;
+        if open && (flags.token_file.is_none() || protocol == Protocol::Wyoming) {
+            return Err(Error::config(
+                "listen",
+                format!(
+                    "{addr} is reachable from other machines: {} (or pass --no-auth to accept anyone)",
+                    match protocol {
+                        Protocol::Vosk => "give --token-file",
+                        Protocol::Wyoming => "Wyoming has no authentication; put it on loopback or a Unix socket",
+                    }
+                ),
+            ));
         }
         out.push((protocol, Listener::bind(addr)?));
     }
