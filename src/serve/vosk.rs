@@ -35,6 +35,8 @@ pub const DEFAULT_RATE: u32 = 8000;
 /// Largest WebSocket message (and frame) accepted, bytes; larger ones
 /// close the connection with 1009.
 pub const MAX_MESSAGE: usize = 4 << 20;
+/// Read buffer of a connection, bytes.
+const BUFFER: usize = 8 << 10;
 /// Largest HTTP request head, bytes.
 const MAX_HEAD: usize = 16 << 10;
 /// Time a client has to send its HTTP request.
@@ -91,7 +93,11 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
         }
     }
     let peer = conn.peer().to_string();
+    // Small buffers: replies are tiny and frames are read as they come, so
+    // tungstenite's 128 KiB defaults would only cost memory per stream.
     let config = WebSocketConfig::default()
+        .read_buffer_size(BUFFER)
+        .write_buffer_size(0)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let mut ws = match tungstenite::accept_with_config(Replay::new(head, conn), Some(config)) {
