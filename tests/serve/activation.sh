@@ -25,6 +25,7 @@ wyoming_port=$(free_port)
 [ "$vosk_port" != "$wyoming_port" ] || wyoming_port=$(free_port)
 # The --listen given is a port the activated server must not use.
 decoy=$(free_port)
+: >"$work/server.err"
 systemd-socket-activate -l "127.0.0.1:$vosk_port" -l "127.0.0.1:$wyoming_port" --fdname=vosk:wyoming \
   "$sparsa" serve --listen "127.0.0.1:$decoy" >"$work/server.out" 2>"$work/server.err" &
 server=$!

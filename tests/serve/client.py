@@ -82,6 +82,19 @@ def stream(url, wav, realtime=False, ca=None, token=None):
     sslopt = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": ca} if ca else None
     header = [f"Authorization: Bearer {token}"] if token else None
     ws = websocket.create_connection(url, sslopt=sslopt, header=header, timeout=60)
+
+    def recv():
+        """The next text reply; None after printing the server's close."""
+        while True:
+            opcode, payload = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                return payload.decode()
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                reason = payload[2:].decode(errors="replace")
+                print(json.dumps({"close_code": code, "close_reason": reason}), flush=True)
+                return None
+
     wf = wave.open(wav, "rb")
     ws.send(json.dumps({"config": {"sample_rate": wf.getframerate()}}))
     step = int(wf.getframerate() * 0.2)
@@ -92,25 +105,20 @@ def stream(url, wav, realtime=False, ca=None, token=None):
             if realtime:
                 n += 1
                 time.sleep(max(0.0, start + 0.2 * n - time.monotonic()))
-            ws.send_binary(data)
-            print(ws.recv(), flush=True)
-        ws.send('{"eof" : 1}')
-        print(ws.recv(), flush=True)
-        return
-    except (websocket.WebSocketException, OSError):
-        pass
-    # The server closed first: print what it sent before its close frame.
-    try:
-        while True:
-            opcode, payload = ws.recv_data(control_frame=True)
-            if opcode == websocket.ABNF.OPCODE_TEXT:
-                print(payload.decode(), flush=True)
-            elif opcode == websocket.ABNF.OPCODE_CLOSE:
-                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-                print(json.dumps({"close_code": code, "close_reason": payload[2:].decode(errors="replace")}))
+            try:
+                ws.send_binary(data)
+            except (websocket.WebSocketException, OSError):
+                pass  # closed by the server: its replies and close follow
+            reply = recv()
+            if reply is None:
                 return
+            print(reply, flush=True)
+        ws.send('{"eof" : 1}')
+        reply = recv()
+        if reply is not None:
+            print(reply, flush=True)
     except (websocket.WebSocketException, OSError) as err:
-        print(json.dumps({"close_code": None, "close_reason": f"connection lost: {err}"}))
+        print(json.dumps({"close_code": None, "close_reason": f"connection lost: {err}"}), flush=True)
 
 
 async def wyoming_transcribe(host, port, wav):

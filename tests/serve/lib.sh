@@ -88,6 +88,7 @@ clips() {
 serve_start() {
   local name=$1 deadline=$((SECONDS + 60))
   shift
+  : >"$work/$name.err" # before the background job opens it
   "$sparsa" serve "$@" >"$work/$name.out" 2>"$work/$name.err" &
   serve_pid=$!
   serve_pids+=("$serve_pid")

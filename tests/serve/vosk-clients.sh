@@ -105,8 +105,7 @@ wait "$streamer" || fail "the real-time client failed: $(tail -n 2 "$out.err" | 
 "$py" - "$out" <<'PY' || fail "after SIGTERM the streaming client got no final result before the close: $(tail -n 3 "$out" | tr '\n' ' ')"
 import json, sys
 replies = [json.loads(l) for l in open(sys.argv[1])]
-closed = replies[-1] if "close_code" in replies[-1] else None
-results = [r for r in replies if "text" in r or "alternatives" in r]
-sys.exit(not (closed and results and replies.index(results[-1]) == len(replies) - 2))
+final = [i for i, r in enumerate(replies) if "text" in r or "alternatives" in r]
+sys.exit(not ("close_code" in replies[-1] and final and final[-1] == len(replies) - 2))
 PY
 ok "SIGTERM: the open stream got its final result ('$(grep -v close_code "$out" | tail -n 1 | head -c 120)'), then $(tail -n 1 "$out"); exit 0"
