@@ -13,7 +13,8 @@ clients are run unmodified from ../shared/peers/vosk-server.
       a test.py-equivalent session with websocket-client (optionally over
       wss:// trusting PEM, with a bearer token, or sending one frame every
       0.2 s); prints each reply as test.py does, and when the server closes
-      first, a last line {"close_code": C, "close_reason": R}
+      first, a last line {"close_code": C, "close_reason": R}; a refused
+      handshake prints {"handshake_status": HTTP_STATUS}
   client.py wyoming HOST PORT WAV
       transcribes WAV over the Wyoming protocol with the wyoming package's
       own client (describe -> info, then transcribe/audio-*/transcript);
@@ -81,7 +82,11 @@ def stream(url, wav, realtime=False, ca=None, token=None):
 
     sslopt = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": ca} if ca else None
     header = [f"Authorization: Bearer {token}"] if token else None
-    ws = websocket.create_connection(url, sslopt=sslopt, header=header, timeout=60)
+    try:
+        ws = websocket.create_connection(url, sslopt=sslopt, header=header, timeout=60)
+    except websocket.WebSocketBadStatusException as err:
+        print(json.dumps({"handshake_status": err.status_code}), flush=True)
+        return
 
     def recv():
         """The next text reply; None after printing the server's close."""
