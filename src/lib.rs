@@ -3,10 +3,11 @@
 //!
 //! The library is cut into layers; a module imports only layers listed
 //! before it here, and the runtime (`audio` .. `recognizer`) never imports
-//! `live`, `tools` or `train`. See the README's `## Architecture` for the map;
+//! `live`, `serve`, `tools` or `train`. See the README's `## Architecture` for the map;
 //! `tests/layers.rs` checks the rule on the source.
 //!
-//! Cargo features: `live` (microphone capture, the daemon), `tools`
+//! Cargo features: `live` (microphone capture, the daemon), `serve` (the
+//! network server), `tools`
 //! (evaluation, analysis, plots, progress bars) and `train` (the trainer)
 //! are on by default; `--no-default-features` builds the recognizer alone.
 
@@ -30,6 +31,8 @@ pub mod corpus;
 
 #[cfg(feature = "live")]
 pub mod live;
+#[cfg(feature = "serve")]
+pub mod serve;
 #[cfg(feature = "tools")]
 pub mod tools;
 #[cfg(feature = "train")]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Bottom up; a layer may use itself and anything before it, except that
 /// `live` and `tools` are siblings that never use each other.
-const LAYERS: [&str; 15] = [
+const LAYERS: [&str; 16] = [
     "error",
     "atomic",
     "bounded",
@@ -21,6 +21,7 @@ const LAYERS: [&str; 15] = [
     "corpus",
     "tools",
     "live",
+    "serve",
     "train",
 ];
 
@@ -30,7 +31,13 @@ fn rank(layer: &str) -> Option<usize> {
 
 fn allowed(me: &str, dep: &str) -> bool {
     match (rank(me), rank(dep)) {
-        (Some(m), Some(d)) => d <= m && !matches!((me, dep), ("live", "tools") | ("live", "train")),
+        (Some(m), Some(d)) => {
+            d <= m
+                && !matches!(
+                    (me, dep),
+                    ("live", "tools") | ("live", "train") | ("serve", "tools") | ("serve", "train")
+                )
+        }
         _ => true,
     }
 }

@@ -167,6 +167,35 @@ enum Command {
     ///   sparsa listen --config /etc/sparsa/sparsa.ron --socket /run/sparsa/events.sock
     #[command(verbatim_doc_comment)]
     Listen(ListenArgs),
+    /// Serve many live streams over the network: the Vosk WebSocket
+    /// protocol (existing Vosk clients work unchanged) and Home Assistant's
+    /// Wyoming protocol.
+    ///
+    /// One model is loaded once; every stream gets its own front end,
+    /// scorer and decoder, run by a pool of --workers threads. A new stream
+    /// is refused (WebSocket close 1013) when the measured load says the
+    /// open ones would fall behind real time. GET /health on the WebSocket
+    /// port reports streams, capacity, load and counters; a stats line goes
+    /// to the log every --stats-interval. Loopback only unless told
+    /// otherwise (beyond it, --token-file is required). SIGTERM finalizes
+    /// open streams and exits 0. Under systemd socket activation the passed
+    /// sockets are used (FileDescriptorName=wyoming for Wyoming).
+    ///
+    /// Examples:
+    ///   sparsa serve
+    ///   sparsa serve --listen 127.0.0.1:2700 --wyoming 127.0.0.1:10300
+    ///   sparsa serve --listen 0.0.0.0:2700 --token-file /etc/sparsa/token
+    ///   python3 test.py clip.wav   # a Vosk client, ws://localhost:2700
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    decode: ModelArgs,
+    #[command(flatten)]
+    flags: sparsa::serve::ServeFlags,
 }
 
 #[derive(Args)]
@@ -219,13 +248,17 @@ struct AnalyzeArgs {
 }
 
 fn main() {
-    common::init_logging();
     if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         // The recognizer is one stream per thread; the f32 path's GEMM must
         // not fan out behind its back (and benchmarks measure one core).
         std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
     let command = Cli::parse().command;
+    // The server's log (listening addresses, streams, stats) is its output.
+    common::init_logging_at(match command {
+        Command::Serve(_) => "warn,sparsa=info",
+        _ => "warn",
+    });
     if command.writes_stdout() {
         if let Err(e) = require_stdout() {
             std::process::exit(common::report("sparsa", &e.into()));
@@ -241,6 +274,7 @@ fn main() {
         Command::Analyze(args) => analyze(args),
         Command::Bench(args) => bench(args),
         Command::Listen(args) => listen(args),
+        Command::Serve(args) => serve(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -256,6 +290,7 @@ impl Command {
             Command::Transcribe(a) => a.output.is_none(),
             Command::Features(a) => a.output.is_none(),
             Command::Listen(a) => a.list_devices,
+            Command::Serve(_) => false,
             _ => true,
         }
     }
@@ -263,6 +298,12 @@ impl Command {
 
 /// A command's exit code, or the error `main` reports.
 type Exit = anyhow::Result<i32>;
+
+fn serve(args: ServeArgs) -> Exit {
+    let model = args.decode.load()?;
+    let name = args.decode.model.display().to_string();
+    Ok(sparsa::serve::run(model, name, &args.flags)?)
+}
 
 fn listen(args: ListenArgs) -> Exit {
     if args.list_devices {

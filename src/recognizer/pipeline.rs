@@ -483,3 +483,17 @@ pub fn resident_kb(pid: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
+
+/// CPU time of the calling thread in seconds: what a piece of work cost
+/// its core, whatever else shares the machine (wall time also counts the
+/// moments another thread ran).
+#[cfg(any(feature = "live", feature = "tools"))]
+pub fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}

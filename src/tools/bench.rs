@@ -9,6 +9,7 @@ use crate::am::kernels::{self, Isa};
 use crate::am::model::AcousticModel;
 use crate::am::scorer::{file_inputs, ScorerConfig, ScorerPath, ScoringNet, Work};
 use crate::error::Result;
+use crate::recognizer::pipeline::thread_cpu_s;
 use ndarray::Array2;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -126,19 +127,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     percentile(&v, 50.0)
-}
-
-/// CPU time of this thread in seconds: what a measurement costs the core
-/// whatever else shares the machine (wall time also counts the moments
-/// another process ran).
-fn thread_cpu_s() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// One configuration under measurement and what it measured so far.

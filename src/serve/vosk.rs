@@ -1,0 +1,535 @@
+//! The Vosk WebSocket protocol, as the Vosk server's `asr_server.py`
+//! speaks it, plus `GET /health` on the same port.
+//!
+//! A client may send `{"config": {"sample_rate": R, "words": B, ...}}`, then
+//! binary frames of 16-bit little-endian mono PCM at R Hz (8000 when no
+//! config says otherwise, as Vosk); every frame gets one text reply,
+//! `{"partial": "..."}` or, when an endpoint closed an utterance,
+//! `{"result": [{"conf", "end", "start", "word"}...], "text": "..."}`.
+//! `{"eof": 1}` gets the final result and closes the connection;
+//! `{"reset": 1}` gets the final result and the stream goes on.
+//!
+//! Where sparsa differs (the README's table lists these): `phrase_list` is
+//! refused (close 1003) until the decoder can restrict its vocabulary;
+//! `max_alternatives` is accepted but replies carry the one best result;
+//! `model` is ignored (one model per server); a config after audio may not
+//! change the sample rate; a text frame that is not one of the three
+//! messages gets an `{"error"}` reply and close 1007 (Vosk would crash the
+//! session). Every error is sent as `{"error": "..."}` before the close
+//! frame, so clients that print replies show it.
+
+use super::net::{Conn, Replay};
+use super::session::{Reply, Session, Utterance};
+use super::Shared;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+/// Sample rate assumed when the client sends no config (Vosk's default).
+pub const DEFAULT_RATE: u32 = 8000;
+/// Largest WebSocket message (and frame) accepted, bytes; larger ones
+/// close the connection with 1009.
+pub const MAX_MESSAGE: usize = 4 << 20;
+/// Largest HTTP request head, bytes.
+const MAX_HEAD: usize = 16 << 10;
+/// Time a client has to send its HTTP request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a waiting connection checks for shutdown and idleness.
+const POLL: Duration = Duration::from_millis(200);
+/// A client that takes longer than this to take a reply is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Ws = WebSocket<Replay<Conn>>;
+
+/// Serves one connection until it ends.
+pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
+    let _ = conn.set_read_timeout(HANDSHAKE_TIMEOUT);
+    let _ = conn.set_write_timeout(WRITE_TIMEOUT);
+    let head = match read_head(&mut conn) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            http_reply(
+                &mut conn,
+                "431 Request Header Fields Too Large",
+                &json!({"error": "request head too large"}),
+            );
+            return;
+        }
+        Err(_) => return,
+    };
+    let req = Request::parse(&head);
+    if !req.upgrade {
+        if req.path == "/health" {
+            http_reply(&mut conn, "200 OK", &shared.health());
+        } else {
+            http_reply(
+                &mut conn,
+                "426 Upgrade Required",
+                &json!({"error": "this is a Vosk WebSocket endpoint (connect with ws://); GET /health for status"}),
+            );
+        }
+        return;
+    }
+    if let Some(token) = &shared.token {
+        if !req
+            .token
+            .as_deref()
+            .is_some_and(|t| super::same_secret(t, token))
+        {
+            tracing::info!("{}: refused: missing or wrong token", conn.peer());
+            http_reply(
+                &mut conn,
+                "401 Unauthorized",
+                &json!({"error": "a token is required: send 'Authorization: Bearer TOKEN' or ?token=TOKEN"}),
+            );
+            return;
+        }
+    }
+    let peer = conn.peer().to_string();
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let mut ws = match tungstenite::accept_with_config(Replay::new(head, conn), Some(config)) {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!("{peer}: handshake failed: {e}");
+            return;
+        }
+    };
+    let ticket = match shared.admission.admit(&shared.pool.load()) {
+        Ok(t) => t,
+        Err(why) => {
+            tracing::warn!("{peer}: refused: {why}");
+            close(&mut ws, CloseCode::Again, &why);
+            return;
+        }
+    };
+    let _ = ws.get_ref().inner.set_read_timeout(POLL);
+    tracing::info!("{peer}: stream open ({} open)", shared.admission.open());
+    let mut stream = Stream {
+        shared: shared.clone(),
+        session: None,
+        rate: DEFAULT_RATE,
+        words: true,
+        last_input: Instant::now(),
+    };
+    let end = stream.run(&mut ws);
+    drop(ticket);
+    match end {
+        End::Done => tracing::info!("{peer}: stream closed"),
+        End::Dropped(why) => {
+            shared.admission.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("{peer}: connection dropped: {why}");
+        }
+    }
+}
+
+/// How a stream ended.
+enum End {
+    /// The client or the server closed it (normally or with an error code).
+    Done,
+    /// The connection failed or the client stalled.
+    Dropped(String),
+}
+
+struct Stream {
+    shared: Arc<Shared>,
+    session: Option<Box<Session>>,
+    rate: u32,
+    words: bool,
+    last_input: Instant,
+}
+
+impl Stream {
+    fn run(&mut self, ws: &mut Ws) -> End {
+        loop {
+            if self.shared.stopping() {
+                let u = self.finish();
+                return match send(ws, &self.result(&u)) {
+                    Ok(()) => close(ws, CloseCode::Away, "server shutting down"),
+                    Err(e) => End::Dropped(e),
+                };
+            }
+            let msg = match ws.read() {
+                Ok(m) => m,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let idle = self.last_input.elapsed();
+                    if idle >= self.shared.idle_timeout {
+                        let why = format!("no message for {} s", idle.as_secs());
+                        return error_close(ws, CloseCode::Away, &why);
+                    }
+                    // A reply held up by a slow reader goes on now.
+                    if let Err(e) = ws.flush() {
+                        if !would_block(&e) {
+                            return End::Dropped(e.to_string());
+                        }
+                    }
+                    continue;
+                }
+                Err(tungstenite::Error::Capacity(e)) => {
+                    let why = format!("{e} (at most {MAX_MESSAGE} bytes per message)");
+                    return error_close(ws, CloseCode::Size, &why);
+                }
+                Err(tungstenite::Error::Utf8(_)) => {
+                    return error_close(ws, CloseCode::Invalid, "text frame is not UTF-8");
+                }
+                Err(tungstenite::Error::Protocol(e)) => {
+                    return error_close(ws, CloseCode::Protocol, &e.to_string());
+                }
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return End::Done;
+                }
+                Err(e) => return End::Dropped(e.to_string()),
+            };
+            self.last_input = Instant::now();
+            let step = match msg {
+                Message::Text(t) => self.text(t.as_str()),
+                Message::Binary(b) => self.audio(b.to_vec()),
+                Message::Close(_) => {
+                    // tungstenite answers the close; flushing sends it.
+                    let _ = ws.flush();
+                    return End::Done;
+                }
+                _ => continue,
+            };
+            match step {
+                Step::Reply(r) => {
+                    if let Err(e) = send(ws, &r) {
+                        return End::Dropped(e);
+                    }
+                }
+                Step::Silent => {}
+                Step::ReplyClose(r) => {
+                    return match send(ws, &r) {
+                        Ok(()) => close(ws, CloseCode::Normal, ""),
+                        Err(e) => End::Dropped(e),
+                    };
+                }
+                Step::Error(code, why) => return error_close(ws, code, &why),
+            }
+        }
+    }
+
+    fn text(&mut self, text: &str) -> Step {
+        const EXPECTED: &str = r#"text messages are {"config": {...}}, {"eof": 1} or {"reset": 1}"#;
+        let v: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) => return Step::Error(CloseCode::Invalid, format!("not JSON; {EXPECTED}")),
+        };
+        if let Some(cfg) = v.get("config") {
+            return self.config(cfg);
+        }
+        if v.get("eof").is_some() {
+            let u = self.finish();
+            return Step::ReplyClose(self.result(&u));
+        }
+        if v.get("reset").is_some() {
+            let u = self.finish();
+            return Step::Reply(self.result(&u));
+        }
+        Step::Error(CloseCode::Invalid, format!("unknown message; {EXPECTED}"))
+    }
+
+    fn config(&mut self, cfg: &Value) -> Step {
+        let Some(cfg) = cfg.as_object() else {
+            return Step::Error(CloseCode::Invalid, "config must be a JSON object".into());
+        };
+        for (key, value) in cfg {
+            match key.as_str() {
+                "sample_rate" => {
+                    let rate = value.as_f64().unwrap_or(-1.0);
+                    if !(rate.is_finite() && super::session::RATES.contains(&(rate.round() as u32)))
+                    {
+                        return Step::Error(
+                            CloseCode::Unsupported,
+                            format!("sample_rate must be a number in [4000, 192000], got {value}"),
+                        );
+                    }
+                    let rate = rate.round() as u32;
+                    if self.session.as_ref().is_some_and(|s| s.rate_hz() != rate) {
+                        return Step::Error(
+                            CloseCode::Unsupported,
+                            "sample_rate cannot change after the first audio".into(),
+                        );
+                    }
+                    self.rate = rate;
+                }
+                "words" => self.words = truthy(value),
+                "max_alternatives" => {
+                    if value.as_u64().is_some_and(|n| n > 0) {
+                        tracing::debug!(
+                            "max_alternatives {value}: replies carry the best result only"
+                        );
+                    }
+                }
+                "phrase_list" => {
+                    return Step::Error(
+                        CloseCode::Unsupported,
+                        "phrase_list is not supported yet: this server recognizes its model's whole vocabulary".into(),
+                    );
+                }
+                other => tracing::info!("config key {other:?} ignored"),
+            }
+        }
+        Step::Silent
+    }
+
+    fn audio(&mut self, pcm: Vec<u8>) -> Step {
+        let mut session = match self.session.take() {
+            Some(s) => s,
+            None => match Session::new(self.shared.model.clone(), self.rate, 1) {
+                Ok(s) => Box::new(s),
+                Err(e) => return Step::Error(CloseCode::Unsupported, e.to_string()),
+            },
+        };
+        if !session.fits(pcm.len()) {
+            self.session = Some(session);
+            return Step::Error(
+                CloseCode::Invalid,
+                format!(
+                    "binary frame of {} bytes: 16-bit PCM frames have an even length",
+                    pcm.len()
+                ),
+            );
+        }
+        let audio_s = session.seconds(pcm.len());
+        let (session, reply) = self.shared.pool.run(audio_s, move || {
+            let r = session.accept(&pcm);
+            (session, r)
+        });
+        self.session = Some(session);
+        match reply {
+            Ok(r) => Step::Reply(self.reply(&r)),
+            Err(e) => Step::Error(CloseCode::Error, e.to_string()),
+        }
+    }
+
+    /// The open utterance finalized on a worker ("" if there was no audio).
+    fn finish(&mut self) -> Utterance {
+        match self.session.take() {
+            Some(mut session) => {
+                let (session, u) = self.shared.pool.run(0.0, move || {
+                    let u = session.finish();
+                    (session, u)
+                });
+                self.session = Some(session);
+                u
+            }
+            None => Utterance::default(),
+        }
+    }
+
+    fn reply(&self, r: &Reply) -> String {
+        match r {
+            Reply::Partial(text) => json!({ "partial": text }).to_string(),
+            Reply::Final(u) => self.result(u),
+        }
+    }
+
+    /// A result as Vosk writes it: `result` only with words and when asked.
+    fn result(&self, u: &Utterance) -> String {
+        if self.words && !u.words.is_empty() {
+            let words: Vec<Value> = u
+                .words
+                .iter()
+                .map(|w| {
+                    json!({"conf": r6(w.conf), "end": r6(w.end_s), "start": r6(w.start_s), "word": w.word})
+                })
+                .collect();
+            json!({ "result": words, "text": u.text }).to_string()
+        } else {
+            json!({ "text": u.text }).to_string()
+        }
+    }
+}
+
+/// Rounded to 6 decimals as Vosk prints them (an f32's 1.4 stays 1.4).
+fn r6(x: f32) -> f64 {
+    (x as f64 * 1e6).round() / 1e6
+}
+
+enum Step {
+    Reply(String),
+    Silent,
+    ReplyClose(String),
+    Error(CloseCode, String),
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Null => false,
+        _ => true,
+    }
+}
+
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
+/// Sends one text message; a client that cannot take it within
+/// [`WRITE_TIMEOUT`] is reported as stalled.
+fn send(ws: &mut Ws, text: &str) -> Result<(), String> {
+    match ws.send(Message::text(text)) {
+        Ok(()) => Ok(()),
+        Err(e) if would_block(&e) => Err(format!(
+            "client stopped reading (no reply taken in {} s)",
+            WRITE_TIMEOUT.as_secs()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sends `{"error": why}` and closes with `code`.
+fn error_close(ws: &mut Ws, code: CloseCode, why: &str) -> End {
+    tracing::info!(
+        "{}: closing ({}): {why}",
+        ws.get_ref().inner.peer(),
+        u16::from(code)
+    );
+    let _ = send(ws, &json!({ "error": why }).to_string());
+    close(ws, code, why)
+}
+
+/// Sends a close frame and waits briefly for the client's; the socket is
+/// shut either way.
+fn close(ws: &mut Ws, code: CloseCode, why: &str) -> End {
+    // A close reason is at most 123 bytes.
+    let mut reason = why.to_string();
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    let _ = ws.close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(_) => {}
+            Err(e) if would_block(&e) => {}
+            Err(_) => break,
+        }
+    }
+    ws.get_ref().inner.shutdown();
+    End::Done
+}
+
+/// Reads an HTTP request head (through the blank line); `None` if it is
+/// larger than [`MAX_HEAD`].
+fn read_head(conn: &mut Conn) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(Some(buf));
+        }
+        if buf.len() > MAX_HEAD {
+            return Ok(None);
+        }
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// What the server needs of an HTTP request head.
+#[derive(Debug, Default, PartialEq)]
+struct Request {
+    path: String,
+    upgrade: bool,
+    token: Option<String>,
+}
+
+impl Request {
+    fn parse(head: &[u8]) -> Request {
+        let text = String::from_utf8_lossy(head);
+        let mut lines = text.split("\r\n");
+        let target = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut req = Request {
+            path: path.to_string(),
+            token: query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("token="))
+                .map(str::to_string),
+            ..Request::default()
+        };
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            if name == "upgrade" && value.eq_ignore_ascii_case("websocket") {
+                req.upgrade = true;
+            }
+            if name == "authorization" {
+                if let Some(t) = value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+                {
+                    req.token = Some(t.trim().to_string());
+                }
+            }
+        }
+        req
+    }
+}
+
+/// Writes a whole HTTP/1.1 response with a JSON body and closes.
+fn http_reply(conn: &mut Conn, status: &str, body: &Value) {
+    let body = body.to_string();
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.flush();
+    conn.shutdown();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_heads_parse() {
+        let r = Request::parse(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            (r.path.as_str(), r.upgrade, r.token),
+            ("/health", false, None)
+        );
+        let r = Request::parse(
+            b"GET /?token=s3 HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n",
+        );
+        assert_eq!(
+            (r.path.as_str(), r.upgrade, r.token.as_deref()),
+            ("/", true, Some("s3"))
+        );
+        let r = Request::parse(b"GET / HTTP/1.1\r\nauthorization: Bearer abc \r\n\r\n");
+        assert_eq!(r.token.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn truthiness_follows_python() {
+        assert!(truthy(&json!(1)) && truthy(&json!(true)) && truthy(&json!("x")));
+        assert!(!truthy(&json!(0)) && !truthy(&json!(false)) && !truthy(&json!(null)));
+    }
+}
