@@ -31,7 +31,8 @@ systemd-socket-activate -l "127.0.0.1:$vosk_port" -l "127.0.0.1:$wyoming_port" -
 server=$!
 serve_pids+=("$server")
 deadline=$((SECONDS + 20))
-until port_busy "$vosk_port"; do
+# Its "Listening on" lines, not a connection: that would start the server.
+until [ "$(grep -c '^Listening on 127.0.0.1:' "$work/server.err")" = 2 ]; do
   kill -0 "$server" 2>/dev/null || fail "systemd-socket-activate exited: $(tail -n 3 "$work/server.err" | tr '\n' ' ')"
   ((SECONDS < deadline)) || fail "systemd-socket-activate does not listen on $vosk_port"
   sleep 0.1
@@ -46,7 +47,7 @@ grep -q "listening: vosk ws://127.0.0.1:$vosk_port" "$work/server.err" ||
   fail "no 'listening: vosk ws://127.0.0.1:$vosk_port' line: $(cat "$work/server.err")"
 grep -q "listening: wyoming tcp://127.0.0.1:$wyoming_port" "$work/server.err" ||
   fail "no 'listening: wyoming tcp://127.0.0.1:$wyoming_port' line: $(cat "$work/server.err")"
-! grep -q ":$decoy" "$work/server.err" || fail "the activated server also listens on --listen's port $decoy"
+! grep "listening: " "$work/server.err" | grep -q ":$decoy" || fail "the activated server also listens on --listen's port $decoy"
 ! port_busy "$decoy" || fail "the activated server also listens on --listen's port $decoy"
 ok "activated on the first connection: serves the passed sockets (not --listen); GET /health: $h"
 out="$work/stream.out"
