@@ -19,6 +19,10 @@ pub const WINDOW: Duration = Duration::from_secs(10);
 /// Records kept at most (a window of a busy server is cut to the newest).
 const MAX_RECORDS: usize = 8192;
 
+/// Audio below this counts as this much in the lag ratio: a clip's last
+/// few milliseconds must not look like a stream falling behind.
+const MIN_AUDIO_S: f64 = 0.1;
+
 type Task = Box<dyn FnOnce() + Send>;
 
 struct Job {
@@ -45,7 +49,8 @@ pub struct LoadSample {
     /// Worker CPU seconds per second of audio (one stream's RTF).
     pub rtf: f64,
     /// 95th percentile of (queue wait + service) / audio over jobs that
-    /// carried audio: above 1, streams fall behind real time.
+    /// carried audio (at least 0.1 s counted): above 1, streams fall
+    /// behind real time.
     pub lag_p95: f64,
     /// Worker CPU seconds per wall second, per worker (0..1).
     pub busy: f64,
@@ -150,7 +155,7 @@ impl Pool {
         let mut lags: Vec<f64> = recent
             .iter()
             .filter(|r| r.audio_s > 0.0)
-            .map(|r| r.latency_s / r.audio_s)
+            .map(|r| r.latency_s / r.audio_s.max(MIN_AUDIO_S))
             .collect();
         lags.sort_by(f64::total_cmp);
         let lag_p95 = lags
