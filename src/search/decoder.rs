@@ -89,7 +89,6 @@ const MARKED: u32 = u32::MAX - 1;
 pub struct Decoder {
     graph: Arc<SearchGraph>,
     cur: Vec<Token>,
-    next: Vec<Token>,
     active: Vec<u32>,
     next_active: Vec<u32>,
     links: Vec<WordLink>,
@@ -115,20 +114,28 @@ pub struct Decoder {
 
 const LN10: f32 = std::f32::consts::LN_10;
 
+/// A state no token has reached.
+const EMPTY: Token = Token {
+    score: f32::NEG_INFINITY,
+    hist: 0,
+    link: NONE,
+    start: 0,
+    ac: 0.0,
+};
+
+thread_local! {
+    /// The tokens of the frame being computed, all [`EMPTY`] between
+    /// frames. One per thread rather than one per stream: a server with
+    /// many streams and few workers keeps one such array per worker.
+    static NEXT: std::cell::RefCell<Vec<Token>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Decoder {
     /// A fresh stream over a shared graph.
     pub fn new(graph: Arc<SearchGraph>) -> Self {
         let n = graph.num_states();
-        let empty = Token {
-            score: f32::NEG_INFINITY,
-            hist: 0,
-            link: NONE,
-            start: 0,
-            ac: 0.0,
-        };
         let mut d = Decoder {
-            cur: vec![empty; n],
-            next: vec![empty; n],
+            cur: vec![EMPTY; n],
             active: Vec::new(),
             next_active: Vec::new(),
             links: Vec::new(),
@@ -281,6 +288,10 @@ impl Decoder {
         // 3. Propagate within words and collect word ends.
         let mut ends = std::mem::take(&mut self.ends);
         ends.clear();
+        let mut next = NEXT.with(|n| n.take());
+        if next.len() < self.cur.len() {
+            next.resize(self.cur.len(), EMPTY);
+        }
         let active = std::mem::take(&mut self.active);
         for &i in &active {
             let i = i as usize;
@@ -291,7 +302,7 @@ impl Decoder {
             }
             let stay = tok.score + g.loop_lp[i];
             Self::relax(
-                &mut self.next,
+                &mut next,
                 &mut self.next_active,
                 i,
                 Token { score: stay, ..tok },
@@ -312,7 +323,7 @@ impl Decoder {
                 }
             } else {
                 Self::relax(
-                    &mut self.next,
+                    &mut next,
                     &mut self.next_active,
                     i + 1,
                     Token { score: go, ..tok },
@@ -341,7 +352,7 @@ impl Decoder {
                     continue;
                 }
                 Self::relax(
-                    &mut self.next,
+                    &mut next,
                     &mut self.next_active,
                     s as usize,
                     Token {
@@ -356,7 +367,14 @@ impl Decoder {
         }
         self.ends = ends;
         self.expanded = seen_hist;
-        std::mem::swap(&mut self.cur, &mut self.next);
+        // `cur` is all empty again (step 3): the new tokens move in, and
+        // the scratch goes back empty.
+        for &j in &self.next_active {
+            let j = j as usize;
+            self.cur[j] = next[j];
+            next[j] = EMPTY;
+        }
+        NEXT.with(|n| n.replace(next));
         std::mem::swap(&mut self.active, &mut self.next_active);
         self.frames += 1;
     }

@@ -187,7 +187,7 @@ pub enum Protocol {
 
 /// Runs the server until SIGTERM or Ctrl-C; returns the exit code.
 pub fn run(model: Arc<Model>, model_name: String, flags: &ServeFlags) -> Result<i32> {
-    limit_arenas();
+    tune_malloc();
     let listeners = bind(flags)?;
     let token = match &flags.token_file {
         Some(p) => Some(read_token(p)?),
@@ -263,15 +263,19 @@ pub fn run(model: Arc<Model>, model_name: String, flags: &ServeFlags) -> Result<
     Ok(0)
 }
 
-/// Caps glibc's malloc arenas: by default every thread that allocates may
-/// get its own (up to 8 per core), each keeping freed memory of the streams
-/// it served, which grows the resident size per stream several-fold.
-fn limit_arenas() {
+/// Tunes glibc's malloc for many streams that come and go: at most two
+/// arenas (by default every thread that allocates may get its own, up to
+/// 8 per core, each keeping the freed memory of the streams it served),
+/// and a fixed mmap threshold so a closed stream's large arrays go back to
+/// the system (the default threshold rises after the first such free, and
+/// later ones then stay on the heap, fragmented).
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before the
     // server's threads start.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
     }
 }
 
