@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use sparsa::live::config::ListenConfig;
 use sparsa::recognizer::{RecognizerConfig, RecognizerFlags};
 use sparsa::search::graph::DecoderConfig;
+use sparsa::serve::ServeFlags;
 use std::process::Command;
 
 fn sparsa() -> Command {
@@ -332,6 +333,23 @@ fn documented_ranges() -> Vec<(&'static str, &'static str, String)> {
         ("sparsa-train --context", "", t::CONTEXT.to_string()),
         ("sparsa-train --batch", "", t::BATCH.to_string()),
         ("sparsa-train --dropout", "", t::DROPOUT.to_string()),
+        ("serve --workers", "", ServeFlags::WORKERS.to_string()),
+        (
+            "serve --max-streams",
+            "",
+            ServeFlags::MAX_STREAMS.to_string(),
+        ),
+        ("serve --max-load", "", ServeFlags::MAX_LOAD.to_string()),
+        (
+            "serve --idle-timeout",
+            "",
+            ServeFlags::IDLE_TIMEOUT.to_string(),
+        ),
+        (
+            "serve --stats-interval",
+            "",
+            ServeFlags::STATS_INTERVAL.to_string(),
+        ),
     ]
 }
 

@@ -74,8 +74,9 @@ impl Hypothesis {
 
 const NONE: u32 = u32::MAX;
 
-/// LM score rows kept for reuse between utterances.
-const MAX_SPARE_ROWS: usize = 512;
+/// LM score rows kept for reuse between utterances (7 KB each with the
+/// default vocabulary: a server holds this many per open stream).
+const MAX_SPARE_ROWS: usize = 64;
 
 /// Frames between garbage collections of word links and LM histories.
 /// Within an utterance only what active tokens reach is kept, so memory is
