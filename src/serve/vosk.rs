@@ -422,11 +422,35 @@ fn close(ws: &mut Ws, code: CloseCode, why: &str) -> End {
         reason: reason.into(),
     }));
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(_) => {}
-            Err(e) if would_block(&e) => {}
-            Err(_) => break,
+    if code == CloseCode::Size {
+        // The frame in flight cannot be parsed past (tungstenite must not
+        // read after its size error): its bytes are read and dropped until
+        // the client pauses, so that it is not reset mid-write and gets
+        // to read the close frame.
+        let conn = &mut ws.get_mut().inner;
+        let mut sink = vec![0u8; 64 << 10];
+        while Instant::now() < deadline {
+            match conn.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                Err(_) => break,
+            }
+        }
+    } else {
+        while Instant::now() < deadline {
+            match ws.read() {
+                Ok(_) => {}
+                Err(e) if would_block(&e) => {}
+                Err(_) => break,
+            }
         }
     }
     ws.get_ref().inner.shutdown();
