@@ -1,11 +1,10 @@
 """A Wyoming client built from the `wyoming` package's own classes, run by
 tests/serve/wyoming.sh against `sparsa serve --wyoming`.
 
-Usage: wyoming_client.py URI WAV EXPECTED [WAV EXPECTED ...]
+Usage: wyoming_client.py URI WAV TEXT [WAV TEXT ...]
 
 URI is tcp://HOST:PORT or unix://PATH; each WAV (16-bit PCM) is sent in
-1024-sample chunks and its transcript must equal the text in the file
-EXPECTED (one line). Checks, exiting 1 on the first failure:
+1024-sample chunks and its transcript must equal TEXT. Checks, exiting 1 on the first failure:
 - describe -> info: one ASR program "sparsa" with transcript streaming and
   one installed English model;
 - on one connection, every WAV in turn (several audio rounds): the events
@@ -135,8 +134,4 @@ if __name__ == "__main__":
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     uri = args[0]
-    pairs = []
-    for wav, expected in zip(args[1::2], args[2::2]):
-        with open(expected, encoding="utf-8") as f:
-            pairs.append((wav, f.read().rstrip("\n")))
-    asyncio.run(main(uri, pairs))
+    asyncio.run(main(uri, list(zip(args[1::2], args[2::2]))))
