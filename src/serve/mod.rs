@@ -17,6 +17,7 @@ pub mod net;
 pub mod pool;
 pub mod session;
 pub mod vosk;
+pub mod wyoming;
 
 use crate::error::{Error, Result};
 use crate::range::{Count, Real};
@@ -381,10 +382,7 @@ fn accept_loop(shared: Arc<Shared>, listener: Listener, protocol: Protocol) {
 fn serve_conn(shared: &Arc<Shared>, conn: Conn, protocol: Protocol) {
     match protocol {
         Protocol::Vosk => vosk::handle(shared.clone(), conn),
-        Protocol::Wyoming => {
-            tracing::warn!("{}: Wyoming is not served yet", conn.peer());
-            conn.shutdown();
-        }
+        Protocol::Wyoming => wyoming::handle(shared.clone(), conn),
     }
 }
 
