@@ -370,7 +370,8 @@ fn two_hundred_connections_at_once_are_served_or_refused() {
     let clip = &clips()[1];
     let (expected, audio) = (Arc::new(transcribe(clip)), Arc::new(pcm(clip)));
     let n = 200;
-    let barrier = Arc::new(Barrier::new(n));
+    // The threads and this one: everybody connects before anybody reads.
+    let barrier = Arc::new(Barrier::new(n + 1));
     let handles: Vec<_> = (0..n)
         .map(|_| {
             let (url, barrier, audio) = (server.url(), barrier.clone(), audio.clone());
@@ -378,26 +379,20 @@ fn two_hundred_connections_at_once_are_served_or_refused() {
                 let mut ws = connect(&url);
                 ws.send(Message::text(r#"{"config": {"sample_rate": 16000}}"#))
                     .unwrap();
-                // A refused stream is closed right after the handshake; an
-                // admitted one hears nothing until it sends audio.
+                barrier.wait();
+                // Every decision is made (see below): a refused stream's
+                // close frame is here at once; an admitted one hears
+                // nothing until it sends audio.
                 if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-                    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                 }
-                let refusal = match ws.read() {
+                match ws.read() {
                     Ok(Message::Close(f)) => {
-                        Some(f.map(|f| (u16::from(f.code), f.reason.to_string())))
+                        return Err(f.map(|f| (u16::from(f.code), f.reason.to_string())))
                     }
                     Err(tungstenite::Error::Io(e))
-                        if e.kind() == std::io::ErrorKind::WouldBlock =>
-                    {
-                        None
-                    }
+                        if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     other => panic!("unexpected {other:?}"),
-                };
-                // Everyone is admitted or refused before anyone streams.
-                barrier.wait();
-                if let Some(refusal) = refusal {
-                    return Err(refusal);
                 }
                 if let MaybeTlsStream::Plain(s) = ws.get_ref() {
                     s.set_read_timeout(None).unwrap();
@@ -409,6 +404,22 @@ fn two_hundred_connections_at_once_are_served_or_refused() {
             })
         })
         .collect();
+    // Wait until the server has admitted or refused all of them.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let h = server.health();
+        let decided = h["admitted"].as_u64().unwrap() + h["refused"].as_u64().unwrap();
+        if decided == n as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {decided} of {n} decided: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    barrier.wait();
     let (mut served, mut refused) = (0, 0);
     for h in handles {
         match h.join().unwrap() {

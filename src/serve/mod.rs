@@ -27,6 +27,7 @@ use admission::Admission;
 use net::{Addr, Conn, Listener};
 use pool::Pool;
 use serde_json::{json, Value};
+use session::{Reply, Session, Utterance};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,6 +38,9 @@ use std::time::{Duration, Instant};
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Stack of a connection's I/O thread (it never runs the recognizer).
 const CONN_STACK: usize = 256 << 10;
+/// Seconds of audio one worker job carries at most: a long message is cut
+/// so that other streams' chunks take turns with it on the workers.
+pub const MAX_JOB_S: f64 = 0.5;
 /// How long shutdown waits for open streams to be finalized.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -126,7 +130,7 @@ pub struct Shared {
     pub idle_timeout: Duration,
     /// Model folder, for `/health` and Wyoming's `info`.
     pub model_name: String,
-    stopping: AtomicBool,
+    stopping: Arc<AtomicBool>,
     connections: AtomicUsize,
     started: Instant,
 }
@@ -135,6 +139,55 @@ impl Shared {
     /// Whether the server is shutting down.
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// The flag [`Shared::stopping`] reads, for readers that must give up
+    /// at shutdown ([`net::Replay`]).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stopping.clone()
+    }
+
+    /// Recognizes a chunk of `session`'s PCM on the workers, in jobs of at
+    /// most [`MAX_JOB_S`]; the stream's reply to the whole chunk. An error
+    /// (the recognizer failed) ends the stream: its session is gone.
+    pub fn accept(
+        &self,
+        mut session: Box<Session>,
+        pcm: &[u8],
+    ) -> std::result::Result<(Box<Session>, Reply), String> {
+        let step = session.bytes(MAX_JOB_S);
+        let mut reply: Option<Reply> = None;
+        let mut at = 0;
+        loop {
+            let piece = pcm[at..(at + step).min(pcm.len())].to_vec();
+            at += piece.len();
+            let audio_s = session.seconds(piece.len());
+            let (s, r) = self.pool.run(audio_s, move || {
+                let r = session.accept(&piece);
+                (session, r)
+            })?;
+            session = s;
+            let r = r.map_err(|e| e.to_string())?;
+            reply = Some(match reply {
+                Some(before) => before.then(r),
+                None => r,
+            });
+            if at >= pcm.len() {
+                // INVARIANT: the loop ran at least once.
+                return Ok((session, reply.expect("one piece at least")));
+            }
+        }
+    }
+
+    /// Ends `session`'s input on a worker: its last utterance.
+    pub fn finish(
+        &self,
+        mut session: Box<Session>,
+    ) -> std::result::Result<(Box<Session>, Utterance), String> {
+        self.pool.run(0.0, move || {
+            let u = session.finish();
+            (session, u)
+        })
     }
 
     /// The `/health` document: streams, capacity, load and counters.
@@ -204,7 +257,7 @@ pub fn run(model: Arc<Model>, model_name: String, flags: &ServeFlags) -> Result<
         token,
         idle_timeout: Duration::from_secs_f32(flags.idle_timeout),
         model_name,
-        stopping: AtomicBool::new(false),
+        stopping: Arc::new(AtomicBool::new(false)),
         connections: AtomicUsize::new(0),
         started: Instant::now(),
     });
@@ -285,17 +338,19 @@ fn tune_malloc() {
 fn bind(flags: &ServeFlags) -> Result<Vec<(Protocol, Listener)>> {
     let activated = net::systemd_listeners()?;
     if !activated.is_empty() {
-        return Ok(activated
-            .into_iter()
-            .map(|(name, l)| {
-                let p = if name == "wyoming" {
-                    Protocol::Wyoming
-                } else {
-                    Protocol::Vosk
-                };
-                (p, l)
-            })
-            .collect());
+        let mut out = Vec::new();
+        for (name, l) in activated {
+            let p = if name == "wyoming" {
+                Protocol::Wyoming
+            } else {
+                Protocol::Vosk
+            };
+            if let Some(addr) = l.tcp_addr() {
+                check_exposure(&Addr::Tcp(addr), p, flags)?;
+            }
+            out.push((p, l));
+        }
+        return Ok(out);
     }
     let default = ["127.0.0.1:2700".parse::<Addr>().expect("a valid address")];
     let vosk = if flags.listen.is_empty() {
@@ -309,22 +364,30 @@ fn bind(flags: &ServeFlags) -> Result<Vec<(Protocol, Listener)>> {
         .chain(flags.wyoming.iter().map(|a| (Protocol::Wyoming, a)));
     let mut out = Vec::new();
     for (protocol, addr) in wanted {
-        let open = !addr.is_local() && !flags.no_auth;
-        if open && (flags.token_file.is_none() || protocol == Protocol::Wyoming) {
-            return Err(Error::config(
-                "listen",
-                format!(
-                    "{addr} is reachable from other machines: {} (or pass --no-auth to accept anyone)",
-                    match protocol {
-                        Protocol::Vosk => "give --token-file",
-                        Protocol::Wyoming => "Wyoming has no authentication; put it on loopback or a Unix socket",
-                    }
-                ),
-            ));
-        }
+        check_exposure(addr, protocol, flags)?;
         out.push((protocol, Listener::bind(addr)?));
     }
     Ok(out)
+}
+
+/// Refuses an address other machines can reach unless a token guards it
+/// (Vosk) or `--no-auth` says anyone may use it (Wyoming has no token).
+fn check_exposure(addr: &Addr, protocol: Protocol, flags: &ServeFlags) -> Result<()> {
+    let open = !addr.is_local() && !flags.no_auth;
+    if open && (flags.token_file.is_none() || protocol == Protocol::Wyoming) {
+        return Err(Error::config(
+            "listen",
+            format!(
+                "{addr} is reachable from other machines: {} (or pass --no-auth to accept anyone)",
+                match protocol {
+                    Protocol::Vosk => "give --token-file",
+                    Protocol::Wyoming =>
+                        "Wyoming has no authentication; put it on loopback or a Unix socket",
+                }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn read_token(path: &std::path::Path) -> Result<String> {
@@ -369,13 +432,22 @@ fn accept_loop(shared: Arc<Shared>, listener: Listener, protocol: Protocol) {
             .name("serve-conn".into())
             .stack_size(CONN_STACK)
             .spawn(move || {
+                let _counted = Counted(s.clone());
                 serve_conn(&s, conn, protocol);
-                s.connections.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
             shared.connections.fetch_sub(1, Ordering::SeqCst);
             tracing::warn!("cannot start a connection thread: {e}");
         }
+    }
+}
+
+/// An open connection in [`Shared`]'s count, however its thread ends.
+struct Counted(Arc<Shared>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

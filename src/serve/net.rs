@@ -127,6 +127,14 @@ impl Listener {
         }
     }
 
+    /// The bound TCP address (`None` for a Unix socket).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+
     /// Accepts one pending connection, `None` if there is none now.
     pub fn accept(&self) -> std::io::Result<Option<Conn>> {
         let r = match self {
@@ -307,20 +315,28 @@ impl Write for Conn {
 }
 
 /// Bytes read ahead of a protocol handler (an HTTP request head that was
-/// peeked at), replayed before the rest of the connection.
+/// peeked at), replayed before the rest of the connection. Once `stop` is
+/// set, reads fail with `WouldBlock`: a client trickling one message byte
+/// by byte cannot keep its handler from noticing a shutdown.
 pub struct Replay<S> {
     head: Vec<u8>,
     pos: usize,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// The connection.
     pub inner: S,
 }
 
 impl<S> Replay<S> {
-    /// `head` is read again before `inner`.
-    pub fn new(head: Vec<u8>, inner: S) -> Self {
+    /// `head` is read again before `inner`; reads stop once `stop` is set.
+    pub fn new(
+        head: Vec<u8>,
+        inner: S,
+        stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Self {
         Replay {
             head,
             pos: 0,
+            stop,
             inner,
         }
     }
@@ -328,6 +344,13 @@ impl<S> Replay<S> {
 
 impl<S: Read> Read for Replay<S> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
         if self.pos < self.head.len() {
             let n = buf.len().min(self.head.len() - self.pos);
             buf[..n].copy_from_slice(&self.head[self.pos..self.pos + n]);
@@ -374,7 +397,7 @@ mod tests {
 
     #[test]
     fn replay_reads_the_head_first() {
-        let mut r = Replay::new(b"abc".to_vec(), &b"def"[..]);
+        let mut r = Replay::new(b"abc".to_vec(), &b"def"[..], None);
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
         assert_eq!(s, "abcdef");

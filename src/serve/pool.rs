@@ -107,15 +107,25 @@ impl Pool {
 
     /// Runs `f` on a worker and waits for its result; `audio_s` is the
     /// audio the job carries (0 for control work), for the load figures.
+    /// A job that panics is an error for its caller alone: the worker goes
+    /// on with the next job.
     pub fn run<T: Send + 'static>(
         &self,
         audio_s: f64,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> T {
+    ) -> Result<T, String> {
         let (done_tx, done_rx) = bounded(1);
         let task: Task = Box::new(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("internal error in the recognizer: {msg}")
+            });
             // The caller waits on the other end; it cannot have gone.
-            let _ = done_tx.send(f());
+            let _ = done_tx.send(r);
         });
         let job = Job {
             task,
@@ -129,7 +139,7 @@ impl Pool {
             .expect("workers outlive the pool handle");
         done_rx
             .recv()
-            .expect("a worker ran the job (jobs do not panic)")
+            .unwrap_or_else(|_| Err("the worker pool stopped".into()))
     }
 
     /// Load over the last [`WINDOW`]; `rtf` falls back to the totals since
@@ -217,7 +227,9 @@ mod tests {
     #[test]
     fn jobs_run_and_are_counted() {
         let pool = Pool::new(2);
-        let results: Vec<u64> = (0..10u64).map(|i| pool.run(0.2, move || i * i)).collect();
+        let results: Vec<u64> = (0..10u64)
+            .map(|i| pool.run(0.2, move || i * i).unwrap())
+            .collect();
         assert_eq!(results, (0..10u64).map(|i| i * i).collect::<Vec<_>>());
         let (audio_s, _, jobs) = pool.totals();
         assert_eq!(jobs, 10);
@@ -225,5 +237,13 @@ mod tests {
         let load = pool.load();
         assert!((load.audio_s - 2.0).abs() < 1e-9);
         assert!(load.lag_p95 >= 0.0);
+    }
+
+    #[test]
+    fn a_panicking_job_fails_alone() {
+        let pool = Pool::new(1);
+        let err = pool.run(0.0, || -> u32 { panic!("boom") }).unwrap_err();
+        assert!(err.contains("boom"), "{err}");
+        assert_eq!(pool.run(0.0, || 7).unwrap(), 7);
     }
 }

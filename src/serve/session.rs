@@ -14,6 +14,19 @@ use std::sync::Arc;
 
 /// Client sample rates accepted, Hz.
 pub const RATES: std::ops::RangeInclusive<u32> = 4_000..=192_000;
+/// A rate is refused when rate / gcd(rate, model rate) exceeds this: the
+/// resampler's FFT grows with it (191999 Hz would plan a 384k-point FFT
+/// per stream); every common rate is far below.
+const MAX_RATE_FACTOR: u32 = 1024;
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// Channels accepted (downmixed to mono).
 pub const MAX_CHANNELS: u16 = 8;
 
@@ -34,6 +47,21 @@ pub struct Utterance {
     pub text: String,
     /// Words with times in seconds from the start of the stream.
     pub words: Vec<WordResult>,
+}
+
+impl Reply {
+    /// This reply followed by `next` as one: finals add up, a later
+    /// partial replaces an earlier one, a final wins over a partial.
+    pub fn then(self, next: Reply) -> Reply {
+        match (self, next) {
+            (Reply::Final(mut a), Reply::Final(b)) => {
+                a.push(&b.text, &b.words, 0.0);
+                Reply::Final(a)
+            }
+            (Reply::Final(a), Reply::Partial(_)) => Reply::Final(a),
+            (Reply::Partial(_), r) => r,
+        }
+    }
 }
 
 impl Utterance {
@@ -74,11 +102,13 @@ pub struct Session {
 impl Session {
     /// A stream of `channels`-channel 16-bit PCM at `rate_hz`.
     pub fn new(model: Arc<Model>, rate_hz: u32, channels: u16) -> Result<Self> {
-        if !RATES.contains(&rate_hz) {
+        let model_rate = model.am.frontend.config().sample_rate_hz;
+        if !RATES.contains(&rate_hz) || rate_hz / gcd(rate_hz, model_rate) > MAX_RATE_FACTOR {
             return Err(Error::config(
                 "sample_rate",
                 format!(
-                    "must be in [{}, {}] Hz, got {rate_hz}",
+                    "must be a sample rate in [{}, {}] Hz that resamples to {model_rate} Hz \
+                     in small steps (8000, 11025, 16000, 22050, 44100, 48000, ...), got {rate_hz}",
                     RATES.start(),
                     RATES.end()
                 ),
@@ -90,7 +120,6 @@ impl Session {
                 format!("must be in [1, {MAX_CHANNELS}], got {channels}"),
             ));
         }
-        let model_rate = model.am.frontend.config().sample_rate_hz;
         Ok(Session {
             rec: Recognizer::new(model.clone()),
             resampler: StreamResampler::new(rate_hz, model_rate)?,
@@ -120,6 +149,12 @@ impl Session {
     /// Seconds of audio in `bytes` of this stream's PCM.
     pub fn seconds(&self, bytes: usize) -> f64 {
         bytes as f64 / (2 * self.channels) as f64 / self.rate_hz as f64
+    }
+
+    /// Bytes of this stream's PCM in `seconds` of audio (whole sample
+    /// frames, at least one).
+    pub fn bytes(&self, seconds: f64) -> usize {
+        ((seconds * self.rate_hz as f64) as usize).max(1) * 2 * self.channels
     }
 
     /// Whether `bytes` is a whole number of sample frames.

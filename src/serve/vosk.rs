@@ -15,8 +15,9 @@
 //! `model` is ignored (one model per server); a config after audio may not
 //! change the sample rate; a text frame that is not one of the three
 //! messages gets an `{"error"}` reply and close 1007 (Vosk would crash the
-//! session). Every error is sent as `{"error": "..."}` before the close
-//! frame, so clients that print replies show it.
+//! session). Every error but the capacity refusal (close 1013 right after
+//! the handshake) is sent as `{"error": "..."}` before the close frame, so
+//! clients that print replies show it.
 
 use super::net::{Conn, Replay};
 use super::session::{Reply, Session, Utterance};
@@ -100,7 +101,10 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
         .write_buffer_size(0)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let mut ws = match tungstenite::accept_with_config(Replay::new(head, conn), Some(config)) {
+    let mut ws = match tungstenite::accept_with_config(
+        Replay::new(head, conn, Some(shared.stop_flag())),
+        Some(config),
+    ) {
         Ok(ws) => ws,
         Err(e) => {
             tracing::debug!("{peer}: handshake failed: {e}");
@@ -118,6 +122,7 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
     let _ = ws.get_ref().inner.set_read_timeout(POLL);
     tracing::info!("{peer}: stream open ({} open)", shared.admission.open());
     let mut stream = Stream {
+        ticket: Some(ticket),
         shared: shared.clone(),
         session: None,
         rate: DEFAULT_RATE,
@@ -125,7 +130,7 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
         last_input: Instant::now(),
     };
     let end = stream.run(&mut ws);
-    drop(ticket);
+    drop(stream);
     match end {
         End::Done => tracing::info!("{peer}: stream closed"),
         End::Dropped(why) => {
@@ -144,6 +149,9 @@ enum End {
 }
 
 struct Stream {
+    /// The stream's place in admission, freed at `eof` or when the
+    /// connection ends.
+    ticket: Option<super::admission::Ticket>,
     shared: Arc<Shared>,
     session: Option<Box<Session>>,
     rate: u32,
@@ -155,7 +163,10 @@ impl Stream {
     fn run(&mut self, ws: &mut Ws) -> End {
         loop {
             if self.shared.stopping() {
-                let u = self.finish();
+                let u = match self.finish() {
+                    Ok(u) => u,
+                    Err(e) => return error_close(ws, CloseCode::Error, &e),
+                };
                 return match send(ws, &self.result(&u)) {
                     Ok(()) => close(ws, CloseCode::Away, "server shutting down"),
                     Err(e) => End::Dropped(e),
@@ -197,7 +208,10 @@ impl Stream {
                 }
                 Err(e) => return End::Dropped(e.to_string()),
             };
-            self.last_input = Instant::now();
+            // Pings and pongs keep a connection alive, not a stream.
+            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                self.last_input = Instant::now();
+            }
             let step = match msg {
                 Message::Text(t) => self.text(t.as_str()),
                 Message::Binary(b) => self.audio(b.to_vec()),
@@ -236,12 +250,20 @@ impl Stream {
             return self.config(cfg);
         }
         if v.get("eof").is_some() {
-            let u = self.finish();
-            return Step::ReplyClose(self.result(&u));
+            return match self.finish() {
+                Ok(u) => {
+                    // The stream is over: its place is free before the reply.
+                    self.ticket = None;
+                    Step::ReplyClose(self.result(&u))
+                }
+                Err(e) => Step::Error(CloseCode::Error, e),
+            };
         }
         if v.get("reset").is_some() {
-            let u = self.finish();
-            return Step::Reply(self.result(&u));
+            return match self.finish() {
+                Ok(u) => Step::Reply(self.result(&u)),
+                Err(e) => Step::Error(CloseCode::Error, e),
+            };
         }
         Step::Error(CloseCode::Invalid, format!("unknown message; {EXPECTED}"))
     }
@@ -258,7 +280,10 @@ impl Stream {
                     {
                         return Step::Error(
                             CloseCode::Unsupported,
-                            format!("sample_rate must be a number in [4000, 192000], got {value}"),
+                            format!(
+                                "sample_rate must be a number in [4000, 192000], got {}",
+                                clip(&value.to_string())
+                            ),
                         );
                     }
                     let rate = rate.round() as u32;
@@ -284,14 +309,14 @@ impl Stream {
                         "phrase_list is not supported yet: this server recognizes its model's whole vocabulary".into(),
                     );
                 }
-                other => tracing::info!("config key {other:?} ignored"),
+                other => tracing::info!("config key {:?} ignored", clip(other)),
             }
         }
         Step::Silent
     }
 
     fn audio(&mut self, pcm: Vec<u8>) -> Step {
-        let mut session = match self.session.take() {
+        let session = match self.session.take() {
             Some(s) => s,
             None => match Session::new(self.shared.model.clone(), self.rate, 1) {
                 Ok(s) => Box::new(s),
@@ -308,30 +333,24 @@ impl Stream {
                 ),
             );
         }
-        let audio_s = session.seconds(pcm.len());
-        let (session, reply) = self.shared.pool.run(audio_s, move || {
-            let r = session.accept(&pcm);
-            (session, r)
-        });
-        self.session = Some(session);
-        match reply {
-            Ok(r) => Step::Reply(self.reply(&r)),
-            Err(e) => Step::Error(CloseCode::Error, e.to_string()),
+        match self.shared.accept(session, &pcm) {
+            Ok((session, r)) => {
+                self.session = Some(session);
+                Step::Reply(self.reply(&r))
+            }
+            Err(e) => Step::Error(CloseCode::Error, e),
         }
     }
 
     /// The open utterance finalized on a worker ("" if there was no audio).
-    fn finish(&mut self) -> Utterance {
+    fn finish(&mut self) -> Result<Utterance, String> {
         match self.session.take() {
-            Some(mut session) => {
-                let (session, u) = self.shared.pool.run(0.0, move || {
-                    let u = session.finish();
-                    (session, u)
-                });
+            Some(session) => {
+                let (session, u) = self.shared.finish(session)?;
                 self.session = Some(session);
-                u
+                Ok(u)
             }
-            None => Utterance::default(),
+            None => Ok(Utterance::default()),
         }
     }
 
@@ -369,6 +388,14 @@ enum Step {
     Silent,
     ReplyClose(String),
     Error(CloseCode, String),
+}
+
+/// At most 60 characters of client text, for replies and the log.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 fn truthy(v: &Value) -> bool {
@@ -462,7 +489,13 @@ fn close(ws: &mut Ws, code: CloseCode, why: &str) -> End {
 fn read_head(conn: &mut Conn) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
+    // One deadline for the whole head: a byte every few seconds must not
+    // hold a connection slot.
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     loop {
+        if Instant::now() > deadline {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
         if buf.windows(4).any(|w| w == b"\r\n\r\n") {
             return Ok(Some(buf));
         }

@@ -326,7 +326,7 @@ struct Stream {
     channels: u16,
     /// The chunks sent so far, concatenated.
     transcript: String,
-    _ticket: Ticket,
+    ticket: Ticket,
 }
 
 /// Serves one connection until it ends.
@@ -376,7 +376,11 @@ impl Connection {
             }
             match self.decoder.next_event() {
                 Ok(Some(ev)) => {
-                    self.last_input = Instant::now();
+                    // Pings and unknown events keep a connection alive,
+                    // not a stream.
+                    if !matches!(ev.kind.as_str(), "ping" | "pong") {
+                        self.last_input = Instant::now();
+                    }
                     match self.event(ev) {
                         Flow::Go => continue,
                         Flow::Refuse(r) => return self.refuse(&r),
@@ -526,7 +530,7 @@ impl Connection {
             rate,
             channels,
             transcript: String::new(),
-            _ticket: ticket,
+            ticket: ticket,
         });
         tracing::info!(
             "{}: stream open, {rate} Hz, {channels} channel(s) ({} open)",
@@ -569,18 +573,16 @@ impl Connection {
             self.stream = Some(st);
             return Flow::Go;
         }
-        let audio_s = st.session.seconds(pcm.len());
-        let session = st.session;
-        let (session, reply) = self.shared.pool.run(audio_s, move || {
-            let mut session = session;
-            let r = session.accept(&pcm);
-            (session, r)
-        });
-        st.session = session;
+        let reply = match self.shared.accept(st.session, &pcm) {
+            Ok((session, r)) => {
+                st.session = session;
+                r
+            }
+            Err(e) => return Flow::Refuse(refuse("recognizer-error", e)),
+        };
         let text = match reply {
-            Ok(super::session::Reply::Final(u)) => u.text,
-            Ok(super::session::Reply::Partial(_)) => String::new(),
-            Err(e) => return Flow::Refuse(refuse("recognizer-error", e.to_string())),
+            super::session::Reply::Final(u) => u.text,
+            super::session::Reply::Partial(_) => String::new(),
         };
         let sent = self.chunk(&mut st.transcript, &text);
         self.stream = Some(st);
@@ -610,12 +612,9 @@ impl Connection {
             self.send(&Event::new("transcript", json!({ "text": "" })))?;
             return self.send(&Event::new("transcript-stop", json!({})));
         };
-        let session = st.session;
-        let (session, u) = self.shared.pool.run(0.0, move || {
-            let mut session = session;
-            let u = session.finish();
-            (session, u)
-        });
+        let (session, u) = self.shared.finish(st.session)?;
+        // The stream is over: its place is free before the last events.
+        drop(st.ticket);
         let audio_s = session.audio_s();
         let mut text = std::mem::take(&mut st.transcript);
         self.chunk(&mut text, &u.text)?;
