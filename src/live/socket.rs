@@ -41,6 +41,29 @@ impl Sub {
     }
 }
 
+/// Makes `path` free for a listening Unix socket: a socket file nobody
+/// listens on (left by a dead process) is removed; a live socket or any
+/// other file is an error naming `field`.
+pub fn clear_stale_socket(path: &Path, field: &str) -> Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(Error::config(
+                field,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(Error::config(
+                field,
+                format!("{} is in use by another process", path.display()),
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
 /// The listening socket and its subscribers.
 pub struct Broadcaster {
     path: PathBuf,
@@ -52,22 +75,7 @@ impl Broadcaster {
     /// Binds `path` (a stale socket file left by a dead process is
     /// replaced; a live one is an error), mode [`SOCKET_MODE`].
     pub fn bind(path: &Path) -> Result<Self> {
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            use std::os::unix::fs::FileTypeExt;
-            if !meta.file_type().is_socket() {
-                return Err(Error::config(
-                    "socket",
-                    format!("{} exists and is not a socket", path.display()),
-                ));
-            }
-            if UnixStream::connect(path).is_ok() {
-                return Err(Error::config(
-                    "socket",
-                    format!("{} is in use by another process", path.display()),
-                ));
-            }
-            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-        }
+        clear_stale_socket(path, "socket")?;
         let listener = UnixListener::bind(path).map_err(|e| Error::io(path, e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
             .map_err(|e| Error::io(path, e))?;

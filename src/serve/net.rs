@@ -75,22 +75,7 @@ impl Listener {
         let l = match addr {
             Addr::Tcp(a) => Listener::Tcp(TcpListener::bind(a).map_err(|e| bind_error(addr, e))?),
             Addr::Unix(p) => {
-                if let Ok(meta) = std::fs::symlink_metadata(p) {
-                    use std::os::unix::fs::FileTypeExt;
-                    if !meta.file_type().is_socket() {
-                        return Err(Error::config(
-                            "listen",
-                            format!("{} exists and is not a socket", p.display()),
-                        ));
-                    }
-                    if UnixStream::connect(p).is_ok() {
-                        return Err(Error::config(
-                            "listen",
-                            format!("{} is in use by a running server", p.display()),
-                        ));
-                    }
-                    let _ = std::fs::remove_file(p);
-                }
+                crate::live::socket::clear_stale_socket(p, "listen")?;
                 Listener::Unix(
                     UnixListener::bind(p).map_err(|e| bind_error(addr, e))?,
                     Some(p.clone()),

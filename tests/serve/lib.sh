@@ -133,3 +133,16 @@ check_replies() {
   got=$("$py" "$client" check "$1" "$2" 2>&1) || fail "$4: $got (output in $1: $(head -c 300 "$1"))"
   [ "$got" = "$3" ] || fail "$4: got '$got', sparsa transcribe gives '$3'"
 }
+
+# clients_at_once N TAG: runs N test.py at once on clips[i % #clips] (the
+# server on port 2700), outputs in $work/TAG.I.out; fails if any fails.
+clients_at_once() {
+  local n=$1 tag=$2 i pids=()
+  for i in $(seq 0 $((n - 1))); do
+    timeout 120 "$py" "$peers/test.py" "${clips[i % ${#clips[@]}]}" >"$work/$tag.$i.out" 2>"$work/$tag.$i.err" &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[i]}" || fail "$tag: concurrent test.py run $i failed: $(tail -n 1 "$work/$tag.$i.err")"
+  done
+}

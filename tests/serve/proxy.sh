@@ -19,19 +19,9 @@ prog=proxy
 source "$(dirname "$0")/lib.sh"
 serve_setup "${1:-}"
 
-missing=()
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-command -v openssl >/dev/null || missing+=(openssl)
-if ((${#missing[@]})); then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "$prog: installing ${missing[*]}" >&2
-  $SUDO apt-get update -qq
-  # policy-rc.d-less machines would start the packages' system services:
-  # harmless (ports 80 and none), the test runs its own processes.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Installing them starts their system services on machines without a
+# policy-rc.d: harmless (port 80 and none); the test runs its own processes.
+bash tests/scripts/apt-install.sh nginx haproxy openssl
 PATH=$PATH:/usr/sbin
 
 require_port_free 2700 "test.py connects to ws://localhost:2700, where the proxy listens"
@@ -135,14 +125,7 @@ ok "haproxy runs docs/deploy/haproxy.cfg: 127.0.0.1:2700 -> sparsa serve on $p1 
 a1=$(health_field "$(health "$p1")" admitted)
 a2=$(health_field "$(health "$p2")" admitted)
 n=6
-pids=()
-for i in $(seq 0 $((n - 1))); do
-  timeout 120 "$py" "$peers/test.py" "${clips[i % ${#clips[@]}]}" >"$work/lb.$i.out" 2>"$work/lb.$i.err" &
-  pids+=($!)
-done
-for i in "${!pids[@]}"; do
-  wait "${pids[i]}" || fail "concurrent test.py run $i through haproxy failed: $(tail -n 1 "$work/lb.$i.err")"
-done
+clients_at_once "$n" lb
 for i in $(seq 0 $((n - 1))); do
   j=$((i % ${#clips[@]}))
   check_replies "$work/lb.$i.out" "${clips[j]}" "${ref[j]}" "haproxy: test.py run $i"

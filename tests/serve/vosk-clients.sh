@@ -64,15 +64,7 @@ for i in $(seq 0 7); do
   timeout 120 "$py" "$peers/test.py" "$wav" >"$work/seq.$i.out" 2>"$work/seq.$i.err" ||
     fail "sequential test.py run $i failed: $(tail -n 1 "$work/seq.$i.err")"
 done
-pids=()
-for i in $(seq 0 7); do
-  wav=${clips[i % ${#clips[@]}]}
-  timeout 120 "$py" "$peers/test.py" "$wav" >"$work/par.$i.out" 2>"$work/par.$i.err" &
-  pids+=($!)
-done
-for i in "${!pids[@]}"; do
-  wait "${pids[i]}" || fail "concurrent test.py run $i failed: $(tail -n 1 "$work/par.$i.err")"
-done
+clients_at_once 8 par
 same_partials=0
 for i in $(seq 0 7); do
   wav=${clips[i % ${#clips[@]}]}
