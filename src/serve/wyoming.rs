@@ -530,7 +530,7 @@ impl Connection {
             rate,
             channels,
             transcript: String::new(),
-            ticket: ticket,
+            ticket,
         });
         tracing::info!(
             "{}: stream open, {rate} Hz, {channels} channel(s) ({} open)",
