@@ -472,6 +472,76 @@ fn stalled_and_idle_clients_do_not_hold_up_others() {
     assert_eq!(server.stop(), 0);
 }
 
+/// A client whose socket takes almost nothing (4 KiB receive buffer) and
+/// that never reads: once its replies fill the buffers, the server's write
+/// waits 5 s and drops it, while another stream goes on unaffected.
+#[test]
+fn a_client_that_stops_reading_is_dropped() {
+    use std::os::fd::FromRawFd;
+    let server = Server::start(&[]);
+    let clip = &clips()[1];
+    let (expected, audio) = (transcribe(clip), pcm(clip));
+    // SAFETY: plain socket calls on a descriptor this test owns; the
+    // TcpStream takes it over.
+    let socket = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let size: libc::c_int = 4096;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: server.port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0);
+        TcpStream::from_raw_fd(fd)
+    };
+    socket
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut stalled, _) = tungstenite::client(server.url(), socket).unwrap();
+    let url = server.url();
+    let other = std::thread::spawn(move || finals(&stream(&mut connect(&url), &audio, 0.2)));
+    // One-sample frames: a reply each, until the server stops taking them.
+    let started = Instant::now();
+    while stalled.send(Message::binary(vec![0u8; 2])).is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server never pushed back"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.health()["dropped"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "not dropped: {}",
+            server.health()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(other.join().unwrap(), expected);
+    assert!(server
+        .log
+        .lock()
+        .unwrap()
+        .contains("client stopped reading"));
+    assert_eq!(server.stop(), 0);
+}
+
 #[test]
 fn token_health_and_loopback_rules() {
     let dir = tempfile::tempdir().unwrap();

@@ -145,20 +145,24 @@ impl Pool {
     /// Load over the last [`WINDOW`]; `rtf` falls back to the totals since
     /// start when the window holds under 5 s of audio (0 if none yet).
     pub fn load(&self) -> LoadSample {
-        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let recent: Vec<Record> = log
-            .recent
-            .iter()
-            .filter(|r| now.duration_since(r.at) <= WINDOW)
-            .copied()
-            .collect();
+        // Copied out so that the workers never wait on the sorting below.
+        let (recent, totals): (Vec<Record>, (f64, f64)) = {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            let recent = log
+                .recent
+                .iter()
+                .filter(|r| now.duration_since(r.at) <= WINDOW)
+                .copied()
+                .collect();
+            (recent, (log.totals.audio_s, log.totals.cpu_s))
+        };
         let audio_s: f64 = recent.iter().map(|r| r.audio_s).sum();
         let cpu_s: f64 = recent.iter().map(|r| r.cpu_s).sum();
         let rtf = if audio_s >= 5.0 {
             cpu_s / audio_s
-        } else if log.totals.audio_s > 0.0 {
-            log.totals.cpu_s / log.totals.audio_s
+        } else if totals.0 > 0.0 {
+            totals.1 / totals.0
         } else {
             0.0
         };

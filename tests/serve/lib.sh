@@ -117,7 +117,9 @@ serve_stop() {
 # health PORT [HOST]: GET /health's body; fails unless 200 with status ok.
 health() {
   local body
-  body=$(curl -fsS --max-time 10 "http://${2:-127.0.0.1}:$1/health") || fail "GET /health on port $1 failed"
+  # --max-time 60: the first request to a socket-activated server waits for
+  # it to start and load its model.
+  body=$(curl -fsS --max-time 60 "http://${2:-127.0.0.1}:$1/health") || fail "GET /health on port $1 failed"
   "$py" -c 'import json, sys; h = json.loads(sys.argv[1]); sys.exit(h.get("status") != "ok")' "$body" ||
     fail "GET /health on port $1: not status ok: $body"
   echo "$body"

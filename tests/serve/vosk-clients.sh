@@ -98,6 +98,6 @@ wait "$streamer" || fail "the real-time client failed: $(tail -n 2 "$out.err" | 
 import json, sys
 replies = [json.loads(l) for l in open(sys.argv[1])]
 final = [i for i, r in enumerate(replies) if "text" in r or "alternatives" in r]
-sys.exit(not ("close_code" in replies[-1] and final and final[-1] == len(replies) - 2))
+sys.exit(not (replies[-1].get("close_code") == 1001 and final and final[-1] == len(replies) - 2))
 PY
 ok "SIGTERM: the open stream got its final result ('$(grep -v close_code "$out" | tail -n 1 | head -c 120)'), then $(tail -n 1 "$out"); exit 0"
