@@ -139,8 +139,14 @@ fn transcribe(clip: &Path) -> String {
     texts.join(" ")
 }
 
+/// A client whose reads give up after a minute: a server that hangs fails
+/// the test instead of stalling it.
 fn connect(url: &str) -> Ws {
-    tungstenite::connect(url).expect("connect").0
+    let ws = tungstenite::connect(url).expect("connect").0;
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    }
+    ws
 }
 
 /// Streams `pcm` in `frame_s` frames with one reply read per frame, then
@@ -395,7 +401,7 @@ fn two_hundred_connections_at_once_are_served_or_refused() {
                     other => panic!("unexpected {other:?}"),
                 }
                 if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-                    s.set_read_timeout(None).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
                 }
                 ws.send(Message::binary(audio.to_vec())).unwrap();
                 read_json(&mut ws);
