@@ -193,11 +193,17 @@ impl Stages {
     }
 }
 
+thread_local! {
+    /// Feature frames and score rows passed between the stages within one
+    /// step: one pair per thread, not per stream (a server's streams keep
+    /// only their stages' own state between chunks).
+    static STEP_BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// Per-stream recognizer, single-threaded: the reference semantics.
 pub struct Recognizer {
     stages: Stages,
-    frames: Vec<f32>,
-    rows: Vec<f32>,
 }
 
 impl Recognizer {
@@ -205,8 +211,6 @@ impl Recognizer {
     pub fn new(model: Arc<Model>) -> Self {
         Recognizer {
             stages: Stages::new(&model),
-            frames: Vec::new(),
-            rows: Vec::new(),
         }
     }
 
@@ -276,14 +280,16 @@ impl Recognizer {
     ) {
         let t0 = Instant::now();
         let s = &mut self.stages;
-        self.frames.clear();
-        fe(&mut s.frontend, &mut self.frames);
-        s.scorer.accept(&self.frames);
-        self.rows.clear();
-        sc(&mut s.scorer, &mut self.rows);
+        let (mut frames, mut rows) = STEP_BUFFERS.with(|b| b.take());
+        frames.clear();
+        fe(&mut s.frontend, &mut frames);
+        s.scorer.accept(&frames);
+        rows.clear();
+        sc(&mut s.scorer, &mut rows);
         s.decode.account(t0.elapsed());
-        s.decode.accept(&self.rows);
+        s.decode.accept(&rows);
         dec(&mut s.decode, events);
+        STEP_BUFFERS.with(|b| b.replace((frames, rows)));
     }
 
     /// Recognizes a whole stream on this thread, handing every event to
