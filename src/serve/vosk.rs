@@ -111,6 +111,7 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
             return;
         }
     };
+    let _ = ws.get_ref().inner.set_read_timeout(POLL);
     let ticket = match shared.admission.admit(&shared.pool.load()) {
         Ok(t) => t,
         Err(why) => {
@@ -119,7 +120,6 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
             return;
         }
     };
-    let _ = ws.get_ref().inner.set_read_timeout(POLL);
     tracing::info!("{peer}: stream open ({} open)", shared.admission.open());
     let mut stream = Stream {
         ticket: Some(ticket),
@@ -282,7 +282,7 @@ impl Stream {
                             CloseCode::Unsupported,
                             format!(
                                 "sample_rate must be a number in [4000, 192000], got {}",
-                                clip(&value.to_string())
+                                super::clip(&value.to_string())
                             ),
                         );
                     }
@@ -309,7 +309,7 @@ impl Stream {
                         "phrase_list is not supported yet: this server recognizes its model's whole vocabulary".into(),
                     );
                 }
-                other => tracing::info!("config key {:?} ignored", clip(other)),
+                other => tracing::info!("config key {:?} ignored", super::clip(other)),
             }
         }
         Step::Silent
@@ -390,14 +390,6 @@ enum Step {
     Error(CloseCode, String),
 }
 
-/// At most 60 characters of client text, for replies and the log.
-fn clip(s: &str) -> String {
-    match s.char_indices().nth(60) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
-    }
-}
-
 fn truthy(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
@@ -475,7 +467,8 @@ fn close(ws: &mut Ws, code: CloseCode, why: &str) -> End {
         while Instant::now() < deadline {
             match ws.read() {
                 Ok(_) => {}
-                Err(e) if would_block(&e) => {}
+                // After shutdown began, reads fail at once: no spinning.
+                Err(e) if would_block(&e) => std::thread::sleep(Duration::from_millis(20)),
                 Err(_) => break,
             }
         }
@@ -493,9 +486,11 @@ fn read_head(conn: &mut Conn) -> std::io::Result<Option<Vec<u8>>> {
     // hold a connection slot.
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     loop {
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
+        conn.set_read_timeout(left)?;
         if buf.windows(4).any(|w| w == b"\r\n\r\n") {
             return Ok(Some(buf));
         }

@@ -376,8 +376,7 @@ impl Connection {
             }
             match self.decoder.next_event() {
                 Ok(Some(ev)) => {
-                    // Pings and unknown events keep a connection alive,
-                    // not a stream.
+                    // Pings keep a connection alive, not a stream.
                     if !matches!(ev.kind.as_str(), "ping" | "pong") {
                         self.last_input = Instant::now();
                     }
@@ -424,15 +423,17 @@ impl Connection {
                 if let Some(lang) = field("language") {
                     if !lang.as_str().is_some_and(|l| l.starts_with("en")) {
                         tracing::info!(
-                            "{}: language {lang} asked for; this model recognizes English",
-                            self.peer
+                            "{}: language {} asked for; this model recognizes English",
+                            self.peer,
+                            super::clip(&lang.to_string())
                         );
                     }
                 }
                 if let Some(name) = field("name") {
                     tracing::debug!(
-                        "{}: model {name} asked for; serving the one model",
-                        self.peer
+                        "{}: model {} asked for; serving the one model",
+                        self.peer,
+                        super::clip(&name.to_string())
                     );
                 }
                 Flow::Go
@@ -495,7 +496,7 @@ impl Connection {
                         "unsupported-format",
                         format!(
                             "audio-start needs integer rate, width and channels; {key} is {}",
-                            data.get(key).unwrap_or(&Value::Null)
+                            super::clip(&data.get(key).unwrap_or(&Value::Null).to_string())
                         ),
                     ))
                 }
@@ -553,7 +554,10 @@ impl Connection {
                 if v.as_u64() != Some(want) {
                     return Flow::Refuse(refuse(
                         "unsupported-format",
-                        format!("audio-chunk has {key} {v}, audio-start said {want}"),
+                        format!(
+                            "audio-chunk has {key} {}, audio-start said {want}",
+                            super::clip(&v.to_string())
+                        ),
                     ));
                 }
             }
