@@ -9,7 +9,7 @@
 //! `{"eof": 1}` gets the final result and closes the connection;
 //! `{"reset": 1}` gets the final result and the stream goes on.
 //!
-//! Where sparsa differs (the README's table lists these): `phrase_list` is
+//! Where sparsa differs (docs/serve.md's table lists these): `phrase_list` is
 //! refused (close 1003) until the decoder can restrict its vocabulary;
 //! `max_alternatives` is accepted but replies carry the one best result;
 //! `model` is ignored (one model per server); a config after audio may not
