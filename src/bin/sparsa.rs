@@ -187,15 +187,7 @@ enum Command {
     ///   sparsa serve --listen 0.0.0.0:2700 --token-file /etc/sparsa/token
     ///   python3 test.py clip.wav   # a Vosk client, ws://localhost:2700
     #[command(verbatim_doc_comment)]
-    Serve(ServeArgs),
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    decode: ModelArgs,
-    #[command(flatten)]
-    flags: sparsa::serve::ServeFlags,
+    Serve(sparsa::serve::ServeFlags),
 }
 
 #[derive(Args)]
@@ -274,7 +266,7 @@ fn main() {
         Command::Analyze(args) => analyze(args),
         Command::Bench(args) => bench(args),
         Command::Listen(args) => listen(args),
-        Command::Serve(args) => serve(args),
+        Command::Serve(flags) => sparsa::serve::run(&flags).map_err(Into::into),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -298,12 +290,6 @@ impl Command {
 
 /// A command's exit code, or the error `main` reports.
 type Exit = anyhow::Result<i32>;
-
-fn serve(args: ServeArgs) -> Exit {
-    let model = args.decode.load()?;
-    let name = args.decode.model.display().to_string();
-    Ok(sparsa::serve::run(model, name, &args.flags)?)
-}
 
 fn listen(args: ListenArgs) -> Exit {
     if args.list_devices {

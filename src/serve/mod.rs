@@ -22,7 +22,7 @@ pub mod wyoming;
 use crate::error::{Error, Result};
 use crate::range::{Count, Real};
 use crate::recognizer::pipeline::resident_kb;
-use crate::recognizer::Model;
+use crate::recognizer::{Model, ModelArgs};
 use admission::Admission;
 use net::{Addr, Conn, Listener};
 use pool::Pool;
@@ -38,16 +38,26 @@ use std::time::{Duration, Instant};
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Stack of a connection's I/O thread (it never runs the recognizer).
 const CONN_STACK: usize = 256 << 10;
+/// How often a waiting connection checks for shutdown and idleness.
+pub const POLL: Duration = Duration::from_millis(200);
+/// A client that takes longer than this to take a reply is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest audio message (WebSocket message, Wyoming payload), bytes.
+pub const MAX_AUDIO_MESSAGE: usize = 4 << 20;
+
 /// Seconds of audio one worker job carries at most: a long message is cut
 /// so that other streams' chunks take turns with it on the workers.
 pub const MAX_JOB_S: f64 = 0.5;
 /// How long shutdown waits for open streams to be finalized.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Flags of `sparsa serve`.
-#[derive(Clone, Debug, Default)]
+/// Flags of `sparsa serve`: the model, then the server's own.
+#[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ServeFlags {
+    /// The model and its decoder settings, as for `transcribe`.
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub model: ModelArgs,
     /// Serve the Vosk WebSocket protocol on ADDR (HOST:PORT or unix:PATH);
     /// repeatable [default: 127.0.0.1:2700].
     #[cfg_attr(feature = "cli", arg(long = "listen", value_name = "ADDR"))]
@@ -221,6 +231,44 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0 + 0.0
 }
 
+/// How a connection ended.
+pub enum End {
+    /// The client or the server closed it (normally or after an error).
+    Done,
+    /// The connection failed or the client stalled.
+    Dropped(String),
+}
+
+impl Shared {
+    /// Logs how `peer`'s connection ended; a dropped one is counted.
+    pub fn ended(&self, peer: &str, end: End) {
+        match end {
+            End::Done => tracing::info!("{peer}: closed"),
+            End::Dropped(why) => {
+                self.admission.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{peer}: connection dropped: {why}");
+            }
+        }
+    }
+}
+
+/// Whether an I/O error is a read or write timeout (or a non-blocking
+/// socket with nothing to do).
+pub fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// The error for a client that took no reply within [`WRITE_TIMEOUT`].
+pub fn stalled() -> String {
+    format!(
+        "client stopped reading (no reply taken in {} s)",
+        WRITE_TIMEOUT.as_secs()
+    )
+}
+
 /// At most 60 characters of client text, for replies and the log.
 pub fn clip(s: &str) -> String {
     match s.char_indices().nth(60) {
@@ -247,9 +295,11 @@ pub enum Protocol {
     Wyoming,
 }
 
-/// Runs the server until SIGTERM or Ctrl-C; returns the exit code.
-pub fn run(model: Arc<Model>, model_name: String, flags: &ServeFlags) -> Result<i32> {
+/// Loads the model, then runs the server until SIGTERM or Ctrl-C; returns
+/// the exit code.
+pub fn run(flags: &ServeFlags) -> Result<i32> {
     tune_malloc();
+    // Addresses and token first: a bad flag is reported before a slow load.
     let listeners = bind(flags)?;
     let token = match &flags.token_file {
         Some(p) => Some(read_token(p)?),
@@ -258,6 +308,8 @@ pub fn run(model: Arc<Model>, model_name: String, flags: &ServeFlags) -> Result<
     let workers = flags
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let model = flags.model.load()?;
+    let model_name = flags.model.model.display().to_string();
     let shared = Arc::new(Shared {
         model,
         pool: Pool::new(workers),

@@ -21,10 +21,9 @@
 
 use super::net::{Conn, Replay};
 use super::session::{Reply, Session, Utterance};
-use super::Shared;
+use super::{stalled, timed_out, End, Shared, POLL, WRITE_TIMEOUT};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -35,17 +34,13 @@ use tungstenite::{Message, WebSocket};
 pub const DEFAULT_RATE: u32 = 8000;
 /// Largest WebSocket message (and frame) accepted, bytes; larger ones
 /// close the connection with 1009.
-pub const MAX_MESSAGE: usize = 4 << 20;
+pub const MAX_MESSAGE: usize = super::MAX_AUDIO_MESSAGE;
 /// Read buffer of a connection, bytes.
 const BUFFER: usize = 8 << 10;
 /// Largest HTTP request head, bytes.
 const MAX_HEAD: usize = 16 << 10;
 /// Time a client has to send its HTTP request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a waiting connection checks for shutdown and idleness.
-const POLL: Duration = Duration::from_millis(200);
-/// A client that takes longer than this to take a reply is dropped.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Ws = WebSocket<Replay<Conn>>;
 
@@ -131,21 +126,7 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
     };
     let end = stream.run(&mut ws);
     drop(stream);
-    match end {
-        End::Done => tracing::info!("{peer}: stream closed"),
-        End::Dropped(why) => {
-            shared.admission.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("{peer}: connection dropped: {why}");
-        }
-    }
-}
-
-/// How a stream ended.
-enum End {
-    /// The client or the server closed it (normally or with an error code).
-    Done,
-    /// The connection failed or the client stalled.
-    Dropped(String),
+    shared.ended(&peer, end);
 }
 
 struct Stream {
@@ -401,7 +382,7 @@ fn truthy(v: &Value) -> bool {
 }
 
 fn would_block(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+    matches!(e, tungstenite::Error::Io(io) if timed_out(io))
 }
 
 /// Sends one text message; a client that cannot take it within
@@ -409,10 +390,7 @@ fn would_block(e: &tungstenite::Error) -> bool {
 fn send(ws: &mut Ws, text: &str) -> Result<(), String> {
     match ws.send(Message::text(text)) {
         Ok(()) => Ok(()),
-        Err(e) if would_block(&e) => Err(format!(
-            "client stopped reading (no reply taken in {} s)",
-            WRITE_TIMEOUT.as_secs()
-        )),
+        Err(e) if would_block(&e) => Err(stalled()),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -58,10 +58,9 @@
 use super::admission::Ticket;
 use super::net::Conn;
 use super::session::Session;
-use super::Shared;
+use super::{stalled, timed_out, End, Shared, POLL, WRITE_TIMEOUT};
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,14 +69,10 @@ pub const MAX_HEADER: usize = 64 << 10;
 /// Largest `data_length`, bytes.
 pub const MAX_DATA: usize = 1 << 20;
 /// Largest `payload_length`, bytes.
-pub const MAX_PAYLOAD: usize = 4 << 20;
+pub const MAX_PAYLOAD: usize = super::MAX_AUDIO_MESSAGE;
 /// The `wyoming` package release whose events this module reads and
 /// writes; sent as every event's `version`.
 pub const VERSION: &str = "1.10.2";
-/// How often a waiting connection checks for shutdown and idleness.
-const POLL: Duration = Duration::from_millis(200);
-/// A client that takes longer than this to take an event is dropped.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection closed for an error keeps reading (and dropping)
 /// what the client still sends, so the `error` event is not lost to a
 /// reset.
@@ -295,14 +290,6 @@ fn length(head: &Map<String, Value>, kind: &str, key: &str, max: usize) -> Resul
     Ok(n as usize)
 }
 
-/// How a connection ended.
-enum End {
-    /// The client or the server closed it (normally or after an error event).
-    Done,
-    /// The connection failed or the client stalled.
-    Dropped(String),
-}
-
 /// What handling one event leads to.
 enum Flow {
     Go,
@@ -343,13 +330,8 @@ pub fn handle(shared: Arc<Shared>, conn: Conn) {
         stream: None,
         last_input: Instant::now(),
     };
-    match c.run() {
-        End::Done => tracing::debug!("{peer}: wyoming connection closed"),
-        End::Dropped(why) => {
-            shared.admission.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("{peer}: connection dropped: {why}");
-        }
-    }
+    let end = c.run();
+    shared.ended(&peer, end);
 }
 
 struct Connection {
@@ -632,10 +614,7 @@ impl Connection {
     fn send(&mut self, ev: &Event) -> Result<(), String> {
         match self.conn.write_all(&ev.encode()) {
             Ok(()) => Ok(()),
-            Err(e) if timed_out(&e) => Err(format!(
-                "client stopped reading (no event taken in {} s)",
-                WRITE_TIMEOUT.as_secs()
-            )),
+            Err(e) if timed_out(&e) => Err(stalled()),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -666,13 +645,6 @@ impl Connection {
         self.conn.shutdown();
         End::Done
     }
-}
-
-fn timed_out(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
 }
 
 #[cfg(test)]
