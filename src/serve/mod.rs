@@ -163,14 +163,17 @@ impl Shared {
     pub fn accept(
         &self,
         mut session: Box<Session>,
-        pcm: &[u8],
+        pcm: Vec<u8>,
     ) -> std::result::Result<(Box<Session>, Reply), String> {
         let step = session.bytes(MAX_JOB_S);
+        // The usual chunk (a 0.2 s frame) goes to the worker as it is.
+        let pieces: Vec<Vec<u8>> = if pcm.len() <= step {
+            vec![pcm]
+        } else {
+            pcm.chunks(step).map(<[u8]>::to_vec).collect()
+        };
         let mut reply: Option<Reply> = None;
-        let mut at = 0;
-        loop {
-            let piece = pcm[at..(at + step).min(pcm.len())].to_vec();
-            at += piece.len();
+        for piece in pieces {
             let audio_s = session.seconds(piece.len());
             let (s, r) = self.pool.run(audio_s, move || {
                 let r = session.accept(&piece);
@@ -182,11 +185,9 @@ impl Shared {
                 Some(before) => before.then(r),
                 None => r,
             });
-            if at >= pcm.len() {
-                // INVARIANT: the loop ran at least once.
-                return Ok((session, reply.expect("one piece at least")));
-            }
         }
+        // INVARIANT: `pieces` holds one piece at least (an empty chunk is one).
+        Ok((session, reply.expect("one piece at least")))
     }
 
     /// Ends `session`'s input on a worker: its last utterance.

@@ -99,21 +99,28 @@ pub struct Session {
     events: Vec<Event>,
 }
 
+/// Checks a client's sample rate for a model at `model_rate` Hz; the
+/// message says what is accepted.
+pub fn check_rate(rate_hz: u32, model_rate: u32) -> Result<()> {
+    if !RATES.contains(&rate_hz) || rate_hz / gcd(rate_hz, model_rate) > MAX_RATE_FACTOR {
+        return Err(Error::config(
+            "sample_rate",
+            format!(
+                "must be a sample rate in [{}, {}] Hz that resamples to {model_rate} Hz \
+                 in small steps (8000, 11025, 16000, 22050, 44100, 48000, ...), got {rate_hz}",
+                RATES.start(),
+                RATES.end()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Session {
     /// A stream of `channels`-channel 16-bit PCM at `rate_hz`.
     pub fn new(model: Arc<Model>, rate_hz: u32, channels: u16) -> Result<Self> {
         let model_rate = model.am.frontend.config().sample_rate_hz;
-        if !RATES.contains(&rate_hz) || rate_hz / gcd(rate_hz, model_rate) > MAX_RATE_FACTOR {
-            return Err(Error::config(
-                "sample_rate",
-                format!(
-                    "must be a sample rate in [{}, {}] Hz that resamples to {model_rate} Hz \
-                     in small steps (8000, 11025, 16000, 22050, 44100, 48000, ...), got {rate_hz}",
-                    RATES.start(),
-                    RATES.end()
-                ),
-            ));
-        }
+        check_rate(rate_hz, model_rate)?;
         if channels == 0 || channels > MAX_CHANNELS {
             return Err(Error::config(
                 "channels",

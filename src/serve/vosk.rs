@@ -256,18 +256,23 @@ impl Stream {
         for (key, value) in cfg {
             match key.as_str() {
                 "sample_rate" => {
-                    let rate = value.as_f64().unwrap_or(-1.0);
-                    if !(rate.is_finite() && super::session::RATES.contains(&(rate.round() as u32)))
-                    {
+                    let model_rate = self.shared.model.am.frontend.config().sample_rate_hz;
+                    let rate = value
+                        .as_f64()
+                        .filter(|r| (1.0..=u32::MAX as f64).contains(r))
+                        .map(|r| r.round() as u32);
+                    let Some(rate) = rate else {
                         return Step::Error(
                             CloseCode::Unsupported,
                             format!(
-                                "sample_rate must be a number in [4000, 192000], got {}",
+                                "sample_rate must be a number, got {}",
                                 super::clip(&value.to_string())
                             ),
                         );
+                    };
+                    if let Err(e) = super::session::check_rate(rate, model_rate) {
+                        return Step::Error(CloseCode::Unsupported, e.to_string());
                     }
-                    let rate = rate.round() as u32;
                     if self.session.as_ref().is_some_and(|s| s.rate_hz() != rate) {
                         return Step::Error(
                             CloseCode::Unsupported,
@@ -314,7 +319,7 @@ impl Stream {
                 ),
             );
         }
-        match self.shared.accept(session, &pcm) {
+        match self.shared.accept(session, pcm) {
             Ok((session, r)) => {
                 self.session = Some(session);
                 Step::Reply(self.reply(&r))

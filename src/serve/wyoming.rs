@@ -559,7 +559,7 @@ impl Connection {
             self.stream = Some(st);
             return Flow::Go;
         }
-        let reply = match self.shared.accept(st.session, &pcm) {
+        let reply = match self.shared.accept(st.session, pcm) {
             Ok((session, r)) => {
                 st.session = session;
                 r
