@@ -19,6 +19,7 @@ use crate::audio::{MonoStream, Span};
 use crate::error::{Error, Result};
 use crate::features::frontend::Frontend;
 use crate::search::decoder::WordResult;
+use crate::search::grammar::Grammar;
 use crate::search::graph::{DecoderConfig, SearchGraph};
 use crate::search::lexicon::Lexicon;
 use crate::search::lm::NgramLm;
@@ -109,7 +110,16 @@ impl Model {
         scorer: ScorerConfig,
     ) -> Result<Self> {
         let shift = am.frontend.config().frame_shift_ms / 1000.0;
-        let (graph, _) = SearchGraph::build(lexicon, &am.phones, &am.topology, lm, config, shift);
+        let grammar = Grammar::ngram(lm);
+        let (graph, _) = SearchGraph::build(
+            lexicon,
+            &am.phones,
+            &am.topology,
+            grammar,
+            &[],
+            config,
+            shift,
+        );
         Ok(Model {
             scoring: ScoringNet::new(&am, scorer)?,
             log_priors: Arc::new(am.log_priors.clone()),

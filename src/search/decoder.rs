@@ -1,45 +1,26 @@
 //! Online token-passing decoder: frame-synchronous Viterbi beam search over
-//! word HMM chains with optional silence, an n-gram LM applied at word
-//! ends, partial results by traceback, endpoint rules, word timings and
-//! confidences.
+//! the shared lexical prefix network ([`SearchGraph`]) with LM look-ahead,
+//! a word lattice per utterance, partial results by traceback, endpoint
+//! rules, word timings and confidences.
 //!
-//! Hand-written because the search is the product. The graph is a word
-//! loop: one left-to-right chain of HMM states per pronunciation (states
-//! are not shared between words, so the LM can be applied exactly when a
-//! word ends). Each state keeps one token (the Viterbi approximation); a
-//! token carries its LM history. Word ends within the word-end beam are
-//! expanded into every word start, with LM scores cached per history.
-//! Every 50 frames the word links and histories no active token reaches
-//! are collected, so long utterances run in memory bounded by the beam.
+//! Hand-written because the search is the product. A token is an HMM
+//! instance: one phone node under one LM history (Ney's history-conditioned
+//! tree search), with a score per HMM state, so paths that share a prefix
+//! and a history recombine. Scores carry the look-ahead of their node; at
+//! a word end it is swapped for the true LM score of the word given the
+//! history. Word ends of one frame are grouped by (history, context) into
+//! lattice nodes; the best of each group enters the first phones that may
+//! follow it, and every word end within the word-end beam becomes a
+//! lattice arc (the word-pair approximation: a word's start time depends
+//! on its history only). Every 50 frames the lattice is pruned to arcs on
+//! some path within the lattice beam of the best active token and the LM
+//! histories no token holds are dropped, so memory follows the beams.
 
-use crate::search::graph::{SearchGraph, SIL_WORD};
-use crate::search::lm::{WordId, BOS, EOS};
+use crate::search::graph::{SearchGraph, EDGE_BIT, MAX_STATES, SIL_WORD};
+use crate::search::lm::WordId;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-#[derive(Clone, Copy, Debug)]
-struct Token {
-    score: f32,
-    /// Interned LM history.
-    hist: u32,
-    /// Word link of the last completed word (u32::MAX = none).
-    link: u32,
-    /// Frame the current word started.
-    start: u32,
-    /// Scaled acoustic score accumulated in the current word.
-    ac: f32,
-}
-
-/// A completed word on some path.
-#[derive(Clone, Copy, Debug)]
-struct WordLink {
-    word: u32,
-    start: u32,
-    end: u32,
-    prev: u32,
-    ac: f32,
-}
 
 /// One recognized word.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
@@ -74,178 +55,400 @@ impl Hypothesis {
 
 const NONE: u32 = u32::MAX;
 
-/// LM score rows kept for reuse between utterances (7 KB each with the
-/// default vocabulary: a server holds this many per open stream).
+/// Look-ahead rows kept for reuse (one per grammar context in use; a
+/// server holds this many per open stream).
 const MAX_SPARE_ROWS: usize = 64;
 
-/// Frames between garbage collections of word links and LM histories.
-/// Within an utterance only what active tokens reach is kept, so memory is
-/// bounded by the beam, not by how long the utterance (or the search) is.
+/// Frames between lattice prunings and collections of LM histories.
 const GC_INTERVAL: u32 = 50;
 
-/// Marks a reachable entry during garbage collection.
-const MARKED: u32 = u32::MAX - 1;
+/// One phone node under one LM history: a score and a lattice node (where
+/// the word began) per HMM state.
+#[derive(Clone, Copy, Debug)]
+struct Inst {
+    node: u32,
+    hist: u32,
+    score: [f32; MAX_STATES],
+    from: [u32; MAX_STATES],
+}
+
+impl Inst {
+    fn new(node: u32, hist: u32) -> Self {
+        Inst {
+            node,
+            hist,
+            score: [f32::NEG_INFINITY; MAX_STATES],
+            from: [NONE; MAX_STATES],
+        }
+    }
+}
+
+/// A word boundary: the frame at which the words leaving it start, the
+/// best score of any path reaching it, and its incoming arcs.
+#[derive(Clone, Copy, Debug)]
+struct LatNode {
+    frame: u32,
+    score: f32,
+    /// Newest incoming arc (the others follow `next_in`).
+    first_in: u32,
+    /// Incoming arc of the best path.
+    best_in: u32,
+}
+
+/// A word between two boundaries (its end node holds it).
+#[derive(Clone, Copy, Debug)]
+struct LatArc {
+    from: u32,
+    word: u32,
+    /// Scaled acoustic score, transitions included.
+    ac: f32,
+    /// Scaled LM score plus insertion penalty (and `</s>` into the final node).
+    lm: f32,
+    next_in: u32,
+}
+
+/// A word end of the current frame.
+#[derive(Clone, Copy, Debug)]
+struct End {
+    score: f32,
+    word: u32,
+    from: u32,
+    hist: u32,
+    left_slot: u16,
+    right: u64,
+    ac: f32,
+    lm: f32,
+}
+
+/// (node, history) → instance index for the frame being built: open
+/// addressing with generation stamps, so clearing it per frame is free.
+#[derive(Default)]
+struct InstMap {
+    keys: Vec<u64>,
+    vals: Vec<u32>,
+    stamps: Vec<u32>,
+    generation: u32,
+    len: usize,
+}
+
+impl InstMap {
+    fn clear(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamps.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.len = 0;
+    }
+
+    fn slot(&self, key: u64) -> usize {
+        let mask = self.keys.len() - 1;
+        // Fibonacci hashing: the product's top bits mix every key bit.
+        let bits = self.keys.len().trailing_zeros();
+        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize;
+        while self.stamps[i] == self.generation && self.keys[i] != key {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// The index stored for `key`, or `Err(slot)`: then [`InstMap::fill`] that slot.
+    fn find(&mut self, key: u64, all: &[Inst]) -> Result<u32, usize> {
+        if (self.len + 1) * 2 > self.keys.len() {
+            self.grow(all);
+        }
+        let i = self.slot(key);
+        if self.stamps[i] == self.generation {
+            Ok(self.vals[i])
+        } else {
+            Err(i)
+        }
+    }
+
+    fn fill(&mut self, slot: usize, key: u64, val: u32) {
+        self.keys[slot] = key;
+        self.vals[slot] = val;
+        self.stamps[slot] = self.generation;
+        self.len += 1;
+    }
+
+    fn grow(&mut self, all: &[Inst]) {
+        let cap = (self.keys.len() * 2).max(1024);
+        self.keys = vec![0; cap];
+        self.vals = vec![0; cap];
+        self.stamps = vec![0; cap];
+        self.generation = 1;
+        self.len = 0;
+        for (k, inst) in all.iter().enumerate() {
+            let key = key(inst.node, inst.hist);
+            let i = self.slot(key);
+            self.keys[i] = key;
+            self.vals[i] = k as u32;
+            self.stamps[i] = self.generation;
+            self.len += 1;
+        }
+    }
+}
+
+/// Hashes small integer keys with one multiply (the maps here are keyed
+/// by ids the decoder made, not by outside input, so no DoS resistance is needed).
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+fn key(node: u32, hist: u32) -> u64 {
+    (node as u64) << 32 | hist as u64
+}
+
+/// The instance of (node, hist) in the frame being built, made if new.
+fn instance(map: &mut InstMap, next: &mut Vec<Inst>, node: u32, hist: u32) -> usize {
+    let k = key(node, hist);
+    match map.find(k, next) {
+        Ok(i) => i as usize,
+        Err(slot) => {
+            next.push(Inst::new(node, hist));
+            map.fill(slot, k, (next.len() - 1) as u32);
+            next.len() - 1
+        }
+    }
+}
 
 /// Per-stream decoder state.
 pub struct Decoder {
     graph: Arc<SearchGraph>,
-    cur: Vec<Token>,
-    active: Vec<u32>,
-    next_active: Vec<u32>,
-    links: Vec<WordLink>,
-    /// Interned histories (LM word ids, oldest first) and cached LM scores per history.
+    cur: Vec<Inst>,
+    next: Vec<Inst>,
+    map: InstMap,
+    nodes: Vec<LatNode>,
+    arcs: Vec<LatArc>,
+    /// Interned grammar states and their word-id lists.
     hist_ids: HashMap<Vec<WordId>, u32>,
     hists: Vec<Vec<WordId>>,
-    lm_cache: Vec<Option<Vec<f32>>>,
-    /// LM score rows of finished utterances, reused: no allocation churn
-    /// (and heap fragmentation) per history over hours of audio.
+    /// Per history: its look-ahead row (NONE until needed).
+    hist_row: Vec<u32>,
+    /// Look-ahead rows (one score per first-phone node) by grammar context.
+    rows: Vec<Vec<f32>>,
+    row_of_context: IdMap<u32, u32>,
     spare_rows: Vec<Vec<f32>>,
-    /// (history, word) → history after the word, so word ends do not re-intern.
-    extend_cache: HashMap<(u32, u32), u32>,
-    /// Per-frame scratch: word ends (score, link, history) and expanded histories.
-    ends: Vec<(f32, u32, u32)>,
-    expanded: Vec<u32>,
+    /// (history, word) → scaled LM score and next history (NONE: not allowed).
+    lm_cache: IdMap<(u32, u32), (f32, u32)>,
+    /// History → scaled score of ending there (-inf: may not end).
+    end_cache: IdMap<u32, f32>,
+    /// Per-frame scratch.
+    ends: Vec<End>,
+    groups: Vec<(u32, u16, u64, u32)>,
+    scores_buf: Vec<f32>,
+    remap: Vec<u32>,
+    completion: Vec<f32>,
     /// Cumulative best scaled acoustic score per frame (for confidences).
     best_ac_cum: Vec<f32>,
     frames: u32,
-    scores_buf: Vec<f32>,
-    /// Garbage-collection scratch: old index → new index (or NONE).
-    remap: Vec<u32>,
 }
 
 const LN10: f32 = std::f32::consts::LN_10;
 
-/// A state no token has reached.
-const EMPTY: Token = Token {
-    score: f32::NEG_INFINITY,
-    hist: 0,
-    link: NONE,
-    start: 0,
-    ac: 0.0,
-};
-
-thread_local! {
-    /// The tokens of the frame being computed, all [`EMPTY`] between
-    /// frames. One per thread rather than one per stream: a server with
-    /// many streams and few workers keeps one such array per worker.
-    static NEXT: std::cell::RefCell<Vec<Token>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl Decoder {
     /// A fresh stream over a shared graph.
     pub fn new(graph: Arc<SearchGraph>) -> Self {
-        let n = graph.num_states();
         let mut d = Decoder {
-            cur: vec![EMPTY; n],
-            active: Vec::new(),
-            next_active: Vec::new(),
-            links: Vec::new(),
+            graph,
+            cur: Vec::new(),
+            next: Vec::new(),
+            map: InstMap::default(),
+            nodes: Vec::new(),
+            arcs: Vec::new(),
             hist_ids: HashMap::new(),
             hists: Vec::new(),
-            lm_cache: Vec::new(),
+            hist_row: Vec::new(),
+            rows: Vec::new(),
+            row_of_context: IdMap::default(),
             spare_rows: Vec::new(),
-            extend_cache: HashMap::new(),
+            lm_cache: IdMap::default(),
+            end_cache: IdMap::default(),
             ends: Vec::new(),
-            expanded: Vec::new(),
-            best_ac_cum: vec![0.0],
-            frames: 0,
+            groups: Vec::new(),
             scores_buf: Vec::new(),
             remap: Vec::new(),
-            graph,
+            completion: Vec::new(),
+            best_ac_cum: Vec::new(),
+            frames: 0,
         };
         d.reset();
         d
     }
 
+    /// The shared graph.
+    pub fn graph(&self) -> &Arc<SearchGraph> {
+        &self.graph
+    }
+
     /// Starts a new utterance, keeping allocations.
     pub fn reset(&mut self) {
-        for &i in &self.active {
-            self.cur[i as usize].score = f32::NEG_INFINITY;
-        }
-        self.active.clear();
-        self.links.clear();
+        self.cur.clear();
+        self.next.clear();
+        self.nodes.clear();
+        self.arcs.clear();
         self.hist_ids.clear();
         self.hists.clear();
-        self.spare_rows.extend(self.lm_cache.drain(..).flatten());
-        // Keep a typical utterance's worth; one huge utterance's rows go.
-        self.spare_rows.truncate(MAX_SPARE_ROWS);
-        self.extend_cache.clear();
+        self.hist_row.clear();
+        self.drop_rows();
+        self.lm_cache.clear();
+        self.end_cache.clear();
         self.best_ac_cum.clear();
         self.best_ac_cum.push(0.0);
         self.frames = 0;
-        let bos = self.graph.lm.id(BOS).map(|b| vec![b]).unwrap_or_default();
-        let h = self.intern(bos);
-        // Before the first frame every chain may start (LM from <s>).
-        let starts: Vec<u32> = self.graph.starts.clone();
-        for s in starts {
-            let w = self.graph.word_of[s as usize];
-            let lm = self.lm_score(h, w);
-            let i = s as usize;
-            if lm > self.cur[i].score {
-                if self.cur[i].score == f32::NEG_INFINITY {
-                    self.active.push(s);
-                }
-                self.cur[i] = Token {
-                    score: lm,
-                    hist: h,
-                    link: NONE,
-                    start: 0,
-                    ac: 0.0,
-                };
+        // Oversized scratch from one huge utterance goes.
+        for v in [&mut self.cur, &mut self.next] {
+            if v.capacity() > 1 << 16 {
+                *v = Vec::new();
             }
         }
+        self.nodes.push(LatNode {
+            frame: 0,
+            score: 0.0,
+            first_in: NONE,
+            best_in: NONE,
+        });
+        let start = self.graph.grammar.start();
+        let h = self.intern(start);
+        self.map.clear();
+        let edge = self.graph.heads.len() - 1;
+        self.enter_words(0, h, edge as u16, u64::MAX, f32::NEG_INFINITY);
+        std::mem::swap(&mut self.cur, &mut self.next);
     }
 
-    fn intern(&mut self, hist: Vec<WordId>) -> u32 {
-        let state = self.graph.lm.state_of(&hist);
+    fn intern(&mut self, state: Vec<WordId>) -> u32 {
         if let Some(&id) = self.hist_ids.get(&state) {
             return id;
         }
         let id = self.hists.len() as u32;
         self.hist_ids.insert(state.clone(), id);
         self.hists.push(state);
-        self.lm_cache.push(None);
+        self.hist_row.push(NONE);
         id
     }
 
-    /// Scaled LM score (plus insertion penalty) of entering search word `w` from history `h`.
-    fn lm_score(&mut self, h: u32, w: u32) -> f32 {
-        if w == SIL_WORD {
-            return 0.0;
-        }
-        if self.lm_cache[h as usize].is_none() {
-            let g = &self.graph;
-            let hist = &self.hists[h as usize];
-            let scale = g.config.lm_weight * LN10;
-            let wip = g.config.word_insertion_penalty;
-            let mut v = self.spare_rows.pop().unwrap_or_default();
-            v.clear();
-            v.extend(g.lm_ids.iter().map(|&id| {
-                if id == NONE {
-                    0.0
-                } else {
-                    scale * g.lm.log10_prob(hist, id) + wip
-                }
-            }));
-            self.lm_cache[h as usize] = Some(v);
-        }
-        // INVARIANT: the cache entry was filled just above.
-        self.lm_cache[h as usize].as_ref().expect("filled above")[w as usize]
+    /// Look-ahead rows go back to the spare pool (a typical utterance's
+    /// worth is kept).
+    fn drop_rows(&mut self) {
+        self.spare_rows.append(&mut self.rows);
+        self.spare_rows.truncate(MAX_SPARE_ROWS);
+        self.row_of_context.clear();
+        self.hist_row.iter_mut().for_each(|r| *r = NONE);
     }
 
-    /// History after `word` follows history `h`.
-    fn extend(&mut self, h: u32, word: u32) -> u32 {
-        if word == SIL_WORD {
-            return h;
+    /// The look-ahead of `node` for a path with history `hist`: per
+    /// history at first-phone nodes (where words fan out), the unigram
+    /// look-ahead below them.
+    fn la(&mut self, node: u32, hist: u32) -> f32 {
+        let h = self.graph.head_index[node as usize];
+        if h == NONE {
+            return self.graph.lookahead[node as usize];
         }
-        if let Some(&next) = self.extend_cache.get(&(h, word)) {
-            return next;
+        let mut r = self.hist_row[hist as usize];
+        if r == NONE {
+            let g = self.graph.clone();
+            let context = g.grammar.lookahead_context(&self.hists[hist as usize]);
+            r = match self.row_of_context.get(&context) {
+                Some(&r) => r,
+                None => {
+                    let mut row = self.spare_rows.pop().unwrap_or_default();
+                    g.lookahead_row(context, &mut row);
+                    self.rows.push(row);
+                    let r = (self.rows.len() - 1) as u32;
+                    self.row_of_context.insert(context, r);
+                    r
+                }
+            };
+            self.hist_row[hist as usize] = r;
         }
-        let mut hist = self.hists[h as usize].clone();
-        hist.push(self.graph.lm_ids[word as usize]);
-        let next = self.intern(hist);
-        self.extend_cache.insert((h, word), next);
-        next
+        self.rows[r as usize][h as usize]
+    }
+
+    /// Scaled LM score (plus insertion penalty) of search word `w` after
+    /// history `h`, and the history after it; `None` if the grammar forbids it.
+    fn word_lm(&mut self, h: u32, w: u32) -> Option<(f32, u32)> {
+        if w == SIL_WORD {
+            return Some((0.0, h));
+        }
+        if let Some(&(s, next)) = self.lm_cache.get(&(h, w)) {
+            return (next != NONE).then_some((s, next));
+        }
+        let g = self.graph.clone();
+        let found = g
+            .grammar
+            .next(&self.hists[h as usize], g.lm_ids[w as usize]);
+        let (s, next) = match found {
+            Some((p, state)) => (
+                g.config.lm_weight * LN10 * p + g.config.word_insertion_penalty,
+                self.intern(state),
+            ),
+            None => (f32::NEG_INFINITY, NONE),
+        };
+        self.lm_cache.insert((h, w), (s, next));
+        (next != NONE).then_some((s, next))
+    }
+
+    /// Scaled score of ending the utterance after history `h`.
+    fn end_lm(&mut self, h: u32) -> f32 {
+        if let Some(&s) = self.end_cache.get(&h) {
+            return s;
+        }
+        let g = &self.graph;
+        let s = match g.grammar.end(&self.hists[h as usize]) {
+            Some(p) => g.config.lm_weight * LN10 * p,
+            None => f32::NEG_INFINITY,
+        };
+        self.end_cache.insert(h, s);
+        s
+    }
+
+    /// Puts a path into state 0 of `node` under `hist` in the frame being built.
+    fn enter(&mut self, node: u32, hist: u32, score: f32, from: u32) {
+        let i = instance(&mut self.map, &mut self.next, node, hist);
+        let inst = &mut self.next[i];
+        if score > inst.score[0] {
+            inst.score[0] = score;
+            inst.from[0] = from;
+        }
+    }
+
+    /// Enters the silence node and the first phones allowed after a word
+    /// boundary (lattice node `from`, best score there `score` is the
+    /// node's) whose look-ahead score is at least `thr`.
+    fn enter_words(&mut self, from: u32, hist: u32, left_slot: u16, right: u64, thr: f32) {
+        let g = self.graph.clone();
+        let score = self.nodes[from as usize].score;
+        if right & EDGE_BIT != 0 {
+            self.enter(g.sil_node, hist, score, from);
+        }
+        for &(head, first) in &g.heads[left_slot as usize] {
+            if right & (1u64 << first) == 0 {
+                continue;
+            }
+            let cand = score + self.la(head, hist);
+            if cand >= thr {
+                self.enter(head, hist, cand, from);
+            }
+        }
     }
 
     /// Frames decoded in this utterance.
@@ -256,7 +459,9 @@ impl Decoder {
     /// Consumes one frame of log-likelihoods (log posterior − log prior, one per pdf).
     pub fn advance(&mut self, loglik: &[f32]) {
         let g = self.graph.clone();
-        let scale = g.config.acoustic_scale;
+        let cfg = &g.config;
+        let spp = g.spp;
+        let scale = cfg.acoustic_scale;
         let t = self.frames;
         if t > 0 && t.is_multiple_of(GC_INTERVAL) {
             self.collect_garbage();
@@ -265,319 +470,432 @@ impl Decoder {
         // INVARIANT: reset() always pushes the initial 0.
         let cum = *self.best_ac_cum.last().expect("starts with 0") + best_ac;
         self.best_ac_cum.push(cum);
-        // 1. Emit frame t in every active state (tokens at t-1 entered them).
+        // 1. Emit frame t in every live state.
         let mut best = f32::NEG_INFINITY;
-        for &i in &self.active {
-            let tok = &mut self.cur[i as usize];
-            let ac = scale * loglik[g.pdf[i as usize] as usize];
-            tok.score += ac;
-            tok.ac += ac;
-            best = best.max(tok.score);
+        let mut live = 0;
+        for inst in &mut self.cur {
+            let base = inst.node as usize * spp;
+            for s in 0..spp {
+                if inst.score[s] > f32::NEG_INFINITY {
+                    inst.score[s] += scale * loglik[g.pdf[base + s] as usize];
+                    best = best.max(inst.score[s]);
+                    live += 1;
+                }
+            }
         }
-        // 2. Prune.
-        let mut thr = best - g.config.beam;
-        if self.active.len() > g.config.max_active {
+        // 2. Prune: the beam, and at most max_active states.
+        let mut thr = best - cfg.beam;
+        if live > cfg.max_active {
             self.scores_buf.clear();
-            self.scores_buf
-                .extend(self.active.iter().map(|&i| self.cur[i as usize].score));
-            let k = g.config.max_active;
+            for inst in &self.cur {
+                self.scores_buf
+                    .extend(inst.score[..spp].iter().filter(|s| s.is_finite()));
+            }
+            let k = cfg.max_active;
             let (_, kth, _) = self
                 .scores_buf
                 .select_nth_unstable_by(k, |a, b| b.total_cmp(a));
             thr = thr.max(*kth);
         }
-        // 3. Propagate within words and collect word ends.
+        // 3. Propagate within and between phone nodes; collect word ends.
+        self.next.clear();
+        self.map.clear();
         let mut ends = std::mem::take(&mut self.ends);
         ends.clear();
-        let mut next = NEXT.with(|n| n.take());
-        if next.len() < self.cur.len() {
-            next.resize(self.cur.len(), EMPTY);
-        }
-        let active = std::mem::take(&mut self.active);
-        for &i in &active {
-            let i = i as usize;
-            let tok = self.cur[i];
-            self.cur[i].score = f32::NEG_INFINITY;
-            if tok.score < thr || tok.score == f32::NEG_INFINITY {
-                continue;
-            }
-            let stay = tok.score + g.loop_lp[i];
-            Self::relax(
-                &mut next,
-                &mut self.next_active,
-                i,
-                Token { score: stay, ..tok },
-            );
-            let go = tok.score + g.exit_lp[i];
-            if g.last[i] {
-                if go >= best - g.config.word_end_beam {
-                    let link = self.links.len() as u32;
-                    self.links.push(WordLink {
-                        word: g.word_of[i],
-                        start: tok.start,
-                        end: t + 1,
-                        prev: tok.link,
-                        ac: tok.ac,
-                    });
-                    let hist = self.extend(tok.hist, g.word_of[i]);
-                    ends.push((go, link, hist));
-                }
-            } else {
-                Self::relax(
-                    &mut next,
-                    &mut self.next_active,
-                    i + 1,
-                    Token { score: go, ..tok },
-                );
-            }
-        }
-        self.active = active;
-        self.active.clear();
-        // 4. Expand the best word end per history into every word start.
-        ends.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut seen_hist = std::mem::take(&mut self.expanded);
-        seen_hist.clear();
-        for &(score, link, hist) in &ends {
-            if seen_hist.contains(&hist) {
-                continue;
-            }
-            if seen_hist.len() >= g.config.max_word_ends {
-                break;
-            }
-            seen_hist.push(hist);
-            for k in 0..g.starts.len() {
-                let s = g.starts[k];
-                let w = g.word_of[s as usize];
-                let cand = score + self.lm_score(hist, w);
-                if cand < thr {
+        let cur = std::mem::take(&mut self.cur);
+        for inst in &cur {
+            let base = inst.node as usize * spp;
+            let mut ns = [f32::NEG_INFINITY; MAX_STATES];
+            let mut nf = [NONE; MAX_STATES];
+            let mut exit = f32::NEG_INFINITY;
+            let mut exit_from = NONE;
+            let mut any = false;
+            for s in 0..spp {
+                let sc = inst.score[s];
+                if sc < thr || sc == f32::NEG_INFINITY {
                     continue;
                 }
-                Self::relax(
-                    &mut next,
-                    &mut self.next_active,
-                    s as usize,
-                    Token {
-                        score: cand,
-                        hist,
-                        link,
-                        start: t + 1,
-                        ac: 0.0,
-                    },
-                );
+                let stay = sc + g.loop_lp[base + s];
+                if stay > ns[s] {
+                    (ns[s], nf[s]) = (stay, inst.from[s]);
+                    any = true;
+                }
+                let go = sc + g.exit_lp[base + s];
+                if s + 1 < spp {
+                    if go > ns[s + 1] {
+                        (ns[s + 1], nf[s + 1]) = (go, inst.from[s]);
+                    }
+                } else {
+                    (exit, exit_from) = (go, inst.from[s]);
+                }
+            }
+            if any {
+                let i = instance(&mut self.map, &mut self.next, inst.node, inst.hist);
+                let slot = &mut self.next[i];
+                for s in 0..spp {
+                    if ns[s] > slot.score[s] {
+                        (slot.score[s], slot.from[s]) = (ns[s], nf[s]);
+                    }
+                }
+            }
+            if exit_from == NONE {
+                continue;
+            }
+            let la = self.la(inst.node, inst.hist);
+            for &c in g.successors(inst.node) {
+                let cand = exit + g.lookahead[c as usize] - la;
+                if cand >= thr {
+                    self.enter(c, inst.hist, cand, exit_from);
+                }
+            }
+            for e in g.word_ends(inst.node) {
+                let Some((lm, hist)) = self.word_lm(inst.hist, e.word) else {
+                    continue;
+                };
+                let score = exit - la + lm;
+                if score < best - cfg.word_end_beam {
+                    continue;
+                }
+                ends.push(End {
+                    score,
+                    word: e.word,
+                    from: exit_from,
+                    hist,
+                    left_slot: e.left_slot,
+                    right: e.right,
+                    ac: exit - la - self.nodes[exit_from as usize].score,
+                    lm,
+                });
             }
         }
-        self.ends = ends;
-        self.expanded = seen_hist;
-        // `cur` is all empty again (step 3): the new tokens move in, and
-        // the scratch goes back empty.
-        for &j in &self.next_active {
-            let j = j as usize;
-            self.cur[j] = next[j];
-            next[j] = EMPTY;
+        self.cur = cur;
+        // 4. Word ends become lattice arcs into one node per (history,
+        // context); the best of each enters the words that may follow.
+        ends.sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
+        let mut groups = std::mem::take(&mut self.groups);
+        groups.clear();
+        for e in &ends {
+            let node = match groups
+                .iter()
+                .find(|g| (g.0, g.1, g.2) == (e.hist, e.left_slot, e.right))
+            {
+                Some(g) => g.3,
+                None if groups.len() < cfg.max_word_ends => {
+                    let id = self.nodes.len() as u32;
+                    self.nodes.push(LatNode {
+                        frame: t + 1,
+                        score: e.score,
+                        first_in: NONE,
+                        best_in: self.arcs.len() as u32,
+                    });
+                    groups.push((e.hist, e.left_slot, e.right, id));
+                    id
+                }
+                None => continue,
+            };
+            self.add_arc(node, e.from, e.word, e.ac, e.lm);
         }
-        NEXT.with(|n| n.replace(next));
-        std::mem::swap(&mut self.active, &mut self.next_active);
+        for &(hist, left_slot, right, node) in &groups {
+            self.enter_words(node, hist, left_slot, right, thr);
+        }
+        self.ends = ends;
+        self.groups = groups;
+        std::mem::swap(&mut self.cur, &mut self.next);
         self.frames += 1;
     }
 
-    /// Drops the word links and LM histories that no active token reaches
-    /// and renumbers the rest (links keep their order: a link's predecessor
-    /// always has a smaller index). Runs between frames, when the tokens of
-    /// `cur` are the only references.
+    fn add_arc(&mut self, to: u32, from: u32, word: u32, ac: f32, lm: f32) {
+        let n = &mut self.nodes[to as usize];
+        self.arcs.push(LatArc {
+            from,
+            word,
+            ac,
+            lm,
+            next_in: n.first_in,
+        });
+        n.first_in = (self.arcs.len() - 1) as u32;
+    }
+
+    /// Prunes the lattice to the arcs on some path within the lattice beam
+    /// of the best active token, drops the LM histories no token holds, and
+    /// renumbers what stays. Runs between frames.
     fn collect_garbage(&mut self) {
-        let remap = &mut self.remap;
-        remap.clear();
-        remap.resize(self.links.len(), NONE);
-        for &i in &self.active {
-            let mut l = self.cur[i as usize].link;
-            while l != NONE && remap[l as usize] == NONE {
-                remap[l as usize] = MARKED;
-                l = self.links[l as usize].prev;
+        let mut best = f32::NEG_INFINITY;
+        let comp = &mut self.completion;
+        comp.clear();
+        comp.resize(self.nodes.len(), f32::NEG_INFINITY);
+        for inst in &self.cur {
+            for (s, &sc) in inst.score.iter().enumerate() {
+                if sc > f32::NEG_INFINITY {
+                    let f = inst.from[s] as usize;
+                    comp[f] = comp[f].max(sc - self.nodes[f].score);
+                    best = best.max(sc);
+                }
             }
         }
-        let mut kept = 0;
-        for k in 0..self.links.len() {
-            if remap[k] == NONE {
-                continue;
-            }
-            let mut link = self.links[k];
-            if link.prev != NONE {
-                link.prev = remap[link.prev as usize];
-            }
-            self.links[kept] = link;
-            remap[k] = kept as u32;
-            kept += 1;
-        }
-        self.links.truncate(kept);
-        for &i in &self.active {
-            let tok = &mut self.cur[i as usize];
-            if tok.link != NONE {
-                tok.link = remap[tok.link as usize];
+        self.prune_lattice(best);
+        for inst in &mut self.cur {
+            for f in &mut inst.from {
+                if *f != NONE {
+                    *f = self.remap[*f as usize];
+                }
             }
         }
 
+        let remap = &mut self.remap;
         remap.clear();
         remap.resize(self.hists.len(), NONE);
-        for &i in &self.active {
-            remap[self.cur[i as usize].hist as usize] = MARKED;
+        for inst in &self.cur {
+            remap[inst.hist as usize] = 0;
         }
         let mut kept = 0;
         for (h, slot) in remap.iter_mut().enumerate() {
             if *slot == NONE {
-                if let Some(row) = self.lm_cache[h].take() {
-                    self.spare_rows.push(row);
-                }
                 continue;
             }
             self.hists.swap(kept, h);
-            self.lm_cache.swap(kept, h);
             *slot = kept as u32;
             kept += 1;
         }
         self.hists.truncate(kept);
-        self.lm_cache.truncate(kept);
+        self.hist_row.truncate(kept);
         self.hist_ids.retain(|_, id| {
             let new = remap[*id as usize];
             *id = new;
             new != NONE
         });
-        self.extend_cache.clear();
-        for &i in &self.active {
-            let tok = &mut self.cur[i as usize];
-            tok.hist = remap[tok.hist as usize];
+        self.lm_cache.clear();
+        self.end_cache.clear();
+        for inst in &mut self.cur {
+            inst.hist = remap[inst.hist as usize];
         }
+        self.drop_rows();
     }
 
-    fn relax(next: &mut [Token], active: &mut Vec<u32>, j: usize, tok: Token) {
-        let slot = &mut next[j];
-        if tok.score > slot.score {
-            if slot.score == f32::NEG_INFINITY {
-                active.push(j as u32);
+    /// Keeps the arcs whose best path scores at least `best` − lattice beam,
+    /// given `completion` (best score from a node onwards) on the nodes that
+    /// paths continue from; leaves old → new node ids in `remap`.
+    fn prune_lattice(&mut self, best: f32) {
+        let floor = best - self.graph.config.lattice_beam;
+        let comp = &mut self.completion;
+        let mut keep_arc = vec![false; self.arcs.len()];
+        for v in (0..self.nodes.len()).rev() {
+            if comp[v] == f32::NEG_INFINITY {
+                continue;
             }
-            *slot = tok;
+            let mut a = self.nodes[v].first_in;
+            while a != NONE {
+                let arc = self.arcs[a as usize];
+                let u = arc.from as usize;
+                let rest = arc.ac + arc.lm + comp[v];
+                // The best incoming arc always stays: tracebacks need it.
+                if self.nodes[u].score + rest >= floor || a == self.nodes[v].best_in {
+                    keep_arc[a as usize] = true;
+                    comp[u] = comp[u].max(rest);
+                }
+                a = arc.next_in;
+            }
         }
+        comp[0] = comp[0].max(0.0);
+        let remap = &mut self.remap;
+        remap.clear();
+        remap.resize(self.nodes.len(), NONE);
+        let mut arc_map = vec![NONE; self.arcs.len()];
+        let mut nodes = Vec::new();
+        let mut arcs = Vec::new();
+        for v in 0..self.nodes.len() {
+            if comp[v] == f32::NEG_INFINITY {
+                continue;
+            }
+            remap[v] = nodes.len() as u32;
+            let mut n = self.nodes[v];
+            // Incoming arcs, oldest first, so the list keeps its order.
+            let mut ins = Vec::new();
+            let mut a = n.first_in;
+            while a != NONE {
+                if keep_arc[a as usize] {
+                    ins.push(a);
+                }
+                a = self.arcs[a as usize].next_in;
+            }
+            n.first_in = NONE;
+            for &a in ins.iter().rev() {
+                let mut arc = self.arcs[a as usize];
+                arc.from = remap[arc.from as usize];
+                arc.next_in = n.first_in;
+                n.first_in = arcs.len() as u32;
+                arc_map[a as usize] = arcs.len() as u32;
+                arcs.push(arc);
+            }
+            n.best_in = if n.best_in == NONE {
+                NONE
+            } else {
+                arc_map[n.best_in as usize]
+            };
+            nodes.push(n);
+        }
+        self.nodes = nodes;
+        self.arcs = arcs;
     }
 
-    /// The best state and its token; with `final_`, only word-final states
-    /// count and the token's score includes leaving the word and `</s>`.
-    /// Also returns the best score of any state.
-    fn best_token(&mut self, final_: bool) -> Option<(usize, Token, f32)> {
+    /// Word ends that may end the utterance now: (score with `</s>`,
+    /// word, lattice node it started at, ac, lm with `</s>`).
+    fn final_ends(&mut self) -> Vec<(f32, u32, u32, f32, f32)> {
         let g = self.graph.clone();
-        let mut best: Option<(usize, Token)> = None;
-        let mut best_any = f32::NEG_INFINITY;
-        let eos = g.lm.id(EOS);
-        let active = std::mem::take(&mut self.active);
-        for &i in &active {
-            let i = i as usize;
-            let tok = self.cur[i];
-            best_any = best_any.max(tok.score);
-            let score = if final_ {
-                if !g.last[i] {
+        let spp = g.spp;
+        let mut out = Vec::new();
+        for k in 0..self.cur.len() {
+            let inst = self.cur[k];
+            let sc = inst.score[spp - 1];
+            if sc == f32::NEG_INFINITY {
+                continue;
+            }
+            let last = inst.node as usize * spp + spp - 1;
+            let exit = sc + g.exit_lp[last];
+            let la = self.la(inst.node, inst.hist);
+            let from = inst.from[spp - 1];
+            for e in g.word_ends(inst.node) {
+                if e.right & EDGE_BIT == 0 {
                     continue;
                 }
-                let h = self.extend(tok.hist, g.word_of[i]);
-                let end_lm = match eos {
-                    Some(e) => {
-                        g.config.lm_weight * LN10 * g.lm.log10_prob(&self.hists[h as usize], e)
-                    }
-                    None => 0.0,
+                let Some((lm, hist)) = self.word_lm(inst.hist, e.word) else {
+                    continue;
                 };
-                tok.score + g.exit_lp[i] + end_lm
-            } else {
-                tok.score
-            };
-            if best.as_ref().is_none_or(|b| score > b.1.score) {
-                best = Some((i, Token { score, ..tok }));
+                let end = self.end_lm(hist);
+                if end == f32::NEG_INFINITY {
+                    continue;
+                }
+                let ac = exit - la - self.nodes[from as usize].score;
+                out.push((exit - la + lm + end, e.word, from, ac, lm + end));
             }
         }
-        self.active = active;
-        best.map(|(i, t)| (i, t, best_any))
+        out
     }
 
-    fn traceback(&self, tok: &Token, include_current: Option<u32>) -> Hypothesis {
-        let mut links = Vec::new();
-        if let Some(word) = include_current {
-            links.push(WordLink {
-                word,
-                start: tok.start,
-                end: self.frames,
-                prev: tok.link,
-                ac: tok.ac,
-            });
+    /// The best state: (instance, state, score).
+    fn best_state(&self) -> Option<(usize, usize, f32)> {
+        let mut best: Option<(usize, usize, f32)> = None;
+        for (k, inst) in self.cur.iter().enumerate() {
+            for s in 0..self.graph.spp {
+                if inst.score[s] > best.map_or(f32::NEG_INFINITY, |b| b.2) {
+                    best = Some((k, s, inst.score[s]));
+                }
+            }
         }
-        let mut l = tok.link;
-        while l != NONE {
-            let link = self.links[l as usize];
-            links.push(link);
-            l = link.prev;
+        best
+    }
+
+    /// Words of the best path into lattice node `node`, oldest first:
+    /// (word, start frame, end frame, ac).
+    fn best_words(&self, mut node: u32) -> Vec<(u32, u32, u32, f32)> {
+        let mut out = Vec::new();
+        while node != NONE {
+            let n = self.nodes[node as usize];
+            if n.best_in == NONE {
+                break;
+            }
+            let arc = self.arcs[n.best_in as usize];
+            out.push((
+                arc.word,
+                self.nodes[arc.from as usize].frame,
+                n.frame,
+                arc.ac,
+            ));
+            node = arc.from;
         }
-        links.reverse();
+        out.reverse();
+        out
+    }
+
+    fn hypothesis(&self, words: &[(u32, u32, u32, f32)]) -> Hypothesis {
         let shift = self.graph.frame_shift_s;
         Hypothesis {
-            words: links
-                .into_iter()
-                .filter(|l| l.word != SIL_WORD)
-                .map(|l| {
-                    let n = (l.end - l.start).max(1) as f32;
-                    let best =
-                        self.best_ac_cum[l.end as usize] - self.best_ac_cum[l.start as usize];
+            words: words
+                .iter()
+                .filter(|w| w.0 != SIL_WORD)
+                .map(|&(word, start, end, ac)| {
+                    let n = (end - start).max(1) as f32;
+                    let end = end.min(self.best_ac_cum.len() as u32 - 1);
+                    let best = self.best_ac_cum[end as usize] - self.best_ac_cum[start as usize];
                     WordResult {
-                        word: self.graph.words[l.word as usize].clone(),
-                        start_s: l.start as f32 * shift,
-                        end_s: l.end as f32 * shift,
-                        conf: ((l.ac - best) / n).exp().clamp(0.0, 1.0),
+                        word: self.graph.words[word as usize].clone(),
+                        start_s: start as f32 * shift,
+                        end_s: end as f32 * shift,
+                        conf: ((ac - best) / n).exp().clamp(0.0, 1.0),
                     }
                 })
                 .collect(),
         }
     }
 
-    /// The current best hypothesis, the word in progress included.
+    /// The current best hypothesis: the best path's finished words, and
+    /// the word in progress when its last phone is reached (the best-scored
+    /// word that ends there).
     pub fn partial(&mut self) -> Hypothesis {
-        match self.best_token(false) {
-            Some((i, tok, _)) => self.traceback(&tok, Some(self.graph.word_of[i])),
-            None => Hypothesis::default(),
+        let Some((k, s, _)) = self.best_state() else {
+            return Hypothesis::default();
+        };
+        let inst = self.cur[k];
+        let mut words = self.best_words(inst.from[s]);
+        let g = &self.graph;
+        if inst.node != g.sil_node && !g.word_ends(inst.node).is_empty() {
+            let from = self.nodes[inst.from[s] as usize];
+            let w = g.la_word[inst.node as usize];
+            let ac = inst.score[s] - from.score - self.la(inst.node, inst.hist);
+            words.push((w, from.frame, self.frames, ac));
         }
+        self.hypothesis(&words)
     }
 
     /// The final hypothesis for the frames so far: the best path that ends
-    /// a word (with `</s>`), or the best path at all if none does.
+    /// a word where the grammar may end (with `</s>`), or the best path's
+    /// finished words if none does.
     pub fn finalize(&mut self) -> Hypothesis {
-        let best = self.best_token(true).or_else(|| self.best_token(false));
-        match best {
-            Some((i, tok, _)) => self.traceback(&tok, Some(self.graph.word_of[i])),
-            None => Hypothesis::default(),
-        }
+        let ends = self.final_ends();
+        let Some(best) = ends.iter().max_by(|a, b| a.0.total_cmp(&b.0)).copied() else {
+            let words = match self.best_state() {
+                Some((k, s, _)) => self.best_words(self.cur[k].from[s]),
+                None => Vec::new(),
+            };
+            return self.hypothesis(&words);
+        };
+        let (_, word, from, ac, _) = best;
+        let mut words = self.best_words(from);
+        words.push((word, self.nodes[from as usize].frame, self.frames, ac));
+        self.hypothesis(&words)
     }
 
     /// Seconds of trailing silence on the best path, whether it holds a
     /// word, and the relative cost of ending now (scaled log).
     pub fn endpoint_state(&mut self) -> (f32, bool, f32) {
-        let Some((state, tok, best_any)) = self.best_token(false) else {
+        let Some((k, s, best_any)) = self.best_state() else {
             return (0.0, false, f32::INFINITY);
         };
-        let g = self.graph.clone();
-        let in_sil = g.word_of[state] == SIL_WORD;
-        let mut trailing = if in_sil { self.frames - tok.start } else { 0 };
-        // Silence words completed just before also count.
-        let mut l = tok.link;
+        let inst = self.cur[k];
+        let in_sil = inst.node == self.graph.sil_node;
+        let from = inst.from[s];
+        let mut trailing = if in_sil {
+            self.frames - self.nodes[from as usize].frame
+        } else {
+            0
+        };
         let mut has_word = false;
         let mut contiguous = in_sil;
-        while l != NONE {
-            let link = self.links[l as usize];
-            if link.word == SIL_WORD && contiguous {
-                trailing += link.end - link.start;
-            } else if link.word != SIL_WORD {
+        for &(word, start, end, _) in self.best_words(from).iter().rev() {
+            if word == SIL_WORD && contiguous {
+                trailing += end - start;
+            } else if word != SIL_WORD {
                 has_word = true;
                 contiguous = false;
             }
-            l = link.prev;
         }
-        let final_cost = match self.best_token(true) {
-            Some((_, f, _)) => best_any - f.score,
-            None => f32::INFINITY,
-        };
-        (trailing as f32 * g.frame_shift_s, has_word, final_cost)
+        let best_final = self
+            .final_ends()
+            .iter()
+            .map(|e| e.0)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let cost = best_any - best_final;
+        (trailing as f32 * self.graph.frame_shift_s, has_word, cost)
     }
 
     /// Whether any endpoint rule fires now.
@@ -592,14 +910,20 @@ impl Decoder {
         })
     }
 
-    /// Word links held (only those active tokens reach, plus what the
-    /// frames since the last collection added; all freed by `reset`).
+    /// Lattice arcs held (pruned to the lattice beam every 50 frames; all
+    /// freed by `reset`).
     pub fn memory_links(&self) -> usize {
-        self.links.len()
+        self.arcs.len()
     }
 
-    /// LM histories held (the same bound as the links).
+    /// LM histories held (those active tokens hold, plus what the frames
+    /// since the last collection added).
     pub fn memory_histories(&self) -> usize {
         self.hists.len()
+    }
+
+    /// Active HMM instances (phone node × history).
+    pub fn active_instances(&self) -> usize {
+        self.cur.len()
     }
 }

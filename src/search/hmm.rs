@@ -2,9 +2,10 @@
 //! word-internal context, state) to DNN outputs (pdfs), and transition
 //! log-probabilities.
 //!
-//! Context dependency is word-internal (a word's first phone has the word
-//! boundary as left context, its last the boundary as right context), so
-//! the decoder's word chains stay independent of the neighbouring words.
+//! Context dependency is word-internal by default (a word's first phone
+//! has the word boundary as left context, its last the boundary as right
+//! context); a topology marked `cross_word` takes the neighbouring words'
+//! phones instead, and the search network fans word edges out by context.
 //! Contexts are tied by counts, not by a phonetic decision tree: a
 //! triphone state with enough aligned frames gets its own pdf, the rest
 //! back off to a left biphone, then a right biphone, then the monophone
@@ -31,6 +32,13 @@ pub struct Topology {
     /// for monophones (and then left out of model files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<(u32, PdfId)>,
+    /// Whether the contexts cross word boundaries: a word's first phone is
+    /// scored in the previous word's last phone as left context, its last
+    /// phone in the next word's first phone (silence and the utterance
+    /// edges are [`BOUNDARY`]). False (word-internal) unless the trainer
+    /// says so; left out of model files when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cross_word: bool,
 }
 
 /// Context of a phone at a word edge (or of a context left open in a tied key).
@@ -72,6 +80,7 @@ impl Topology {
             pdfs,
             self_loop_logprob: vec![INITIAL_SELF_LOOP.ln(); next as usize],
             context: Vec::new(),
+            cross_word: false,
         }
     }
 

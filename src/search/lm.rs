@@ -87,6 +87,16 @@ impl NgramLm {
         backoff - 99.0
     }
 
+    /// Calls `f(ngram, log10 prob, log10 backoff)` for every n-gram of
+    /// order `n` (1-based), in no particular order.
+    pub fn for_each_ngram(&self, n: usize, mut f: impl FnMut(&[WordId], f32, f32)) {
+        if let Some(e) = n.checked_sub(1).and_then(|i| self.entries.get(i)) {
+            for (g, &(p, bo)) in e {
+                f(g, p, bo);
+            }
+        }
+    }
+
     /// The longest suffix of `history` that the model can condition on
     /// (what a decoder needs to keep as LM state).
     pub fn state_of(&self, history: &[WordId]) -> Vec<WordId> {

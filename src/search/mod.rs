@@ -6,6 +6,7 @@
 //! audio; the acoustic model (`am`, above) uses the phone set and topology.
 
 pub mod decoder;
+pub mod grammar;
 pub mod graph;
 pub mod hmm;
 pub mod lexicon;
