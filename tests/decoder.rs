@@ -238,3 +238,114 @@ fn traceback_memory_is_reclaimed_within_a_long_utterance() {
     // plus the ones it met: the count does not grow with the audio.)
     assert!(max_hists <= 40, "{max_hists} histories held");
 }
+
+/// A hand-made cross-word model: monophones, plus a pdf of its own for
+/// every state of the phones at the word edges of `sentence`, in the
+/// context of the neighbouring word's phone. Returns the topology, oracle
+/// frames that favour those pdfs, and a graph over a small vocabulary.
+fn cross_word_case(sentence: &[&str], cross_word: bool) -> (Vec<Vec<f32>>, Arc<SearchGraph>) {
+    use sparsa::search::hmm::{context_key, BOUNDARY};
+    let s = setup();
+    let mut topo = Topology::monophone(&s.phones, 3);
+    let prons: Vec<Vec<u16>> = sentence
+        .iter()
+        .map(|w| s.lexicon.get(w).unwrap()[0].clone())
+        .collect();
+    // (left, phone, right) of every phone, contexts crossing words.
+    let flat: Vec<u16> = prons.concat();
+    let ctx: Vec<(u16, u16, u16)> = (0..flat.len())
+        .map(|i| {
+            let l = if i == 0 { BOUNDARY } else { flat[i - 1] };
+            let r = flat.get(i + 1).copied().unwrap_or(BOUNDARY);
+            (l, flat[i], r)
+        })
+        .collect();
+    let mut edge = std::collections::HashSet::new();
+    let mut k = 0;
+    for p in &prons {
+        edge.insert(k);
+        edge.insert(k + p.len() - 1);
+        k += p.len();
+    }
+    for (i, &(l, p, r)) in ctx.iter().enumerate() {
+        if edge.contains(&i) && l != BOUNDARY && r != BOUNDARY {
+            for st in 0..3 {
+                let pdf = topo.self_loop_logprob.len() as u32;
+                topo.self_loop_logprob.push(topo.self_loop_logprob[0]);
+                topo.context.push((context_key(l, p, r, st), pdf));
+            }
+        }
+    }
+    topo.context.sort_unstable();
+    topo.context.dedup_by_key(|e| e.0);
+    topo.cross_word = cross_word;
+    let n = topo.num_pdfs();
+    let row = |pdf: u32| {
+        let mut r = vec![-40.0; n];
+        r[pdf as usize] = 0.0;
+        r
+    };
+    let mut frames = Vec::new();
+    let sil = |frames: &mut Vec<Vec<f32>>| {
+        for st in 0..3 {
+            frames.extend(std::iter::repeat_n(row(topo.pdf(s.phones.sil(), st)), 8));
+        }
+    };
+    sil(&mut frames);
+    for &(l, p, r) in &ctx {
+        for st in 0..3 {
+            frames.extend(std::iter::repeat_n(
+                row(topo.pdf_in_context(l, p, r, st)),
+                4,
+            ));
+        }
+    }
+    sil(&mut frames);
+    let vocab = [
+        "DORA", "CAN", "SEE", "THE", "SHEEP", "SHE", "SAW", "A", "CAT",
+    ];
+    let sents: Vec<Vec<String>> = [
+        &vocab[..5],
+        &["SHE", "SAW", "A", "CAT"][..],
+        &["THE", "CAT", "CAN", "SEE", "DORA"][..],
+    ]
+    .iter()
+    .map(|v| v.iter().map(|w| w.to_string()).collect())
+    .collect();
+    let lm = NgramLm::estimate(&sents, 2).unwrap();
+    let (graph, missing) = SearchGraph::build(
+        &s.lexicon,
+        &s.phones,
+        &topo,
+        Grammar::ngram(lm),
+        &[],
+        DecoderConfig::tuned(),
+        0.01,
+    );
+    assert_eq!(missing, 0);
+    (frames, Arc::new(graph))
+}
+
+#[test]
+fn cross_word_contexts_are_scored_across_word_boundaries() {
+    let sentence = ["DORA", "CAN", "SEE", "THE", "SHEEP"];
+    let (frames, graph) = cross_word_case(&sentence, true);
+    let mut d = Decoder::new(graph.clone());
+    for f in &frames {
+        d.advance(f);
+    }
+    let hyp = d.finalize();
+    assert_eq!(hyp.text(), sentence.join(" "));
+    // Every frame found its own pdf: the edges were scored in the
+    // neighbouring words' context.
+    assert!(hyp.words.iter().all(|w| w.conf > 0.9), "{:?}", hyp.words);
+    // The same frames under a word-internal network (edges in the word
+    // boundary's context) miss the context pdfs.
+    let (frames, graph) = cross_word_case(&sentence, false);
+    let mut d = Decoder::new(graph);
+    for f in &frames {
+        d.advance(f);
+    }
+    let hyp = d.finalize();
+    assert!(hyp.words.iter().any(|w| w.conf < 0.5), "{:?}", hyp.words);
+}
