@@ -8,5 +8,6 @@
 pub mod decoder;
 pub mod graph;
 pub mod hmm;
+pub mod lattice;
 pub mod lexicon;
 pub mod lm;
