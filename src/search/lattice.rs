@@ -1,6 +1,7 @@
 //! Word lattices: the DAG of word hypotheses kept for one utterance, and the
 //! algorithms over it (best path, N-best, arc posteriors and word
-//! confidences, oracle error, exact n-gram LM rescoring).
+//! confidences, oracle error, exact n-gram LM rescoring) with a Kaldi-style
+//! text format.
 //!
 //! Hand-written because the search is the product: these are the
 //! algorithms the decoder's results are made of, over our own score
@@ -22,14 +23,55 @@
 //! increasing, a non-finite score) are ignored by every algorithm;
 //! [`Lattice::validate`] names the first one. A lattice whose final node
 //! cannot be reached from its start gives empty results.
+//!
+//! # Text format
+//!
+//! Kaldi's text lattices (`lattice-copy ark:- ark,t:-` after
+//! `utils/int2sym.pl -f 3 words.txt`) carry transition ids in the third
+//! weight field; we have none, so that field holds the word's length in
+//! frames instead, and node frames follow from it. One utterance is:
+//!
+//! ```text
+//! UTT_ID
+//! FROM<TAB>TO<TAB>WORD<TAB>LMCOST,ACCOST,FRAMES
+//! ...
+//! FINAL
+//! <blank line>
+//! ```
+//!
+//! - `UTT_ID`: one token, no whitespace.
+//! - One line per arc. `FROM`, `TO`: node ids (decimal). `WORD`: the word
+//!   as spelt in the word table, silence as `<eps>`. `LMCOST = -lm`,
+//!   `ACCOST = -ac / acoustic_scale` (negated natural-log scores, the
+//!   acoustic one unscaled, as Kaldi keeps it). `FRAMES`: the word's
+//!   length in frames, at least 1.
+//! - The start node is the `FROM` of the first arc line (OpenFst's rule)
+//!   and has frame 0; a node's frame is its predecessor's plus `FRAMES`,
+//!   and every arc into a node must agree. With no arc lines the start
+//!   node is the final node.
+//! - `FINAL`: the final node's id alone on its line, exactly once per
+//!   utterance (no final weight: the end-of-sentence term is on the arcs).
+//! - A blank line ends the utterance; a file holds any number of them.
+//!
+//! The writer uses tabs; the reader accepts any spaces and tabs. Costs are
+//! written with enough digits that reading them back gives the same `f32`
+//! scores. Only lattices whose nodes are all reachable from the start and
+//! whose start is at frame 0 can be written (a node no arc reaches would
+//! lose its frame). Arcs are written in a topological order (stable by the
+//! source node's frame), so a lattice built frame by frame reads back with
+//! the same arc indices. See also `docs/lattices.md`.
 
 use crate::error::{Error, Result};
 use crate::search::lm::{NgramLm, WordId, BOS, EOS};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io::Write;
 
 /// The word index of silence in every lattice.
 pub const SILENCE: u32 = 0;
+
+/// How silence is spelt in the text format.
+pub const EPS: &str = "<eps>";
 
 /// No node, arc or state.
 const NONE: u32 = u32::MAX;
@@ -769,6 +811,377 @@ impl Lattice {
         }
         out
     }
+
+    /// Writes the lattice in the text format of the module doc: `words`
+    /// spells the word indices (`words[0]` is not used: silence is
+    /// `<eps>`), `acoustic_scale` divides the acoustic scores back to
+    /// unscaled costs.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the lattice fails [`Lattice::validate`], has a
+    /// node the start does not reach, an arc whose word is outside `words`
+    /// or cannot be written as one token (empty, whitespace, `<eps>`), or
+    /// when `utt_id` is not one token or `acoustic_scale` is not a finite
+    /// positive number; nothing is written then. Otherwise whatever `out`
+    /// returns.
+    pub fn write_text(
+        &self,
+        utt_id: &str,
+        words: &[String],
+        acoustic_scale: f32,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        let invalid = |msg: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("lattice '{utt_id}': {msg}"),
+            )
+        };
+        if !(acoustic_scale.is_finite() && acoustic_scale > 0.0) {
+            return Err(invalid(format!(
+                "acoustic scale must be finite and > 0, got {acoustic_scale}"
+            )));
+        }
+        if !is_token(utt_id) {
+            return Err(invalid("the utterance id must be one token".into()));
+        }
+        self.validate().map_err(|e| invalid(e.to_string()))?;
+        let Some(t) = self.topo() else {
+            return Err(invalid("no nodes".into()));
+        };
+        let mut reached = vec![false; self.node_frames.len()];
+        reached[self.start as usize] = true;
+        for &u in &t.nodes {
+            if reached[u as usize] {
+                for &a in t.out(u) {
+                    reached[self.arcs[a as usize].to as usize] = true;
+                }
+            }
+        }
+        if let Some(v) = reached.iter().position(|&r| !r) {
+            return Err(invalid(format!(
+                "node {v} is not reachable from the start node {}: its frame cannot be written",
+                self.start
+            )));
+        }
+        let spell = |w: u32| -> std::io::Result<&str> {
+            if w == SILENCE {
+                return Ok(EPS);
+            }
+            match words.get(w as usize) {
+                Some(s) if is_token(s) && s != EPS => Ok(s),
+                Some(s) => Err(invalid(format!("word {w} '{s}' is not one token"))),
+                None => Err(invalid(format!(
+                    "word {w} is outside the word table ({} words)",
+                    words.len()
+                ))),
+            }
+        };
+        let mut order: Vec<u32> = (0..self.arcs.len() as u32).collect();
+        order.sort_by_key(|&a| self.node_frames[self.arcs[a as usize].from as usize]);
+        for &a in &order {
+            spell(self.arcs[a as usize].word)?;
+        }
+        let cost = |c: f64| c + 0.0; // no "-0"
+        writeln!(out, "{utt_id}")?;
+        for &a in &order {
+            let arc = &self.arcs[a as usize];
+            let frames = self.node_frames[arc.to as usize] - self.node_frames[arc.from as usize];
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{},{},{frames}",
+                arc.from,
+                arc.to,
+                spell(arc.word)?,
+                cost(-(arc.lm as f64)),
+                cost(-(arc.ac as f64) / acoustic_scale as f64),
+            )?;
+        }
+        writeln!(out, "{}", self.final_node)?;
+        writeln!(out)
+    }
+
+    /// Reads every utterance of `text` in the format of the module doc
+    /// (what [`Lattice::write_text`] writes), in order, as (utterance id,
+    /// lattice). `words` is the word table (`<eps>` is silence);
+    /// `acoustic_scale` scales the acoustic costs back; `source` names the
+    /// text in errors.
+    ///
+    /// # Errors
+    /// The first problem, as `source:LINE` and what is wrong: a line that
+    /// is not an arc or a final node, a bad number, an unknown word, a
+    /// second final node, an utterance without one or not ended by a blank
+    /// line, frames that disagree, a node the start does not reach.
+    pub fn read_text(
+        text: &str,
+        source: &str,
+        words: &[String],
+        acoustic_scale: f32,
+    ) -> Result<Vec<(String, Lattice)>> {
+        if !(acoustic_scale.is_finite() && acoustic_scale > 0.0) {
+            return Err(Error::config(
+                "acoustic_scale",
+                format!("must be finite and > 0, got {acoustic_scale}"),
+            ));
+        }
+        let mut ids: HashMap<&str, u32> = HashMap::with_capacity(words.len());
+        for (i, w) in words.iter().enumerate().skip(1) {
+            ids.entry(w.as_str()).or_insert(i as u32);
+        }
+        ids.insert(EPS, SILENCE);
+        let bad = |line: usize, msg: String| Error::config(&format!("{source}:{line}"), msg);
+        let mut done = Vec::new();
+        let mut cur: Option<TextUtt> = None;
+        let mut last_line = 0;
+        for (i, raw) in text.lines().enumerate() {
+            let ln = i + 1;
+            last_line = ln;
+            let line = raw.trim();
+            let Some(utt) = cur.as_mut() else {
+                if line.is_empty() {
+                    continue;
+                }
+                if !is_token(line) {
+                    return Err(bad(
+                        ln,
+                        format!("expected an utterance id alone on its line, got '{line}'"),
+                    ));
+                }
+                cur = Some(TextUtt::new(line, ln));
+                continue;
+            };
+            if line.is_empty() {
+                // INVARIANT: `cur` is Some in this branch.
+                let utt = cur.take().expect("in an utterance");
+                let lattice = utt.finish(ln, &bad)?;
+                done.push((utt.id, lattice));
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.len() {
+                1 => {
+                    let node = parse_node(fields[0]).map_err(|m| bad(ln, m))?;
+                    if let Some((_, at)) = utt.final_node {
+                        return Err(bad(
+                            ln,
+                            format!("a second final node (the first is on line {at})"),
+                        ));
+                    }
+                    utt.final_node = Some((node, ln));
+                }
+                4 => {
+                    let from = parse_node(fields[0]).map_err(|m| bad(ln, m))?;
+                    let to = parse_node(fields[1]).map_err(|m| bad(ln, m))?;
+                    let word = *ids.get(fields[2]).ok_or_else(|| {
+                        bad(ln, format!("word '{}' is not in the word table", fields[2]))
+                    })?;
+                    let (lm, ac, frames) =
+                        parse_weight(fields[3], acoustic_scale).map_err(|m| bad(ln, m))?;
+                    utt.arcs.push(LatArc {
+                        from,
+                        to,
+                        word,
+                        ac,
+                        lm,
+                    });
+                    utt.arc_frames.push(frames);
+                    utt.arc_lines.push(ln);
+                }
+                2 => {
+                    let msg = format!("'{line}': no final weights (the final node stands alone)");
+                    return Err(bad(ln, msg));
+                }
+                k => {
+                    return Err(bad(
+                        ln,
+                        format!(
+                            "expected 'FROM TO WORD LMCOST,ACCOST,FRAMES' or a final node, \
+                             got {k} fields"
+                        ),
+                    ))
+                }
+            }
+        }
+        if let Some(utt) = cur {
+            return Err(bad(
+                last_line,
+                format!(
+                    "utterance '{}' (line {}) is not ended by a blank line (truncated file?)",
+                    utt.id, utt.line
+                ),
+            ));
+        }
+        Ok(done)
+    }
+}
+
+/// Whether `s` is one non-empty whitespace-free token.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(char::is_whitespace)
+}
+
+fn parse_node(s: &str) -> std::result::Result<u32, String> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|&v| v != NONE)
+        .ok_or_else(|| format!("bad node id '{s}'"))
+}
+
+/// `LMCOST,ACCOST,FRAMES` → (lm, ac, frames).
+fn parse_weight(s: &str, acoustic_scale: f32) -> std::result::Result<(f32, f32, u32), String> {
+    let parts: Vec<&str> = s.split(',').collect();
+    let [lm, ac, frames] = parts[..] else {
+        return Err(format!(
+            "weight '{s}' is not LMCOST,ACCOST,FRAMES (three comma-separated fields)"
+        ));
+    };
+    let cost = |c: &str, what: &str| {
+        c.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("bad {what} cost '{c}'"))
+    };
+    let lm_score = -cost(lm, "LM")? as f32;
+    let ac_score = (-cost(ac, "acoustic")? * acoustic_scale as f64) as f32;
+    if !lm_score.is_finite() || !ac_score.is_finite() {
+        return Err(format!("costs out of range in '{s}'"));
+    }
+    let frames = frames
+        .parse::<u32>()
+        .ok()
+        .filter(|&f| f >= 1)
+        .ok_or_else(|| format!("FRAMES must be a whole number >= 1, got '{frames}'"))?;
+    Ok((lm_score, ac_score, frames))
+}
+
+/// One utterance being read.
+struct TextUtt {
+    id: String,
+    line: usize,
+    arcs: Vec<LatArc>,
+    arc_frames: Vec<u32>,
+    arc_lines: Vec<usize>,
+    final_node: Option<(u32, usize)>,
+}
+
+impl TextUtt {
+    fn new(id: &str, line: usize) -> Self {
+        TextUtt {
+            id: id.to_string(),
+            line,
+            arcs: Vec::new(),
+            arc_frames: Vec::new(),
+            arc_lines: Vec::new(),
+            final_node: None,
+        }
+    }
+
+    /// The lattice, its node frames recovered from the arcs' lengths;
+    /// `end` is the blank line's number.
+    fn finish(&self, end: usize, bad: &impl Fn(usize, String) -> Error) -> Result<Lattice> {
+        let Some((final_node, final_line)) = self.final_node else {
+            return Err(bad(
+                end,
+                format!("utterance '{}' has no final node line", self.id),
+            ));
+        };
+        let start = self.arcs.first().map_or(final_node, |a| a.from);
+        // Every node must be reachable, so there are at most arcs + 1.
+        let (mut max, mut max_line) = (final_node, final_line);
+        for (a, &ln) in self.arcs.iter().zip(&self.arc_lines) {
+            for v in [a.from, a.to] {
+                if v > max {
+                    (max, max_line) = (v, ln);
+                }
+            }
+        }
+        if max as usize > self.arcs.len() {
+            return Err(bad(
+                max_line,
+                format!(
+                    "node {max} cannot be reached from the start node {start} by the \
+                     utterance's {} arc(s)",
+                    self.arcs.len()
+                ),
+            ));
+        }
+        let n = max as usize + 1;
+        let mut out = vec![0u32; n + 1];
+        for a in &self.arcs {
+            out[a.from as usize + 1] += 1;
+        }
+        for v in 0..n {
+            out[v + 1] += out[v];
+        }
+        let mut fill = out.clone();
+        let mut by_from = vec![0u32; self.arcs.len()];
+        for (i, a) in self.arcs.iter().enumerate() {
+            by_from[fill[a.from as usize] as usize] = i as u32;
+            fill[a.from as usize] += 1;
+        }
+        let mut frames: Vec<Option<u32>> = vec![None; n];
+        frames[start as usize] = Some(0);
+        let mut stack = vec![start];
+        while let Some(u) = stack.pop() {
+            // INVARIANT: only nodes with a frame are pushed.
+            let fu = frames[u as usize].expect("pushed with a frame");
+            for &i in &by_from[out[u as usize] as usize..out[u as usize + 1] as usize] {
+                let (a, ln) = (&self.arcs[i as usize], self.arc_lines[i as usize]);
+                let Some(f) = fu.checked_add(self.arc_frames[i as usize]) else {
+                    return Err(bad(ln, "frame count overflows".into()));
+                };
+                match frames[a.to as usize] {
+                    None => {
+                        frames[a.to as usize] = Some(f);
+                        stack.push(a.to);
+                    }
+                    Some(g) if g != f => {
+                        return Err(bad(
+                            ln,
+                            format!(
+                                "this arc puts node {} at frame {f}, another at frame {g} \
+                                 (a cycle, or FRAMES that disagree)",
+                                a.to
+                            ),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let mut node_frames = Vec::with_capacity(n);
+        for (v, f) in frames.iter().enumerate() {
+            match f {
+                Some(f) => node_frames.push(*f),
+                None => {
+                    let v = v as u32;
+                    let ln = self
+                        .arcs
+                        .iter()
+                        .zip(&self.arc_lines)
+                        .find(|(a, _)| a.from == v || a.to == v)
+                        .map_or(
+                            if v == final_node {
+                                final_line
+                            } else {
+                                self.line
+                            },
+                            |(_, &l)| l,
+                        );
+                    return Err(bad(
+                        ln,
+                        format!("node {v} is not reachable from the start node {start}"),
+                    ));
+                }
+            }
+        }
+        Ok(Lattice {
+            node_frames,
+            arcs: self.arcs.clone(),
+            start,
+            final_node,
+        })
+    }
 }
 
 /// LM states (interned `state_of` histories) and cached scores for
@@ -1229,6 +1642,140 @@ ngram 2=4
         );
     }
 
+    #[test]
+    fn text_round_trip() {
+        let lat = lattice_with_silence_twin();
+        let mut out = Vec::new();
+        lat.write_text("utt-1", &words(), 0.5, &mut out).unwrap();
+        lat.rescore(&bigram(), &lm_ids(&bigram()), 1.0, 0.0)
+            .write_text("utt-2", &words(), 0.5, &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // The example of docs/lattices.md.
+        let utt1 = "utt-1
+0\t1\t<eps>\t0.5,1,2
+0\t2\ta\t0.5,4,4
+0\t2\tc\t0.5,5,4
+1\t3\ta\t0.5,3,4
+1\t3\td\t0.5,4,4
+2\t4\tb\t1,2,4
+3\t4\tb\t0.5,3,2
+4
+
+utt-2
+";
+        assert!(text.starts_with(utt1), "{text}");
+        let back = Lattice::read_text(&text, "t.lat", &words(), 0.5).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].0, "utt-1");
+        // Written in topological order: arcs from node 0 first.
+        let mut sorted = lat.clone();
+        sorted.arcs = [0, 3, 5, 1, 6, 4, 2].map(|i| lat.arcs[i]).to_vec();
+        assert_eq!(back[0].1, sorted);
+        assert_eq!(back[1].0, "utt-2");
+        assert_eq!(
+            back[1].1,
+            lat.rescore(&bigram(), &lm_ids(&bigram()), 1.0, 0.0)
+        );
+        // A scale with no exact binary form still gives the same scores back.
+        let mut out = Vec::new();
+        lat.write_text("u", &words(), 0.1, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let back = Lattice::read_text(&text, "t.lat", &words(), 0.1).unwrap();
+        assert_eq!(back[0].1, sorted);
+        // Spaces instead of tabs, blank lines between utterances.
+        let loose = "\n\nu\n0 1 <eps> 1,2,3\n1\n\n\n";
+        let l = &Lattice::read_text(loose, "x", &words(), 1.0).unwrap()[0].1;
+        assert_eq!(l.node_frames, vec![0, 3]);
+        assert_eq!(l.arcs, vec![arc(0, 1, SIL, -2.0, -1.0)]);
+        // No arcs at all: an empty utterance.
+        let none = Lattice::read_text("u\n0\n\n", "x", &words(), 1.0).unwrap();
+        assert_eq!(none[0].1.nbest(1).len(), 1);
+    }
+
+    #[test]
+    fn malformed_text_is_reported_with_its_line() {
+        let check = |text: &str, line: usize, what: &str| {
+            let e = Lattice::read_text(text, "t.lat", &words(), 1.0)
+                .expect_err(text)
+                .to_string();
+            assert!(e.contains(&format!("t.lat:{line}: ")), "{text:?}: {e}");
+            assert!(e.contains(what), "{text:?}: {e}");
+        };
+        check("u 1\n0\n\n", 1, "utterance id");
+        check("u\n0 1 a 1,2\n1\n\n", 2, "three comma-separated");
+        check("u\n0 1 a 1,2,3,\n1\n\n", 2, "three comma-separated");
+        check("u\n0 1 e 1,2,3\n1\n\n", 2, "word 'e'");
+        check("u\n0 x a 1,2,3\n1\n\n", 2, "bad node id 'x'");
+        check("u\n0 -1 a 1,2,3\n1\n\n", 2, "bad node id");
+        check("u\n0 1 a nan,2,3\n1\n\n", 2, "bad LM cost");
+        check("u\n0 1 a 1,inf,3\n1\n\n", 2, "bad acoustic cost");
+        check("u\n0 1 a 1,1e300,3\n1\n\n", 2, "out of range");
+        check("u\n0 1 a 1,2,0\n1\n\n", 2, "FRAMES");
+        check("u\n0 1 a 1,2,-3\n1\n\n", 2, "FRAMES");
+        check("u\n0 1 a 1,2,3 x\n1\n\n", 2, "got 5 fields");
+        check("u\n0 1 a 1,2,3\n1 0,0,\n\n", 3, "no final weights");
+        check("u\n0 1 a 1,2,3\n1\n1\n\n", 4, "second final node");
+        check("u\n0 1 a 1,2,3\n\n", 3, "no final node");
+        check("u\n0 1 a 1,2,3\n1\n", 3, "not ended by a blank line");
+        check("u\n0 1 a 1,2,3\n1", 3, "truncated");
+        check("u\n0 4000000000 a 1,2,3\n1\n\n", 2, "node 4000000000");
+        check(
+            "u\n0\t1\ta\t1,2,2\n0\t2\tb\t1,2,1\n2\t1\tc\t1,2,3\n1\n\n",
+            4,
+            "frame",
+        );
+        check("u\n0 1 a 1,2,1\n1 0 b 1,2,1\n1\n\n", 3, "a cycle");
+        check(
+            "u\n0 1 a 1,2,1\n2 1 b 1,2,1\n1\n\n",
+            3,
+            "node 2 is not reachable",
+        );
+        check("u\n2\n\n", 2, "node 2");
+        check(
+            "u\n0 1 a 1,2,4294967295\n1 2 a 1,2,4294967295\n2\n\n",
+            3,
+            "overflows",
+        );
+        // The second utterance's line numbers count from the file's start.
+        check("u\n0 1 a 1,2,3\n1\n\nv\n0 1 q 1,2,3\n1\n\n", 6, "word 'q'");
+        assert!(Lattice::read_text("u\n0\n\n", "x", &words(), 0.0).is_err());
+        // The reader never panics on arbitrary bytes of the format's alphabet.
+        let alphabet = b"01 9\t\n,.-eab<>ps";
+        let mut rng = crate::rng::Rng::new(7);
+        for _ in 0..2000 {
+            let len = rng.below(40);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())] as char)
+                .collect();
+            let _ = Lattice::read_text(&text, "x", &words(), 1.0);
+        }
+    }
+
+    #[test]
+    fn unwritable_lattices_are_refused() {
+        let lat = lattice_with_silence_twin();
+        let refused = |lat: &Lattice, id: &str, words: &[String], scale: f32, what: &str| {
+            let mut out = Vec::new();
+            let e = lat.write_text(id, words, scale, &mut out).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains(what), "{e}");
+            assert!(out.is_empty());
+        };
+        refused(&lat, "u 1", &words(), 1.0, "one token");
+        refused(&lat, "u", &words(), 0.0, "acoustic scale");
+        refused(&lat, "u", &words()[..3], 1.0, "outside the word table");
+        let mut spaced = words();
+        spaced[4] = "d d".into();
+        refused(&lat, "u", &spaced, 1.0, "not one token");
+        let mut island = lat.clone();
+        island.node_frames.push(9);
+        refused(&island, "u", &words(), 1.0, "node 5 is not reachable");
+        let mut late = lat.clone();
+        late.node_frames[0] = 1;
+        refused(&late, "u", &words(), 1.0, "not 0");
+    }
+
     const TRIGRAM: &str = "\\data\\
 ngram 1=5
 ngram 2=5
@@ -1438,6 +1985,21 @@ ngram 3=2
                 prop_assert!(re.validate().is_ok());
                 prop_assert!((path_score(&re, &got) - want).abs() < 1e-3);
                 prop_assert!(trimmed(&re));
+            }
+        }
+
+        /// Whatever can be written reads back the same (arcs in the
+        /// written order).
+        #[test]
+        fn text_round_trips(lat in lattices(), scale in 0.05f32..2.0) {
+            let mut out = Vec::new();
+            if lat.write_text("u", &words(), scale, &mut out).is_ok() {
+                let text = String::from_utf8(out).unwrap();
+                let back = Lattice::read_text(&text, "x", &words(), scale).unwrap();
+                let mut sorted = lat.clone();
+                sorted.arcs.sort_by_key(|a| lat.node_frames[a.from as usize]);
+                prop_assert_eq!(back.len(), 1);
+                prop_assert_eq!(&back[0].1, &sorted);
             }
         }
     }
