@@ -9,5 +9,6 @@ pub mod decoder;
 pub mod grammar;
 pub mod graph;
 pub mod hmm;
+pub mod lattice;
 pub mod lexicon;
 pub mod lm;
