@@ -189,6 +189,7 @@ fn a_segment_decodes_exactly_as_its_range_cut_into_a_file() {
             2,
             endpointing,
             OnFailure::Stop,
+            false,
             &|| {},
         )
         .unwrap();

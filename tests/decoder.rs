@@ -349,3 +349,45 @@ fn cross_word_contexts_are_scored_across_word_boundaries() {
     let hyp = d.finalize();
     assert!(hyp.words.iter().any(|w| w.conf < 0.5), "{:?}", hyp.words);
 }
+
+#[test]
+fn lattice_holds_the_best_path_and_the_reference_and_nbest_is_ordered() {
+    let s = setup();
+    let sentence = ["DORA", "CAN", "SEE", "THE", "SHEEP"];
+    let mut frames = oracle(&sentence, 400);
+    // Blur the middle word's frames so the lattice holds competitors.
+    for f in frames.iter_mut().skip(170).take(60) {
+        for v in f.iter_mut() {
+            *v = (*v + 40.0) * 0.02 - 3.0;
+        }
+    }
+    let mut d = Decoder::new(s.graph.clone());
+    for f in &frames {
+        d.advance(f);
+    }
+    let (hyp, lat) = d.finish();
+    lat.validate().unwrap();
+    let words = s.graph.words();
+    let text = |ids: &[u32]| {
+        ids.iter()
+            .map(|&w| words[w as usize].as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let best = lat.best_path();
+    assert_eq!(text(&lat.words_of(&best)), hyp.text());
+    let reference: Vec<u32> = sentence
+        .iter()
+        .map(|w| words.iter().position(|v| v == w).unwrap() as u32)
+        .collect();
+    assert_eq!(lat.oracle(&reference).0, 0, "reference not in the lattice");
+    let nbest = lat.nbest(10);
+    assert!(nbest.len() > 1, "{} alternatives", nbest.len());
+    assert_eq!(text(&nbest[0].words), hyp.text());
+    for pair in nbest.windows(2) {
+        assert!(pair[0].score >= pair[1].score);
+    }
+    let distinct: std::collections::HashSet<_> = nbest.iter().map(|n| &n.words).collect();
+    assert_eq!(distinct.len(), nbest.len());
+    assert!(hyp.words.iter().all(|w| (0.0..=1.0).contains(&w.conf)));
+}

@@ -43,6 +43,8 @@ fn no_rtf(events: Vec<Event>) -> Vec<Event> {
                 start_s,
                 end_s,
                 words,
+                alternatives,
+                lattice,
                 ..
             } => Event::Final {
                 utt,
@@ -51,6 +53,8 @@ fn no_rtf(events: Vec<Event>) -> Vec<Event> {
                 end_s,
                 words,
                 rtf: 0.0,
+                alternatives,
+                lattice,
             },
             other => other,
         })

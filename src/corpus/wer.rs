@@ -76,3 +76,38 @@ pub fn align<S: AsRef<str>, T: AsRef<str>>(reference: &[S], hypothesis: &[T]) ->
         sentence_errors: (e > 0) as usize,
     }
 }
+
+/// Per hypothesis word, whether a minimum-error alignment with the
+/// reference matches it (what word confidences are scored against).
+pub fn correct_words<S: AsRef<str>, T: AsRef<str>>(reference: &[S], hypothesis: &[T]) -> Vec<bool> {
+    let (n, m) = (reference.len(), hypothesis.len());
+    let mut cost = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in cost.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=m {
+        cost[0][j] = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let same = reference[i - 1].as_ref() == hypothesis[j - 1].as_ref();
+            cost[i][j] = (cost[i - 1][j - 1] + !same as usize)
+                .min(cost[i - 1][j] + 1)
+                .min(cost[i][j - 1] + 1);
+        }
+    }
+    let mut ok = vec![false; m];
+    let (mut i, mut j) = (n, m);
+    while i > 0 && j > 0 {
+        let same = reference[i - 1].as_ref() == hypothesis[j - 1].as_ref();
+        if cost[i][j] == cost[i - 1][j - 1] + !same as usize {
+            ok[j - 1] = same;
+            (i, j) = (i - 1, j - 1);
+        } else if cost[i][j] == cost[i - 1][j] + 1 {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    ok
+}

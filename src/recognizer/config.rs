@@ -114,6 +114,10 @@ pub struct RecognizerFlags {
     /// Maximum active HMM states per frame [1, 10000000].
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = DecoderConfig::MAX_ACTIVE))]
     pub max_active: Option<usize>,
+    /// Alternatives per final result: up to N distinct word sequences from
+    /// the utterance's lattice, best first, with scores [0, 1000].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", allow_hyphen_values = true, value_parser = DecoderConfig::NBEST))]
+    pub nbest: Option<usize>,
     /// Network arithmetic [default: auto = int8-sparse for ReLU, int8 for
     /// leaky/tanh, f32 when the model has no int8 tensors].
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
@@ -169,6 +173,9 @@ impl RecognizerFlags {
         set(&mut d.beam, self.beam);
         if let Some(v) = self.max_active {
             d.max_active = v;
+        }
+        if let Some(v) = self.nbest {
+            d.nbest = v;
         }
         rc.validate("command line")?;
         Ok(rc)

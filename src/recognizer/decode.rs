@@ -5,7 +5,7 @@
 //! utterance numbering, stream time across utterances and holes, partial
 //! results only when they change, and the RTF of each utterance.
 
-use super::{Event, Model};
+use super::{Alternative, Event, Model};
 use crate::search::decoder::{Decoder, Hypothesis, WordResult};
 use crate::stage::{Gap, Latency, Stage};
 use std::sync::Arc;
@@ -55,7 +55,21 @@ impl DecodeStage {
     }
 
     fn emit_final(&mut self) {
-        let hyp: Hypothesis = self.decoder.finalize();
+        let (hyp, lattice): (Hypothesis, _) = self.decoder.finish();
+        let g = self.decoder.graph();
+        let alternatives = lattice
+            .nbest(g.config().nbest)
+            .into_iter()
+            .map(|n| Alternative {
+                text: n
+                    .words
+                    .iter()
+                    .map(|&w| g.words()[w as usize].as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                score: n.score,
+            })
+            .collect();
         let shift = self.frame_shift_s();
         let offset = self.utt_start_frame as f32 * shift;
         let frames = self.decoder.frames();
@@ -80,6 +94,8 @@ impl DecodeStage {
             end_s: offset + audio_s,
             words,
             rtf: self.busy.as_secs_f32() / audio_s.max(1e-3),
+            alternatives,
+            lattice: Arc::new(lattice),
         });
         self.utt += 1;
         self.utt_start_frame += frames as u64;

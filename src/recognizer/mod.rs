@@ -21,6 +21,7 @@ use crate::features::frontend::Frontend;
 use crate::search::decoder::WordResult;
 use crate::search::grammar::Grammar;
 use crate::search::graph::{DecoderConfig, SearchGraph};
+use crate::search::lattice::Lattice;
 use crate::search::lexicon::Lexicon;
 use crate::search::lm::NgramLm;
 use crate::stage::{Gap, Stage};
@@ -154,6 +155,14 @@ pub enum Event {
         words: Vec<WordResult>,
         /// Processing time / audio time for this utterance.
         rtf: f32,
+        /// Up to `decoder.nbest` distinct word sequences, best first (left
+        /// out when not asked for).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        alternatives: Vec<Alternative>,
+        /// The utterance's word lattice (word ids index the search graph's
+        /// vocabulary, times from the utterance start); not serialized.
+        #[serde(skip)]
+        lattice: Arc<Lattice>,
     },
     /// Audio was lost (capture overrun): the utterance before it was
     /// finalized, and stream time skips the hole.
@@ -165,6 +174,15 @@ pub enum Event {
         /// Samples dropped at the capture rate.
         dropped_samples: u64,
     },
+}
+
+/// One entry of an N-best list.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alternative {
+    /// The words.
+    pub text: String,
+    /// Total scaled log score of its best path (acoustic + LM); higher is better.
+    pub score: f32,
 }
 
 /// The stages of one stream, in order: samples → frames → score rows →
@@ -456,6 +474,9 @@ pub struct FileResult {
     pub words: Vec<WordResult>,
     /// Audio read, seconds.
     pub audio_s: f64,
+    /// The word lattice of every final result, in order.
+    #[serde(skip)]
+    pub lattices: Vec<Arc<Lattice>>,
 }
 
 /// Recognizes the audio file at `path` on this thread. With `endpointing`
@@ -488,9 +509,16 @@ pub fn decode_span(
     };
     let mut texts = Vec::new();
     let read = rec.run_stream(&mut stream, |e| {
-        if let Event::Final { text, words, .. } = e {
+        if let Event::Final {
+            text,
+            words,
+            lattice,
+            ..
+        } = e
+        {
             texts.push(text.clone());
             out.words.extend(words.iter().cloned());
+            out.lattices.push(lattice.clone());
         }
         Ok(())
     });

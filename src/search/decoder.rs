@@ -17,6 +17,7 @@
 //! histories no token holds are dropped, so memory follows the beams.
 
 use crate::search::graph::{SearchGraph, EDGE_BIT, MAX_STATES, SIL_WORD};
+use crate::search::lattice::{self, Lattice};
 use crate::search::lm::WordId;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -849,20 +850,113 @@ impl Decoder {
 
     /// The final hypothesis for the frames so far: the best path that ends
     /// a word where the grammar may end (with `</s>`), or the best path's
-    /// finished words if none does.
+    /// finished words if none does. Confidences are lattice posteriors.
     pub fn finalize(&mut self) -> Hypothesis {
-        let ends = self.final_ends();
-        let Some(best) = ends.iter().max_by(|a, b| a.0.total_cmp(&b.0)).copied() else {
+        self.finish().0
+    }
+
+    /// [`Decoder::finalize`] and the utterance's word lattice (pruned to
+    /// the lattice beam; no complete path if no word could end here).
+    /// Word confidences are lattice posteriors: per word, the summed
+    /// posterior of the lattice arcs with that word over its midpoint.
+    pub fn finish(&mut self) -> (Hypothesis, Lattice) {
+        let lat = self.lattice();
+        let path = lat.best_path();
+        if path.is_empty() {
             let words = match self.best_state() {
                 Some((k, s, _)) => self.best_words(self.cur[k].from[s]),
                 None => Vec::new(),
             };
-            return self.hypothesis(&words);
-        };
-        let (_, word, from, ac, _) = best;
-        let mut words = self.best_words(from);
-        words.push((word, self.nodes[from as usize].frame, self.frames, ac));
-        self.hypothesis(&words)
+            return (self.hypothesis(&words), lat);
+        }
+        let conf = lat.word_confidences(&path);
+        let shift = self.graph.frame_shift_s;
+        let words = path
+            .iter()
+            .zip(conf)
+            .map(|(&a, conf)| (lat.arcs[a as usize], conf))
+            .filter(|(a, _)| a.word != lattice::SILENCE)
+            .map(|(a, conf)| WordResult {
+                word: self.graph.words[a.word as usize].clone(),
+                start_s: lat.node_frames[a.from as usize] as f32 * shift,
+                end_s: lat.node_frames[a.to as usize] as f32 * shift,
+                conf,
+            })
+            .collect();
+        (Hypothesis { words }, lat)
+    }
+
+    /// The word lattice of the frames so far: every word end kept by the
+    /// search, plus the words that may end the utterance now (with `</s>`)
+    /// into a final node, pruned to the arcs on some path within the
+    /// lattice beam of the best. Word ids index [`SearchGraph::words`].
+    pub fn lattice(&mut self) -> Lattice {
+        let ends = self.final_ends();
+        let n = self.nodes.len();
+        let final_node = n as u32;
+        let best = ends.iter().map(|e| e.0).fold(f32::NEG_INFINITY, f32::max);
+        let floor = best - self.graph.config.lattice_beam;
+        // Backward best completion, nodes in reverse order (ids follow frames).
+        let mut comp = vec![f32::NEG_INFINITY; n + 1];
+        comp[n] = 0.0;
+        let mut arcs = Vec::new();
+        for &(score, word, from, ac, lm) in &ends {
+            if score >= floor {
+                comp[from as usize] = comp[from as usize].max(ac + lm);
+                arcs.push(lattice::LatArc {
+                    from,
+                    to: final_node,
+                    word,
+                    ac,
+                    lm,
+                });
+            }
+        }
+        for v in (0..n).rev() {
+            if comp[v] == f32::NEG_INFINITY {
+                continue;
+            }
+            let mut a = self.nodes[v].first_in;
+            while a != NONE {
+                let arc = self.arcs[a as usize];
+                let rest = arc.ac + arc.lm + comp[v];
+                if self.nodes[arc.from as usize].score + rest >= floor {
+                    comp[arc.from as usize] = comp[arc.from as usize].max(rest);
+                    arcs.push(lattice::LatArc {
+                        from: arc.from,
+                        to: v as u32,
+                        word: arc.word,
+                        ac: arc.ac,
+                        lm: arc.lm,
+                    });
+                }
+                a = arc.next_in;
+            }
+        }
+        // Keep the nodes on kept arcs, renumbered in frame order.
+        let mut id = vec![NONE; n + 1];
+        let mut node_frames = Vec::new();
+        for v in 0..=n {
+            if v == 0 || v == n || comp[v] > f32::NEG_INFINITY {
+                id[v] = node_frames.len() as u32;
+                node_frames.push(if v == n {
+                    self.frames
+                } else {
+                    self.nodes[v].frame
+                });
+            }
+        }
+        for a in &mut arcs {
+            a.from = id[a.from as usize];
+            a.to = id[a.to as usize];
+        }
+        arcs.reverse();
+        Lattice {
+            node_frames,
+            arcs,
+            start: 0,
+            final_node: id[n],
+        }
     }
 
     /// Seconds of trailing silence on the best path, whether it holds a

@@ -46,6 +46,9 @@ pub struct DecoderConfig {
     pub max_word_ends: usize,
     /// Lattice arcs on no path within this much of the best path are pruned.
     pub lattice_beam: f32,
+    /// Alternatives (distinct word sequences from the lattice) per final
+    /// result; 0: the best only.
+    pub nbest: usize,
     /// Endpoint rules; any one that fires ends the utterance.
     pub endpoint: EndpointConfig,
 }
@@ -62,6 +65,7 @@ impl Default for DecoderConfig {
             word_end_beam: 8.0,
             max_word_ends: 8,
             lattice_beam: 8.0,
+            nbest: 0,
             endpoint: EndpointConfig::default(),
         }
     }
@@ -80,6 +84,8 @@ impl DecoderConfig {
     pub const BEAM: Real = Real::above(0.0, 1000.0);
     /// Valid `max_active`.
     pub const MAX_ACTIVE: Count = Count::new(1, 10_000_000);
+    /// Valid `nbest`.
+    pub const NBEST: Count = Count::new(0, 1000);
     /// Valid `max_word_ends`.
     pub const MAX_WORD_ENDS: Count = Count::new(1, 1_000_000);
 
@@ -97,6 +103,7 @@ impl DecoderConfig {
         Self::BEAM.check("decoder.word_end_beam", self.word_end_beam)?;
         Self::MAX_WORD_ENDS.check("decoder.max_word_ends", self.max_word_ends)?;
         Self::BEAM.check("decoder.lattice_beam", self.lattice_beam)?;
+        Self::NBEST.check("decoder.nbest", self.nbest)?;
         self.endpoint.check()
     }
 

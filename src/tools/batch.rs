@@ -7,6 +7,7 @@ use crate::corpus::datadir::{DataDir, Utterance};
 use crate::corpus::split::{write_split, ShardFlags, SplitBy};
 use crate::error::{Error, Result};
 use crate::recognizer::{EventFormat, Model, ModelArgs};
+use crate::search::lm::NgramLm;
 use crate::tools::eval::{decode_utterances, EvalReport, OnFailure};
 use crate::tools::shard;
 use std::io::Write;
@@ -43,6 +44,7 @@ impl BatchArgs {
         utts: &[Utterance],
         endpointing: bool,
         on_failure: OnFailure,
+        keep_lattices: bool,
     ) -> Result<EvalReport> {
         let utts = self.shard.select(utts)?;
         let bar = super::progress_bar(true, utts.len() as u64, "decoding");
@@ -52,6 +54,7 @@ impl BatchArgs {
             self.threads(),
             endpointing,
             on_failure,
+            keep_lattices,
             &|| bar.inc(1),
         )?;
         bar.finish_and_clear();
@@ -95,22 +98,48 @@ pub struct EvalArgs {
     /// atomically.
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub results: Option<PathBuf>,
+    /// Second pass: rescore every utterance's word lattice with this ARPA
+    /// LM (e.g. a larger or higher-order one) and report its WER too.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub rescore_lm: Option<PathBuf>,
+    /// Write the word lattices here (text format of docs/lattices.md).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub lattices: Option<PathBuf>,
 }
 
 impl EvalArgs {
     /// Decodes (this shard of) the data dir, writes `--hyp` and
     /// `--results`, and prints the WER report to `out`.
     pub fn run(&self, out: &mut dyn Write) -> Result<()> {
-        for p in [&self.hyp, &self.results].into_iter().flatten() {
+        for p in [&self.hyp, &self.results, &self.lattices]
+            .into_iter()
+            .flatten()
+        {
             check_writable(p)?;
         }
         let model = self.decode.load()?;
+        let rescore = match &self.rescore_lm {
+            Some(p) => {
+                let text = crate::bounded::read_text(p, crate::bounded::LM)?;
+                Some((NgramLm::from_arpa(&text, &p.display().to_string())?, p))
+            }
+            None => None,
+        };
         let mut utts = DataDir::open(&self.data)?.utterances;
         utts.truncate(self.max_utts.unwrap_or(usize::MAX));
-        let report = self.batch.decode(&model, &utts, false, OnFailure::Mark)?;
+        let keep = self.rescore_lm.is_some() || self.lattices.is_some();
+        let report = self
+            .batch
+            .decode(&model, &utts, false, OnFailure::Mark, keep)?;
         if let Some(p) = &self.hyp {
             write_atomic(p, report.hypothesis_text().as_bytes())?;
         }
+        if let Some(p) = &self.lattices {
+            write_atomic(p, &report.lattice_text(&model))?;
+        }
+        let rescored = rescore
+            .as_ref()
+            .map(|(lm, p)| (report.rescore(&model, &utts, lm), p));
         if let Some(p) = &self.results {
             let settings = format!("max_utts {:?} {}", self.max_utts, self.decode.settings()?);
             let job = job(
@@ -128,6 +157,21 @@ impl EvalArgs {
             emit(out, &format!("shard {shard} of {}:\n", self.data.display()))?;
         }
         emit(out, &report.summary(self.per_speaker))?;
+        if let Some((t, p)) = rescored {
+            emit(
+                out,
+                &format!(
+                    "rescored with {}: %WER {:.2} [ {} / {}, {} ins, {} del, {} sub ]\n",
+                    p.display(),
+                    t.wer(),
+                    t.errors(),
+                    t.ref_words,
+                    t.ins,
+                    t.del,
+                    t.sub
+                ),
+            )?;
+        }
         failures(&self.data, &report)
     }
 }
@@ -173,7 +217,7 @@ pub fn transcribe_dir(
     }
     let data = DataDir::open_audio(input)?;
     let model = decode.load()?;
-    let report = batch.decode(&model, &data.utterances, true, OnFailure::Mark)?;
+    let report = batch.decode(&model, &data.utterances, true, OnFailure::Mark, false)?;
     let body = match format {
         EventFormat::Jsonl => {
             let settings = decode.settings()?;

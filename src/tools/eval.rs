@@ -7,10 +7,12 @@
 //! number of threads; rayon runs them, in a pool of the caller's size.
 
 use crate::corpus::datadir::Utterance;
-use crate::corpus::wer::{align, ErrorCounts};
+use crate::corpus::wer::{align, correct_words, ErrorCounts};
 use crate::error::Result;
 use crate::recognizer::{decode_span, Model};
 use crate::search::decoder::WordResult;
+use crate::search::lattice::Lattice;
+use crate::search::lm::NgramLm;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,6 +42,16 @@ pub struct UttResult {
     /// past such files; its words are then empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// Word errors of the lattice path closest to the transcript (the
+    /// lattice oracle; utterances decoded as one lattice only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<ErrorCounts>,
+    /// Per word of `words`, whether it is correct (scored confidences).
+    #[serde(skip)]
+    pub correct: Vec<bool>,
+    /// The word lattices (kept when asked for).
+    #[serde(skip)]
+    pub lattices: Vec<Arc<Lattice>>,
 }
 
 /// A data dir decoded and scored.
@@ -80,9 +92,11 @@ pub fn decode_utterances(
     threads: usize,
     endpointing: bool,
     on_failure: OnFailure,
+    keep_lattices: bool,
     progress: &(dyn Fn() + Sync),
 ) -> Result<EvalReport> {
-    let (results, cpu_s, wall_s) = decode_each(model, utts, threads, endpointing, progress)?;
+    let (results, cpu_s, wall_s) =
+        decode_each(model, utts, threads, endpointing, keep_lattices, progress)?;
     let results = results
         .into_iter()
         .map(|(mut r, read)| match (read, on_failure) {
@@ -111,6 +125,7 @@ fn decode_each(
     utts: &[Utterance],
     threads: usize,
     endpointing: bool,
+    keep_lattices: bool,
     progress: &(dyn Fn() + Sync),
 ) -> Result<(Vec<Decoded>, f64, f64)> {
     let pool = super::thread_pool(threads, "sparsa-eval")?;
@@ -122,7 +137,17 @@ fn decode_each(
                 let (r, read) = decode_span(model, &u.audio, u.span(), endpointing);
                 progress();
                 let hyp: Vec<&str> = r.text.split_whitespace().collect();
-                let errors = (!u.words.is_empty()).then(|| align(&u.words, &hyp));
+                let scored = !u.words.is_empty();
+                let errors = scored.then(|| align(&u.words, &hyp));
+                let correct = if scored {
+                    correct_words(&u.words, &hyp)
+                } else {
+                    Vec::new()
+                };
+                let oracle = match &r.lattices[..] {
+                    [lat] if scored => Some(oracle_errors(model, lat, &u.words)),
+                    _ => None,
+                };
                 let result = UttResult {
                     id: u.id.clone(),
                     speaker: u.speaker.clone(),
@@ -131,6 +156,13 @@ fn decode_each(
                     audio_s: r.audio_s,
                     errors,
                     failed: None,
+                    oracle,
+                    correct,
+                    lattices: if keep_lattices {
+                        r.lattices
+                    } else {
+                        Vec::new()
+                    },
                 };
                 (result, read)
             })
@@ -139,7 +171,117 @@ fn decode_each(
     Ok((results, cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64()))
 }
 
+/// Word errors of the lattice path closest to `reference`.
+fn oracle_errors(model: &Model, lat: &Lattice, reference: &[String]) -> ErrorCounts {
+    let words = model.graph.words();
+    // Out-of-vocabulary reference words match no arc.
+    let ids: Vec<u32> = reference
+        .iter()
+        .map(|w| {
+            words
+                .iter()
+                .position(|v| v == w)
+                .map_or(u32::MAX - 1, |i| i as u32)
+        })
+        .collect();
+    let (_, path) = lat.oracle(&ids);
+    let hyp: Vec<&str> = path.iter().map(|&w| words[w as usize].as_str()).collect();
+    align(reference, &hyp)
+}
+
 impl EvalReport {
+    /// Word errors after rescoring every kept lattice with `lm` (the
+    /// model's LM weight and insertion penalty); utterances of `utts`
+    /// without one lattice keep their first-pass words.
+    pub fn rescore(&self, model: &Model, utts: &[Utterance], lm: &NgramLm) -> ErrorCounts {
+        let g = &model.graph;
+        let ids: Vec<u32> = g
+            .words()
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                if i == 0 {
+                    u32::MAX
+                } else {
+                    lm.id(w).unwrap_or(u32::MAX)
+                }
+            })
+            .collect();
+        let c = g.config();
+        let mut total = ErrorCounts::default();
+        for (r, u) in self.utts.iter().zip(utts) {
+            if u.words.is_empty() {
+                continue;
+            }
+            let hyp: Vec<String> = match &r.lattices[..] {
+                [lat] => {
+                    let new = lat.rescore(lm, &ids, c.lm_weight, c.word_insertion_penalty);
+                    let path = new.best_path();
+                    new.words_of(&path)
+                        .iter()
+                        .map(|&w| g.words()[w as usize].clone())
+                        .collect()
+                }
+                _ => r.text.split_whitespace().map(str::to_string).collect(),
+            };
+            total.add(align(&u.words, &hyp));
+        }
+        total
+    }
+
+    /// The kept lattices in the text format of docs/lattices.md, one per
+    /// utterance (`UTT-K` for the K-th of an utterance cut by endpoints).
+    pub fn lattice_text(&self, model: &Model) -> Vec<u8> {
+        let mut out = Vec::new();
+        let words = model.graph.words();
+        let scale = model.graph.config().acoustic_scale;
+        for u in &self.utts {
+            for (k, lat) in u.lattices.iter().enumerate() {
+                let id = if u.lattices.len() == 1 {
+                    u.id.clone()
+                } else {
+                    format!("{}-{k}", u.id)
+                };
+                // A lattice without a complete path cannot be written; skipped.
+                let _ = lat.write_text(&id, words, scale, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Confidence calibration over the scored words: (words, error rate of
+    /// words with confidence ≥ 0.5, error rate below, normalized cross-entropy).
+    pub fn calibration(&self) -> Option<(usize, f64, f64, f64)> {
+        let mut pairs = Vec::new();
+        for u in &self.utts {
+            if u.correct.len() == u.words.len() {
+                pairs.extend(
+                    u.words
+                        .iter()
+                        .zip(&u.correct)
+                        .map(|(w, &c)| (w.conf as f64, c)),
+                );
+            }
+        }
+        if pairs.is_empty() {
+            return None;
+        }
+        let n = pairs.len() as f64;
+        let rate = |hi: bool| {
+            let sel: Vec<_> = pairs.iter().filter(|p| (p.0 >= 0.5) == hi).collect();
+            100.0 * sel.iter().filter(|p| !p.1).count() as f64 / sel.len().max(1) as f64
+        };
+        let pc = pairs.iter().filter(|p| p.1).count() as f64 / n;
+        let h = |p: f64| -p.clamp(1e-6, 1.0).log2();
+        let h_c = n * (pc * h(pc) + (1.0 - pc) * h(1.0 - pc));
+        let h_cond: f64 = pairs
+            .iter()
+            .map(|&(c, ok)| if ok { h(c) } else { h(1.0 - c) })
+            .sum();
+        let nce = if h_c > 0.0 { (h_c - h_cond) / h_c } else { 0.0 };
+        Some((pairs.len(), rate(true), rate(false), nce))
+    }
+
     /// The report of decoded utterances (totals summed here).
     pub fn new(utts: Vec<UttResult>, cpu_s: f64, wall_s: f64) -> Self {
         let mut total = ErrorCounts::default();
@@ -193,6 +335,26 @@ impl EvalReport {
             t.sentence_errors,
             t.sentences
         );
+        let mut oracle = ErrorCounts::default();
+        for c in self.utts.iter().filter_map(|u| u.oracle) {
+            oracle.add(c);
+        }
+        if oracle.sentences > 0 {
+            let _ = writeln!(
+                o,
+                "lattice oracle %WER {:.2} [ {} / {} ] over {} utterances",
+                oracle.wer(),
+                oracle.errors(),
+                oracle.ref_words,
+                oracle.sentences
+            );
+        }
+        if let Some((n, hi, lo, nce)) = self.calibration() {
+            let _ = writeln!(
+                o,
+                "confidence: {n} words, {hi:.1}% wrong at >= 0.5, {lo:.1}% wrong below, NCE {nce:.3}"
+            );
+        }
         let a = self.audio_s.max(1e-9);
         let _ = writeln!(
             o,

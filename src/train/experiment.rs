@@ -414,6 +414,7 @@ fn decode_set(
         threads,
         false,
         OnFailure::Stop,
+        false,
         &|| bar.inc(1),
     )?;
     bar.finish_and_clear();
