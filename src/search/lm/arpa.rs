@@ -3,12 +3,15 @@
 
 use super::table::{self, bits_for, Key};
 use super::{with_store, Higher, NgramLm, Store, WordId, EOS};
-use crate::bounded::{self, LineRead};
+use crate::bounded;
 use crate::error::{Error, Result};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// The longest ARPA line [`NgramLm::load`] reads (a real one is under 1 kB).
+/// Fields kept on the stack per n-gram line (orders up to 6; longer lines
+/// are collected).
+const FIELDS: usize = 8;
 const MAX_LINE: usize = 1 << 20;
 
 impl NgramLm {
@@ -99,47 +102,66 @@ impl NgramLm {
     /// Parses ARPA text; errors name `source` and the line.
     pub fn from_arpa(text: &str, source: &str) -> Result<Self> {
         let mut r = Reader::new(source, text.len());
-        for (i, line) in text.lines().enumerate() {
-            r.line(i + 1, line)?;
-        }
+        r.lines(0, text)?;
         r.finish()
     }
 
-    /// Reads an ARPA file line by line (never the whole text in memory, so
-    /// loading needs little more than the model); at most the
-    /// [`bounded::LM`] limit of bytes. Errors name the file and the line.
+    /// Reads an ARPA file in blocks of complete lines (never the whole
+    /// text in memory, so loading needs little more than the model); at
+    /// most the [`bounded::LM`] limit of bytes. Errors name the file and
+    /// the line.
     pub fn load(path: &Path) -> Result<Self> {
+        const BLOCK: usize = 4 << 20;
         let source = path.display().to_string();
         let io = |e| Error::io(path, e);
         let file = bounded::open_io(path, bounded::LM).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut file = file.take(bounded::LM.bytes + 1);
         let mut r = Reader::new(&source, size as usize);
-        let mut buf = Vec::new();
-        let mut bytes = 0u64;
-        for ln in 1.. {
-            let line = match bounded::read_line(&mut reader, &mut buf, MAX_LINE).map_err(io)? {
-                LineRead::End => break,
-                LineRead::TooLong(_) => {
-                    return Err(r.bad(ln, format!("line longer than {MAX_LINE} bytes")))
+        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK);
+        let (mut done, mut total, mut eof) = (0, 0u64, false);
+        while !eof {
+            let old = buf.len();
+            buf.resize(old + BLOCK, 0);
+            let mut got = 0;
+            while got < BLOCK {
+                match file.read(&mut buf[old + got..]) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io(e)),
                 }
-                LineRead::Line => &buf[..],
-            };
-            bytes += line.len() as u64 + 1;
-            if bytes > bounded::LM.bytes + 1 {
+            }
+            buf.truncate(old + got);
+            eof = got < BLOCK;
+            total += got as u64;
+            if total > bounded::LM.bytes {
                 let msg = format!("larger than {}", bounded::LM);
                 return Err(io(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     msg,
                 )));
             }
-            let line = match (ln, line) {
-                (1, [0xef, 0xbb, 0xbf, rest @ ..]) => rest, // a byte-order mark
-                _ => line,
+            // Complete lines only; the rest waits for the next block.
+            let end = match buf.iter().rposition(|&b| b == b'\n') {
+                _ if eof => buf.len(),
+                Some(i) => i + 1,
+                None if buf.len() > MAX_LINE => {
+                    return Err(r.bad(done + 1, format!("line longer than {MAX_LINE} bytes")))
+                }
+                None => continue,
             };
-            let line = std::str::from_utf8(line)
-                .map_err(|e| r.bad(ln, format!("not UTF-8 (byte {})", e.valid_up_to() + 1)))?;
-            r.line(ln, line)?;
+            let mut block = &buf[..end];
+            if done == 0 {
+                block = block.strip_prefix(b"\xef\xbb\xbf").unwrap_or(block); // a byte-order mark
+            }
+            let text = std::str::from_utf8(block).map_err(|e| {
+                let before = &block[..e.valid_up_to()];
+                let line = done + 1 + before.iter().filter(|&&b| b == b'\n').count();
+                r.bad(line, "not UTF-8".into())
+            })?;
+            done = r.lines(done, text)?;
+            buf.drain(..end);
         }
         r.finish()
     }
@@ -160,6 +182,15 @@ struct Reader<'s> {
     ended: bool,
     last_line: usize,
     ids: Vec<WordId>,
+    /// The previous n-gram's words and their ids: sorted ARPA files repeat
+    /// the first words from line to line, and a compare with a copy at hand
+    /// is cheaper than a lookup in the vocabulary.
+    prev: Vec<(String, WordId)>,
+    /// N-grams of order `pending_n` parsed but not yet in the tables (they
+    /// go in by [`table::BATCH`]): their word ids, their values.
+    pending_n: usize,
+    pending: Vec<WordId>,
+    pending_vals: Vec<(f32, f32)>,
 }
 
 impl<'s> Reader<'s> {
@@ -175,6 +206,10 @@ impl<'s> Reader<'s> {
             ended: false,
             last_line: 0,
             ids: Vec::new(),
+            prev: Vec::new(),
+            pending_n: 0,
+            pending: Vec::new(),
+            pending_vals: Vec::new(),
         }
     }
 
@@ -205,9 +240,21 @@ impl<'s> Reader<'s> {
         Ok(())
     }
 
-    fn line(&mut self, ln: usize, raw: &str) -> Result<()> {
+    /// Parses the lines of `text`, numbered from `done + 1`; returns the
+    /// last line's number.
+    fn lines(&mut self, done: usize, text: &str) -> Result<usize> {
+        let ascii = text.is_ascii();
+        let mut ln = done;
+        for line in text.lines() {
+            ln += 1;
+            self.line(ln, line, ascii)?;
+        }
+        Ok(ln)
+    }
+
+    fn line(&mut self, ln: usize, raw: &str, ascii: bool) -> Result<()> {
         self.last_line = ln;
-        let line = raw.trim();
+        let line = if ascii { raw.trim_ascii() } else { raw.trim() };
         if line.is_empty() || self.ended {
             return Ok(());
         }
@@ -262,12 +309,24 @@ impl<'s> Reader<'s> {
                 format!("unexpected line before any n-gram section: '{line}'"),
             ));
         };
-        self.ngram(ln, line, n)
+        self.ngram(ln, line, n, ascii)
     }
 
     /// One n-gram line of section `n`: `PROB W1 .. Wn [BACKOFF]`.
-    fn ngram(&mut self, ln: usize, line: &str, n: usize) -> Result<()> {
-        let count = line.split_whitespace().count();
+    fn ngram(&mut self, ln: usize, line: &str, n: usize, ascii: bool) -> Result<()> {
+        let mut stack = [""; FIELDS];
+        let mut count = 0;
+        let mut put = |f| {
+            if let Some(slot) = stack.get_mut(count) {
+                *slot = f;
+            }
+            count += 1;
+        };
+        if ascii {
+            line.split_ascii_whitespace().for_each(&mut put);
+        } else {
+            line.split_whitespace().for_each(&mut put);
+        }
         if count != n + 1 && count != n + 2 {
             return Err(self.bad(
                 ln,
@@ -278,28 +337,17 @@ impl<'s> Reader<'s> {
                 ),
             ));
         }
-        let mut fields = line.split_whitespace();
-        let p_text = fields.next().unwrap_or_default();
-        let p: f32 = p_text
+        let heap: Vec<&str>;
+        let fields: &[&str] = if count <= FIELDS {
+            &stack[..count]
+        } else {
+            heap = line.split_whitespace().collect();
+            &heap
+        };
+        let p: f32 = fields[0]
             .parse()
-            .map_err(|_| self.bad(ln, format!("bad log10 probability '{p_text}'")))?;
-        self.ids.clear();
-        for w in fields.by_ref().take(n) {
-            let before = self.lm.words.len();
-            let id = self.lm.intern(w);
-            if self.lm.words.len() > before && bits_for(self.lm.words.len()) > self.lm.store.bits()
-            {
-                // More words than the unigram count declared: wider keys.
-                let bits = bits_for(self.lm.words.len()) + 1;
-                self.lm.store = self
-                    .lm
-                    .store
-                    .repack(self.lm.order, bits)
-                    .map_err(|e| self.bad(ln, e.to_string()))?;
-            }
-            self.ids.push(id);
-        }
-        let bo: f32 = match fields.next() {
+            .map_err(|_| self.bad(ln, format!("bad log10 probability '{}'", fields[0])))?;
+        let bo: f32 = match fields.get(n + 1) {
             Some(b) => b
                 .parse()
                 .map_err(|_| self.bad(ln, format!("bad backoff weight '{b}'")))?,
@@ -311,15 +359,69 @@ impl<'s> Reader<'s> {
                 format!("log10 probability must be <= 0 and finite, got {p} / {bo}"),
             ));
         }
+        self.ids.clear();
+        for (i, &w) in fields[1..=n].iter().enumerate() {
+            if self.prev.len() <= i {
+                self.prev.push((String::new(), WordId::MAX));
+            }
+            let id = match &self.prev[i] {
+                (prev, id) if prev == w => *id,
+                _ => {
+                    let id = self.intern(ln, w)?;
+                    let slot = &mut self.prev[i];
+                    slot.0.clear();
+                    slot.0.push_str(w);
+                    slot.1 = id;
+                    id
+                }
+            };
+            self.ids.push(id);
+        }
         if n == 1 {
             self.lm.unigrams[self.ids[0] as usize] = [p, bo];
         } else {
-            self.lm.store.insert(&self.ids, p, bo);
+            if n != self.pending_n {
+                self.flush();
+                self.pending_n = n;
+            }
+            self.pending.extend_from_slice(&self.ids);
+            self.pending_vals.push((p, bo));
+            if self.pending_vals.len() == table::BATCH {
+                self.flush();
+            }
         }
         Ok(())
     }
 
+    /// Puts the pending n-grams into their table.
+    fn flush(&mut self) {
+        if !self.pending_vals.is_empty() {
+            self.lm
+                .store
+                .insert_batch(self.pending_n, &self.pending, &self.pending_vals);
+            self.pending.clear();
+            self.pending_vals.clear();
+        }
+    }
+
+    /// The id of `w`, added to the vocabulary if new (widening the keys if
+    /// the file has more words than its unigram count said).
+    fn intern(&mut self, ln: usize, w: &str) -> Result<WordId> {
+        let before = self.lm.words.len();
+        let id = self.lm.intern(w);
+        if self.lm.words.len() > before && bits_for(self.lm.words.len()) > self.lm.store.bits() {
+            let bits = bits_for(self.lm.words.len()) + 1;
+            self.lm.store = self
+                .lm
+                .store
+                .repack(self.lm.order, bits)
+                .map_err(|e| self.bad(ln, e.to_string()))?;
+        }
+        Ok(id)
+    }
+
     fn finish(mut self) -> Result<NgramLm> {
+        self.flush();
         if !self.seen_data || self.declared.is_empty() {
             return Err(self.bad(1, "no \\data\\ section: not an ARPA file".into()));
         }

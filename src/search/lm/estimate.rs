@@ -431,12 +431,17 @@ impl<K: StoreKey> Estimator<K> {
         let tables = self
             .kept
             .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let mut t = Table::with_capacity(k.keys.len(), i + 2 < order);
+            .map(|k| {
+                let mut t = Table::with_capacity(k.keys.len());
+                let mut batch = Vec::with_capacity(table::BATCH);
                 for ((&key, &p), &bo) in k.keys.iter().zip(&k.prob).zip(&k.bo) {
-                    t.insert(key, log(p), log(bo));
+                    batch.push((key, log(p), log(bo)));
+                    if batch.len() == table::BATCH {
+                        t.insert_batch(&batch);
+                        batch.clear();
+                    }
                 }
+                t.insert_batch(&batch);
                 t
             })
             .collect();

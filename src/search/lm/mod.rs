@@ -6,8 +6,8 @@
 //! Storage (`table`): unigrams in a dense array by word id; each higher
 //! order in one open-addressing hash table keyed by the n-gram's word ids
 //! packed into a `u64` (a `u128` when order × bits per word exceeds 64).
-//! About 16 bytes per highest-order n-gram and 21 per lower one with `u64`
-//! keys; lookups allocate nothing.
+//! About 21 bytes per n-gram with `u64` keys (a 16-byte entry at load
+//! 3/4); lookups allocate nothing.
 //!
 //! Unknown-word policy: words outside the LM vocabulary are never
 //! hypothesized (the decoder's vocabulary is the LM's, intersected with the
@@ -62,7 +62,9 @@ impl std::hash::Hasher for FxHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // The table picks buckets by the low bits, which the multiplies
+        // alone mix poorly.
+        table::mix(self.0)
     }
 }
 
@@ -126,7 +128,7 @@ impl Store {
             Higher {
                 bits,
                 tables: (2..=order)
-                    .map(|n| Table::with_capacity(capacity(n), n < order))
+                    .map(|n| Table::with_capacity(capacity(n)))
                     .collect(),
             }
         }
@@ -164,6 +166,18 @@ impl Store {
         with_store!(self, h => {
             let key = table::pack(h.bits, g);
             h.tables[g.len() - 2].insert(key, prob, backoff)
+        })
+    }
+
+    /// Inserts n-grams of order `n`: `ids` holds `vals.len()` of them, at
+    /// most [`table::BATCH`].
+    fn insert_batch(&mut self, n: usize, ids: &[WordId], vals: &[(f32, f32)]) {
+        with_store!(self, h => {
+            let mut batch = [(Default::default(), 0.0, 0.0); table::BATCH];
+            for ((slot, g), &(p, bo)) in batch.iter_mut().zip(ids.chunks_exact(n)).zip(vals) {
+                *slot = (table::pack(h.bits, g), p, bo);
+            }
+            h.tables[n - 2].insert_batch(&batch[..vals.len()]);
         })
     }
 
@@ -316,7 +330,7 @@ impl NgramLm {
             .rev()
             .find(|&h| match h {
                 1 => !self.unigrams[hist[m - 1] as usize][0].is_nan(),
-                _ => hi.tables[h - 2].find(ctx.low(h as u32 * hi.bits)).is_some(),
+                _ => hi.tables[h - 2].contains(ctx.low(h as u32 * hi.bits)),
             })
             .unwrap_or(0)
     }

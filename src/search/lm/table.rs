@@ -28,7 +28,7 @@ pub(super) trait Key: Copy + Eq + Ord + Default + std::fmt::Debug {
 
 /// The splitmix64 finalizer: every input bit affects every output bit.
 #[inline]
-fn mix(mut x: u64) -> u64 {
+pub(super) fn mix(mut x: u64) -> u64 {
     x ^= x >> 30;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^= x >> 27;
@@ -91,28 +91,36 @@ pub(super) fn unpack<K: Key>(bits: u32, n: usize, key: K, out: &mut Vec<WordId>)
     out.extend((0..n).rev().map(|i| key.high(i as u32 * bits).last(bits)));
 }
 
-/// One order's n-grams: linear probing in `slots` (load at most 3/4).
+/// How many n-grams [`Table::insert_batch`] takes at a time.
+pub(super) const BATCH: usize = 32;
+
+/// One n-gram: 16 bytes with a `u64` key, so a lookup touches one cache
+/// line.
+#[derive(Clone, Copy, Debug)]
+struct Entry<K> {
+    key: K,
+    prob: f32,
+    /// 0 in the highest order (nothing backs off to it).
+    backoff: f32,
+}
+
+/// One order's n-grams: linear probing, load at most 3/4.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Table<K> {
-    keys: Vec<K>,
-    probs: Vec<f32>,
-    /// Empty when the order is the model's highest (nothing backs off to it).
-    backoffs: Vec<f32>,
+    slots: Vec<Entry<K>>,
     len: usize,
 }
 
 impl<K: Key> Table<K> {
     /// A table sized for `n` n-grams (it grows past that).
-    pub(super) fn with_capacity(n: usize, with_backoff: bool) -> Self {
-        let slots = n + n / 3 + 2;
+    pub(super) fn with_capacity(n: usize) -> Self {
+        let free = Entry {
+            key: K::EMPTY,
+            prob: 0.0,
+            backoff: 0.0,
+        };
         Table {
-            keys: vec![K::EMPTY; slots],
-            probs: vec![0.0; slots],
-            backoffs: if with_backoff {
-                vec![0.0; slots]
-            } else {
-                Vec::new()
-            },
+            slots: vec![free; n + n / 3 + 2],
             len: 0,
         }
     }
@@ -124,79 +132,104 @@ impl<K: Key> Table<K> {
 
     /// Bytes of memory held.
     pub(super) fn heap_bytes(&self) -> usize {
-        self.keys.capacity() * std::mem::size_of::<K>()
-            + (self.probs.capacity() + self.backoffs.capacity()) * 4
+        self.slots.capacity() * std::mem::size_of::<Entry<K>>()
     }
 
     #[inline]
     fn home(&self, key: K) -> usize {
         // Fast range reduction: the hash's high bits pick the slot.
-        ((key.hash() as u128 * self.keys.len() as u128) >> 64) as usize
+        ((key.hash() as u128 * self.slots.len() as u128) >> 64) as usize
     }
 
-    /// The slot holding `key`.
     #[inline]
-    pub(super) fn find(&self, key: K) -> Option<usize> {
+    fn find(&self, key: K) -> Option<&Entry<K>> {
         if self.len == 0 {
             return None;
         }
         let mut i = self.home(key);
         loop {
-            let k = self.keys[i];
-            if k == key {
-                return Some(i);
+            let e = &self.slots[i];
+            if e.key == key {
+                return Some(e);
             }
-            if k == K::EMPTY {
+            if e.key == K::EMPTY {
                 return None;
             }
             i += 1;
-            if i == self.keys.len() {
+            if i == self.slots.len() {
                 i = 0;
             }
         }
+    }
+
+    /// Whether `key` is in the table.
+    #[inline]
+    pub(super) fn contains(&self, key: K) -> bool {
+        self.find(key).is_some()
     }
 
     /// log10 probability of `key`.
     #[inline]
     pub(super) fn prob(&self, key: K) -> Option<f32> {
-        self.find(key).map(|i| self.probs[i])
+        self.find(key).map(|e| e.prob)
     }
 
-    /// log10 back-off weight of `key` (0 in a table without back-offs).
+    /// log10 back-off weight of `key`.
     #[inline]
     pub(super) fn backoff(&self, key: K) -> Option<f32> {
-        self.find(key)
-            .map(|i| self.backoffs.get(i).copied().unwrap_or(0.0))
+        self.find(key).map(|e| e.backoff)
     }
 
     /// Sets `key`'s values (replacing any earlier ones); true if it is new.
     pub(super) fn insert(&mut self, key: K, prob: f32, backoff: f32) -> bool {
-        debug_assert!(key != K::EMPTY);
-        if (self.len + 1) * 4 > self.keys.len() * 3 {
-            self.grow();
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow(1);
         }
-        let mut i = self.home(key);
+        self.place(self.home(key), key, prob, backoff)
+    }
+
+    /// [`Self::insert`] for up to [`BATCH`] n-grams in order, reading all
+    /// their slots first: n-grams that arrive in word order (an ARPA file)
+    /// land all over the table, and the cache misses of independent reads
+    /// overlap where those of one insert after another do not.
+    pub(super) fn insert_batch(&mut self, batch: &[(K, f32, f32)]) {
+        debug_assert!(batch.len() <= BATCH);
+        if (self.len + batch.len()) * 4 > self.slots.len() * 3 {
+            self.grow(batch.len());
+        }
+        let mut homes = [0usize; BATCH];
+        let mut free = 0usize;
+        for (h, &(key, ..)) in homes.iter_mut().zip(batch) {
+            *h = self.home(key);
+            free += usize::from(self.slots[*h].key == K::EMPTY);
+        }
+        std::hint::black_box(free);
+        for (&h, &(key, prob, backoff)) in homes.iter().zip(batch) {
+            self.place(h, key, prob, backoff);
+        }
+    }
+
+    fn place(&mut self, mut i: usize, key: K, prob: f32, backoff: f32) -> bool {
+        debug_assert!(key != K::EMPTY);
         loop {
-            let k = self.keys[i];
-            if k == K::EMPTY || k == key {
-                let new = k == K::EMPTY;
-                self.keys[i] = key;
-                self.probs[i] = prob;
-                if let Some(b) = self.backoffs.get_mut(i) {
-                    *b = backoff;
-                }
+            let e = &mut self.slots[i];
+            if e.key == K::EMPTY || e.key == key {
+                let new = e.key == K::EMPTY;
+                *e = Entry { key, prob, backoff };
                 self.len += usize::from(new);
                 return new;
             }
             i += 1;
-            if i == self.keys.len() {
+            if i == self.slots.len() {
                 i = 0;
             }
         }
     }
 
-    fn grow(&mut self) {
-        let mut bigger = Table::with_capacity(self.len * 2 + 8, !self.backoffs.is_empty());
+    /// Rehashes into a table with room for `more` n-grams beyond twice the
+    /// current count.
+    fn grow(&mut self, more: usize) {
+        let mut bigger = Table::with_capacity(self.len * 2 + more + 8);
         for (k, p, b) in self.iter() {
             bigger.insert(k, p, b);
         }
@@ -205,17 +238,10 @@ impl<K: Key> Table<K> {
 
     /// Every n-gram as (key, log10 prob, log10 back-off), in slot order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (K, f32, f32)> + '_ {
-        self.keys
+        self.slots
             .iter()
-            .enumerate()
-            .filter(|(_, &k)| k != K::EMPTY)
-            .map(|(i, &k)| {
-                (
-                    k,
-                    self.probs[i],
-                    self.backoffs.get(i).copied().unwrap_or(0.0),
-                )
-            })
+            .filter(|e| e.key != K::EMPTY)
+            .map(|e| (e.key, e.prob, e.backoff))
     }
 }
 
@@ -246,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_table_finds_what_it_holds_and_grows() {
-        let mut t: Table<u64> = Table::with_capacity(10, true);
+        let mut t: Table<u64> = Table::with_capacity(10);
         for k in 0..1000u64 {
             assert!(t.insert(k * 7919, k as f32, -(k as f32)));
         }
@@ -257,8 +283,16 @@ mod tests {
         assert_eq!(t.prob(3), None);
         assert_eq!(t.backoff(7919), Some(1.0));
         assert_eq!(t.iter().count(), 1000);
-        let top: Table<u128> = Table::with_capacity(0, false);
+        let mut top: Table<u128> = Table::with_capacity(0);
         assert_eq!(top.prob(1), None);
         assert!(t.heap_bytes() <= 1000 * 4 / 3 * 16 * 2 + 1000);
+        // A batch lands like the same inserts one by one, duplicates too.
+        let batch: Vec<(u128, f32, f32)> = (0..BATCH as u128)
+            .map(|k| (k % 20, k as f32, 0.0))
+            .collect();
+        top.insert_batch(&batch);
+        assert_eq!(top.len(), 20);
+        assert_eq!(top.prob(3), Some(23.0));
+        assert_eq!(top.prob(19), Some(19.0));
     }
 }
