@@ -1,7 +1,8 @@
 //! Whole-file reads with a size limit: every file the program reads whole
 //! (models, LMs, lexicons, configs, data-dir tables, results) goes through
-//! here, so `/dev/zero` or a wrong path cannot grow memory until the kernel
-//! kills the process.
+//! here, or is streamed through [`open_io`] and [`read_line`], so
+//! `/dev/zero` or a wrong path cannot grow memory until the kernel kills
+//! the process.
 //!
 //! Each kind of file has a [`Limit`] far above real use (the README's
 //! limits table lists them). Only regular files and pipes are read: a
@@ -74,6 +75,21 @@ fn invalid(msg: String) -> std::io::Error {
 /// directory or a device is an error (a read of at most `limit + 1`
 /// bytes, so a pipe that never ends is cut off).
 pub fn read_io(path: &Path, limit: Limit) -> std::io::Result<Vec<u8>> {
+    let file = open_io(path, limit)?;
+    let len = file.metadata()?.len();
+    let mut body = Vec::with_capacity(len as usize);
+    file.take(limit.bytes + 1).read_to_end(&mut body)?;
+    if body.len() as u64 > limit.bytes {
+        return Err(invalid(format!("larger than {limit}")));
+    }
+    Ok(body)
+}
+
+/// `path` opened for a streaming read after the checks of [`read_io`]: a
+/// directory, a device or a regular file larger than `limit` is an error.
+/// The caller reads at most `limit.bytes + 1` bytes and refuses more (a pipe
+/// has no size to check up front).
+pub fn open_io(path: &Path, limit: Limit) -> std::io::Result<std::fs::File> {
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     let kind = meta.file_type();
@@ -89,12 +105,70 @@ pub fn read_io(path: &Path, limit: Limit) -> std::io::Result<Vec<u8>> {
     if meta.len() > limit.bytes {
         return Err(invalid(format!("larger than {limit}")));
     }
-    let mut body = Vec::with_capacity(meta.len() as usize);
-    file.take(limit.bytes + 1).read_to_end(&mut body)?;
-    if body.len() as u64 > limit.bytes {
-        return Err(invalid(format!("larger than {limit}")));
+    Ok(file)
+}
+
+/// What [`read_line`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineRead {
+    /// The end of the stream: no more lines.
+    End,
+    /// A line is in the buffer, its `\n` (and a `\r` before it) removed.
+    Line,
+    /// A line longer than the cap: its first `cap` bytes are in the buffer,
+    /// the rest (this many bytes, newline excluded) was read and dropped.
+    TooLong(u64),
+}
+
+/// Reads one line of `reader` into `buf` (cleared first), keeping at most
+/// `cap` bytes of it in memory whatever the input (a binary file with no
+/// newline, `/dev/zero` through a pipe): the rest of an overlong line is
+/// skipped. The last line may lack its newline.
+pub fn read_line<R: std::io::BufRead>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<LineRead> {
+    use std::io::BufRead as _;
+    buf.clear();
+    let n = reader
+        .by_ref()
+        .take(cap as u64 + 1)
+        .read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(LineRead::End);
     }
-    Ok(body)
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        return Ok(LineRead::Line);
+    }
+    if buf.len() <= cap {
+        return Ok(LineRead::Line); // the last line, with no newline
+    }
+    // Over the cap: drop the rest of the line without keeping it.
+    buf.truncate(cap);
+    let mut skipped = 1u64; // the byte past the cap that take() let through
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(LineRead::TooLong(skipped));
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                skipped += i as u64;
+                reader.consume(i + 1);
+                return Ok(LineRead::TooLong(skipped));
+            }
+            None => {
+                let len = chunk.len();
+                skipped += len as u64;
+                reader.consume(len);
+            }
+        }
+    }
 }
 
 /// [`read_io`] as UTF-8 text, a leading byte-order mark dropped (editors on
@@ -226,6 +300,32 @@ mod tests {
         assert!(e.to_string().contains("larger than the 100000-byte"), "{e}");
         drop(reader);
         feeder.join().unwrap();
+    }
+
+    #[test]
+    fn lines_are_capped_and_the_rest_of_an_overlong_line_skipped() {
+        let mut r = std::io::BufReader::with_capacity(4, &b"ab\r\n\nabcdefghij\nxy"[..]);
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut r, &mut buf, 5).unwrap(), LineRead::Line);
+        assert_eq!(buf, b"ab");
+        assert_eq!(read_line(&mut r, &mut buf, 5).unwrap(), LineRead::Line);
+        assert_eq!(buf, b"");
+        assert_eq!(
+            read_line(&mut r, &mut buf, 5).unwrap(),
+            LineRead::TooLong(5)
+        );
+        assert_eq!(buf, b"abcde");
+        assert_eq!(read_line(&mut r, &mut buf, 5).unwrap(), LineRead::Line);
+        assert_eq!(buf, b"xy");
+        assert_eq!(read_line(&mut r, &mut buf, 5).unwrap(), LineRead::End);
+        // An endless line with no newline stays within the cap.
+        let mut zeros = std::io::BufReader::new(std::io::Read::take(std::io::repeat(0), 1 << 20));
+        assert_eq!(
+            read_line(&mut zeros, &mut buf, 100).unwrap(),
+            LineRead::TooLong((1 << 20) - 100)
+        );
+        assert_eq!(buf.len(), 100);
+        assert!(buf.capacity() < 1000);
     }
 
     #[test]

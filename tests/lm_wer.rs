@@ -1,5 +1,7 @@
 //! Language model and WER scorer tests: Kneser-Ney normalizes, ARPA round
-//! trips, malformed ARPA names its line; WER on hand-made cases.
+//! trips, malformed ARPA names its line, `sparsa-train lm` reads plain text
+//! (garbage skipped and counted) over a vocabulary with cut-offs; WER on
+//! hand-made cases.
 
 mod common;
 
@@ -127,6 +129,101 @@ fn malformed_arpa_errors_name_the_line() {
     broken[at] = "abc A".into();
     check(&broken.join("\n"), at + 1, "bad log10 probability");
     check(&good.replace("ngram 1=", "ngram 1=9"), 1, "declares");
+}
+
+fn lm_args(text: Vec<std::path::PathBuf>, out: &std::path::Path) -> sparsa::train::flags::LmArgs {
+    sparsa::train::flags::LmArgs {
+        train: Vec::new(),
+        text,
+        vocab: None,
+        order: 3,
+        cutoff: 1,
+        out: out.to_path_buf(),
+        quiet: true,
+    }
+}
+
+#[test]
+fn plain_text_with_garbage_lines_trains_and_the_garbage_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("text.txt");
+    let mut body = Vec::new();
+    body.extend_from_slice(b"\xef\xbb\xbfTHE CAT SAT\n\n   \nTHE DOG SAT\r\n");
+    body.extend_from_slice(b"\x00\x01\x02binary\xff\xfe\n");
+    body.extend_from_slice(b"NOT \xc3\x28 UTF8\n");
+    body.extend(std::iter::repeat_n(b'A', 100_000));
+    body.extend_from_slice(b"\nA CAT SAT ON THE DOG\nTHE CAT SAT\tON\tA MAT");
+    std::fs::write(&text, &body).unwrap();
+    let vocab = dir.path().join("vocab.txt");
+    std::fs::write(&vocab, "THE\nCAT\n\nSAT\nTHE\nON\nMAT\nNEVER\n").unwrap();
+    let out = dir.path().join("lm.arpa");
+    let mut args = lm_args(vec![text.clone()], &out);
+    args.vocab = Some(vocab.clone());
+    args.cutoff = 2;
+    let lm = sparsa::train::commands::lm(&args).unwrap();
+    // The byte-order mark is not part of the first word; <unk> stands for
+    // DOG and A; NEVER has a unigram though the text lacks it.
+    assert_eq!(lm.words().len(), 3 + 6, "{:?}", lm.words());
+    for w in ["THE", "<unk>", "NEVER", "MAT"] {
+        assert!(lm.id(w).is_some(), "{w}");
+    }
+    assert!(lm.id("DOG").is_none());
+    assert_eq!(lm.counts()[1..], [6, 3], "{:?}", lm.to_arpa());
+    let back = NgramLm::load(&out).unwrap();
+    assert_eq!(back.to_arpa(), lm.to_arpa());
+    // A file of garbage only is an error that says what was skipped.
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"\x00\x01\n\xff\n\n").unwrap();
+    let e = sparsa::train::commands::lm(&lm_args(vec![junk], &out))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no sentences")
+            && e.contains("1 empty")
+            && e.contains("1 not UTF-8")
+            && e.contains("1 with control characters"),
+        "{e}"
+    );
+    // A vocabulary line with two words is refused with its line.
+    std::fs::write(&vocab, "THE\nCAT SAT\n").unwrap();
+    let e = sparsa::train::commands::lm(&args).unwrap_err().to_string();
+    assert!(
+        e.contains("vocab.txt:2") && e.contains("not one word"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sparsa_train_lm_reads_text_from_stdin_without_train_dirs() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lm.arpa");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsa-train"))
+        .args(["lm", "--text", "-", "--order", "2", "--out"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"A B C\nB C A\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lm = NgramLm::load(&out).unwrap();
+    assert_eq!(lm.counts(), [5, 7]);
+    // Neither --train nor --text: a usage error.
+    let o = Command::new(env!("CARGO_BIN_EXE_sparsa-train"))
+        .args(["lm", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--train"));
 }
 
 fn counts(r: &str, h: &str) -> (usize, usize, usize) {

@@ -69,10 +69,17 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Prepare(PrepareArgs),
     /// Estimate an n-gram LM (interpolated modified Kneser-Ney) from the
-    /// `text` files of Kaldi data dirs and write it as ARPA.
+    /// `text` files of Kaldi data dirs and from plain text, and write it as
+    /// ARPA.
     ///
-    /// Use train transcripts only: the LM must not see dev or test text.
+    /// Use train transcripts and general text only: the LM must not see dev
+    /// or test text. With --vocab, every other word becomes <unk>; with
+    /// --cutoff N, n-grams of order 2 and up seen fewer than N times are
+    /// dropped and the back-off weights recomputed.
     ///   sparsa-train lm --train ../shared/corpora/speechocean762/train --out models/default/lm.arpa
+    ///   xz -dc ../shared/text/gutenberg-25M.txt.xz | sparsa-train lm --text - \
+    ///     --vocab vocab.txt --cutoff 2 --out big.arpa
+    /// (scripts/general-64k.sh builds the 64k-word model this way.)
     #[command(verbatim_doc_comment)]
     Lm(LmArgs),
     /// Add (or redo) the int8 export of a model: int8 weights with one scale
@@ -129,7 +136,7 @@ fn main() {
             &a.out,
         )
         .map(|_| ()),
-        Command::Lm(a) => commands::lm(&a.train, a.order, &a.out).map(|_| ()),
+        Command::Lm(a) => commands::lm(&a).map(|_| ()),
         Command::Quantize(a) => {
             commands::quantize(&a.model, &a.train, a.out.as_deref(), a.calibration.into())
                 .map(|_| ())

@@ -1,7 +1,7 @@
 //! Search: the HMM topology, pronunciation lexicon, n-gram language model
 //! and the online token-passing decoder that turns score rows into words.
 //!
-//! May import: `error`, `rng`, `stage`. The decoder sees only rows of
+//! May import: `error`, `bounded`, `rng`, `stage`. The decoder sees only rows of
 //! log-likelihoods (Kaldi's "decodable" idea), never the network or the
 //! audio; the acoustic model (`am`, above) uses the phone set and topology.
 

@@ -291,7 +291,9 @@ pub mod ranges {
     /// Calibration percentile.
     pub const PERCENTILE: Real = Real::above(0.0, 100.0);
     /// N-gram order.
-    pub const ORDER: Count = Count::new(1, 6);
+    pub const ORDER: Count = Count::new(1, 5);
+    /// N-gram count cut-off.
+    pub const CUTOFF: Count = Count::new(1, u32::MAX as u64);
     /// Speed-perturbation factor.
     pub const SPEED: Real = Real::closed(0.5, 2.0);
     /// Dropout probability (0 = off).
@@ -472,14 +474,35 @@ pub struct QuantizeArgs {
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct LmArgs {
     /// Data dir whose `text` file is read (repeatable).
-    #[cfg_attr(feature = "cli", arg(long, required = true, value_name = "DIR"))]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, required_unless_present = "text", value_name = "DIR")
+    )]
     pub train: Vec<PathBuf>,
+    /// Plain text, one sentence per line, words separated by spaces
+    /// (repeatable; `-` reads stdin). Empty lines, lines over 64 KiB, lines
+    /// that are not UTF-8 or hold control characters are skipped and counted.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub text: Vec<PathBuf>,
+    /// Vocabulary, one word per line: every other word becomes `<unk>`
+    /// (which the LM then contains); every listed word gets a unigram.
+    /// Default: every word of the text.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub vocab: Option<PathBuf>,
     /// N-gram order.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::ORDER, default_value_t = 3))]
     pub order: usize,
+    /// Drop the n-grams of order 2 and up seen fewer than N times (after
+    /// estimation; back-off weights are recomputed so that each history's
+    /// probabilities still sum to 1). 1 keeps them all.
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CUTOFF, default_value_t = 1, value_name = "N"))]
+    pub cutoff: usize,
     /// Output ARPA file.
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub out: PathBuf,
+    /// No progress bar.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub quiet: bool,
 }
 
 impl ExperimentArgs {
