@@ -87,16 +87,36 @@ fn main() {
         let t = Instant::now();
         let mut sum = 0.0f64;
         let mut calls = 0u64;
-        for _ in 0..20 {
-            let h = [next(), next()];
-            for w in 0..v {
-                sum += lm.log10_prob(&h, w) as f64;
-                calls += 1;
+        let mut worst = 0.0f64; // the largest |sum over words of p(w | h) - 1|
+        let mut histories: Vec<Vec<u32>> = (0..20).map(|_| vec![next(), next()]).collect();
+        // Some histories the model knows, if it has these words.
+        for h in [
+            &["<s>"][..],
+            &["<s>", "THE"],
+            &["OF", "THE"],
+            &["IT", "WAS"],
+            &["THE"],
+        ] {
+            if let Some(ids) = h.iter().map(|w| lm.id(w)).collect::<Option<Vec<_>>>() {
+                histories.push(ids);
             }
         }
+        for h in &histories {
+            let mut total = 0.0f64;
+            for w in 0..v {
+                let p = lm.log10_prob(h, w) as f64;
+                sum += p;
+                calls += 1;
+                if lm.word(w) != "<s>" {
+                    total += 10f64.powf(p);
+                }
+            }
+            worst = worst.max((total - 1.0).abs());
+        }
         println!(
-            "  log10_prob: {:.0} ns per call ({calls} calls, checksum {sum:.1})",
-            t.elapsed().as_secs_f64() * 1e9 / calls as f64
+            "  log10_prob: {:.0} ns per call ({calls} calls, checksum {sum:.1}); over {} histories, the sums of p(w | h) differ from 1 by at most {worst:.1e}",
+            t.elapsed().as_secs_f64() * 1e9 / calls as f64,
+            histories.len()
         );
     }
 }

@@ -69,8 +69,7 @@ impl Model {
         let lm_path = lm_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.join(LM_FILE));
-        let text = crate::bounded::read_text(&lm_path, crate::bounded::LM)?;
-        let lm = NgramLm::from_arpa(&text, &lm_path.display().to_string())?;
+        let lm = NgramLm::load(&lm_path)?;
         // Pseudo-words (<s>, </s>, <unk>) are never spoken.
         let lm_words = lm.words().iter().filter(|w| !w.starts_with('<')).count();
         let model = Self::new(am, &lexicon, lm, config, scorer)?;

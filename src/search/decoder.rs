@@ -544,7 +544,7 @@ impl Decoder {
             }
             let la = self.la(inst.node, inst.hist);
             for &c in g.successors(inst.node) {
-                let cand = exit + g.lookahead[c as usize] - la;
+                let cand = exit + self.la(c, inst.hist) - la;
                 if cand >= thr {
                     self.enter(c, inst.hist, cand, exit_from);
                 }

@@ -119,10 +119,7 @@ impl EvalArgs {
         }
         let model = self.decode.load()?;
         let rescore = match &self.rescore_lm {
-            Some(p) => {
-                let text = crate::bounded::read_text(p, crate::bounded::LM)?;
-                Some((NgramLm::from_arpa(&text, &p.display().to_string())?, p))
-            }
+            Some(p) => Some((NgramLm::load(p)?, p)),
             None => None,
         };
         let mut utts = DataDir::open(&self.data)?.utterances;

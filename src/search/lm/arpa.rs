@@ -2,7 +2,7 @@
 //! from memory or streamed from a file, with line-numbered errors.
 
 use super::table::{self, bits_for, Key};
-use super::{with_store, Higher, NgramLm, Store, WordId, EOS};
+use super::{vocab, with_store, Higher, NgramLm, Store, WordId, EOS};
 use crate::bounded;
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
@@ -31,9 +31,11 @@ impl NgramLm {
         for (n, c) in self.counts().iter().enumerate() {
             writeln!(out, "ngram {}={c}", n + 1)?;
         }
-        let mut by_name: Vec<WordId> = (0..self.words.len() as WordId).collect();
-        by_name.sort_unstable_by(|&a, &b| self.words[a as usize].cmp(&self.words[b as usize]));
-        let mut rank = vec![0 as WordId; self.words.len()];
+        let mut by_name: Vec<WordId> = (0..self.vocab.len() as WordId).collect();
+        by_name.sort_unstable_by(|&a, &b| {
+            self.vocab.words[a as usize].cmp(&self.vocab.words[b as usize])
+        });
+        let mut rank = vec![0 as WordId; self.vocab.len()];
         for (r, &id) in by_name.iter().enumerate() {
             rank[id as usize] = r as WordId;
         }
@@ -230,12 +232,12 @@ impl<'s> Reader<'s> {
     /// Creates the tables for the declared orders.
     fn start(&mut self, ln: usize) -> Result<()> {
         let order = self.declared.len();
-        let bits = bits_for(self.capacity(1).max(self.lm.words.len()) + 1);
+        let bits = bits_for(self.capacity(1).max(self.lm.vocab.len()) + 1);
         self.lm.order = order;
         self.lm.store = Store::new(order, bits, |n| self.capacity(n))
             .map_err(|e| self.bad(ln, e.to_string()))?;
         self.lm.unigrams.reserve(self.capacity(1));
-        self.lm.ids.reserve(self.capacity(1));
+        self.lm.vocab.reserve(self.capacity(1));
         self.started = true;
         Ok(())
     }
@@ -365,7 +367,7 @@ impl<'s> Reader<'s> {
                 self.prev.push((String::new(), WordId::MAX));
             }
             let id = match &self.prev[i] {
-                (prev, id) if prev == w => *id,
+                (prev, id) if vocab::same(prev.as_bytes(), w.as_bytes()) => *id,
                 _ => {
                     let id = self.intern(ln, w)?;
                     let slot = &mut self.prev[i];
@@ -407,10 +409,10 @@ impl<'s> Reader<'s> {
     /// The id of `w`, added to the vocabulary if new (widening the keys if
     /// the file has more words than its unigram count said).
     fn intern(&mut self, ln: usize, w: &str) -> Result<WordId> {
-        let before = self.lm.words.len();
+        let before = self.lm.vocab.len();
         let id = self.lm.intern(w);
-        if self.lm.words.len() > before && bits_for(self.lm.words.len()) > self.lm.store.bits() {
-            let bits = bits_for(self.lm.words.len()) + 1;
+        if self.lm.vocab.len() > before && bits_for(self.lm.vocab.len()) > self.lm.store.bits() {
+            let bits = bits_for(self.lm.vocab.len()) + 1;
             self.lm.store = self
                 .lm
                 .store

@@ -5,7 +5,8 @@
 //! sums to 1.
 
 use super::table::{self, bits_for, Key, Table};
-use super::{Higher, NgramLm, StoreKey, Vocab, WordId, BOS, EOS, FLOOR, UNK};
+use super::vocab::Vocabulary;
+use super::{Higher, NgramLm, StoreKey, WordId, BOS, EOS, FLOOR, UNK};
 use crate::error::{Error, Result};
 use std::time::Instant;
 use tracing::info;
@@ -31,8 +32,7 @@ pub struct TextStats {
 /// closed one (every other word is `<unk>`).
 #[derive(Clone, Debug)]
 pub struct LmText {
-    words: Vec<String>,
-    ids: Vocab,
+    vocab: Vocabulary,
     /// The `<unk>` id of a closed vocabulary.
     unk: Option<WordId>,
     /// `<s> w .. </s>` per sentence.
@@ -43,8 +43,7 @@ pub struct LmText {
 impl LmText {
     fn with_specials() -> Self {
         let mut t = LmText {
-            words: Vec::new(),
-            ids: Vocab::default(),
+            vocab: Vocabulary::default(),
             unk: None,
             tokens: Vec::new(),
             stats: TextStats::default(),
@@ -74,18 +73,12 @@ impl LmText {
     }
 
     fn intern(&mut self, w: &str) -> WordId {
-        if let Some(&id) = self.ids.get(w) {
-            return id;
-        }
-        let id = self.words.len() as WordId;
-        self.words.push(w.to_string());
-        self.ids.insert(w.to_string(), id);
-        id
+        self.vocab.intern(w)
     }
 
     /// Words in the vocabulary so far, `<s>` and `</s>` included.
     pub fn vocabulary_size(&self) -> usize {
-        self.words.len()
+        self.vocab.len()
     }
 
     /// What was added.
@@ -103,8 +96,8 @@ impl LmText {
                 self.stats.dropped += 1;
                 continue;
             }
-            let id = match (self.ids.get(w), self.unk) {
-                (Some(&id), _) => id,
+            let id = match (self.vocab.get(w), self.unk) {
+                (Some(id), _) => id,
                 (None, Some(unk)) => {
                     self.stats.oov += 1;
                     unk
@@ -129,13 +122,12 @@ impl LmText {
         if self.stats.sentences == 0 {
             return Err(Error::config("lm", "no training text"));
         }
-        let bits = bits_for(self.words.len());
+        let bits = bits_for(self.vocab.len());
         let tokens = std::mem::take(&mut self.tokens);
         let need = order as u32 * bits;
         let mut lm = NgramLm {
             order,
-            words: self.words,
-            ids: self.ids,
+            vocab: self.vocab,
             ..NgramLm::default()
         };
         if need <= 64 {
@@ -147,7 +139,7 @@ impl LmText {
                 "lm",
                 format!(
                     "{} words are too many for an order-{order} model ({need}-bit keys; at most 128)",
-                    lm.words.len()
+                    lm.vocab.len()
                 ),
             ));
         }
@@ -252,7 +244,7 @@ impl<K: StoreKey> Estimator<K> {
             order: lm.order,
             bits,
             cutoff: cutoff.max(1),
-            vocab: lm.words.len(),
+            vocab: lm.vocab.len(),
             p1: Vec::new(),
             bo1: Vec::new(),
             kept: Vec::new(),

@@ -17,12 +17,13 @@
 mod arpa;
 mod estimate;
 mod table;
+mod vocab;
 
 pub use estimate::{LmText, TextStats};
 
 use crate::error::{Error, Result};
-use std::collections::HashMap;
 use table::{Key, Table};
+use vocab::Vocabulary;
 
 /// Sentence start token.
 pub const BOS: &str = "<s>";
@@ -36,39 +37,6 @@ pub type WordId = u32;
 
 /// The probability of an n-gram the model does not have at any order.
 const FLOOR: f32 = -99.0;
-
-/// FxHash (rustc's): a fast hash for the vocabulary's short strings.
-#[derive(Clone, Copy, Debug, Default)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, b: u8) {
-        self.write(&[b]);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The table picks buckets by the low bits, which the multiplies
-        // alone mix poorly.
-        table::mix(self.0)
-    }
-}
-
-type Vocab = HashMap<String, WordId, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// The n-gram tables of orders 2 and up with one key type.
 #[derive(Clone, Debug, Default)]
@@ -203,8 +171,7 @@ impl Store {
 #[derive(Clone, Debug, Default)]
 pub struct NgramLm {
     order: usize,
-    words: Vec<String>,
-    ids: Vocab,
+    vocab: Vocabulary,
     /// By word id: (log10 prob, log10 backoff); a NaN prob is a word with no
     /// unigram entry (an ARPA file may name a word only in longer n-grams).
     unigrams: Vec<[f32; 2]>,
@@ -220,17 +187,17 @@ impl NgramLm {
 
     /// Vocabulary (including `<s>`, `</s>`).
     pub fn words(&self) -> &[String] {
-        &self.words
+        &self.vocab.words
     }
 
     /// Id of a word.
     pub fn id(&self, w: &str) -> Option<WordId> {
-        self.ids.get(w).copied()
+        self.vocab.get(w)
     }
 
     /// Word of an id.
     pub fn word(&self, id: WordId) -> &str {
-        &self.words[id as usize]
+        &self.vocab.words[id as usize]
     }
 
     /// Calls `f(ngram, log10 prob, log10 backoff)` for every n-gram of
@@ -266,25 +233,15 @@ impl NgramLm {
 
     /// Bytes of memory the model holds (tables, vocabulary and its index).
     pub fn memory_bytes(&self) -> usize {
-        let words: usize = self
-            .words
-            .iter()
-            .map(|w| 2 * w.capacity() + 2 * std::mem::size_of::<String>() + 8)
-            .sum();
-        // The index: one (String, id) pair and a control byte per bucket.
-        let index = self.ids.capacity() * (std::mem::size_of::<(String, WordId)>() + 1);
-        self.store.heap_bytes() + self.unigrams.capacity() * 8 + words + index
+        self.store.heap_bytes() + self.unigrams.capacity() * 8 + self.vocab.heap_bytes()
     }
 
     /// Adds `w` to the vocabulary (with no unigram yet).
     fn intern(&mut self, w: &str) -> WordId {
-        if let Some(&id) = self.ids.get(w) {
-            return id;
+        let id = self.vocab.intern(w);
+        if id as usize == self.unigrams.len() {
+            self.unigrams.push([f32::NAN, 0.0]);
         }
-        let id = self.words.len() as WordId;
-        self.words.push(w.to_string());
-        self.ids.insert(w.to_string(), id);
-        self.unigrams.push([f32::NAN, 0.0]);
         id
     }
 
@@ -299,7 +256,7 @@ impl NgramLm {
     fn usable<'h>(&self, history: &'h [WordId]) -> &'h [WordId] {
         let max_h = self.order.saturating_sub(1).min(history.len());
         let hist = &history[history.len() - max_h..];
-        let v = self.words.len() as WordId;
+        let v = self.vocab.len() as WordId;
         match hist.iter().rposition(|&w| w >= v) {
             Some(bad) => &hist[bad + 1..],
             None => hist,
@@ -311,7 +268,7 @@ impl NgramLm {
         let m = hist.len();
         let bits = hi.bits;
         let ctx: K = table::pack(bits, hist);
-        let known = (word as usize) < self.words.len();
+        let known = (word as usize) < self.vocab.len();
         let full = ctx.push(bits, if known { word } else { 0 });
         let mut backoff = 0.0;
         for h in (0..=m).rev() {
