@@ -195,7 +195,7 @@ impl Model {
     /// utterance is exactly one of the phrases; streams get it with
     /// [`Recognizer::with_graph`]. The decoder settings are the model's.
     /// Small and quick to build (a 100-phrase list in under a millisecond,
-    /// see docs/internals.md#phrase-lists), so a stream can have its own.
+    /// see docs/internals.md#phrase-lists-and-new-words), so a stream can have its own.
     /// Every phrase word needs a pronunciation (in the model's lexicon or
     /// the added words): otherwise an error naming the words without one.
     pub fn phrase_graph(&self, phrases: &PhraseList) -> Result<Arc<SearchGraph>> {
