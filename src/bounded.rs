@@ -41,6 +41,8 @@ pub const MODEL: Limit = mb(512, "model (am.ron)");
 pub const LM: Limit = mb(2048, "ARPA LM");
 /// Lexicons (CMUdict is 3.6 MB).
 pub const LEXICON: Limit = mb(64, "lexicon");
+/// Phrase lists (`--phrases`; 10,000 phrases are well under 1 MB).
+pub const PHRASES: Limit = mb(16, "phrase list");
 /// Kaldi data-dir tables: `wav.scp`, `text`, `utt2spk`, `spk2utt`,
 /// `segments` (a million utterances is ~100 MB of `text`).
 pub const TABLE: Limit = mb(256, "data-dir table");

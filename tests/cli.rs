@@ -778,3 +778,128 @@ fn eval_transcribe_and_split_read_kaldi_segments() {
         "segments:2: utterance '0049-b': recording 'so762_000490017': the segment ends at 9.00 s",
     );
 }
+
+#[test]
+fn phrase_lists_and_added_words_from_the_command_line() {
+    let (tmp, clip) = (tempfile::tempdir().unwrap(), clip());
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let finals = |out: &str| -> Vec<String> {
+        (out.lines())
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["type"] == "final")
+            .map(|v| v["text"].as_str().unwrap().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    // As a person writes one: lower case, comments, blank lines. Without
+    // it the clip gives DORA CAN SEE THE SHAKE.
+    let phrases = write(
+        "phrases.txt",
+        "# what the clip may be\ndora can see the sheep\nlook at the big foot\n\nfour six two  # digits\n",
+    );
+    let (code, out, err) = run_in_root(&["transcribe", &clip, "--phrases", &phrases]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(finals(&out), ["DORA CAN SEE THE SHEEP"]);
+    let listed = "DORA CAN SEE THE SHEEP LOOK AT BIG FOOT FOUR SIX TWO";
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for w in v["text"].as_str().unwrap().split_whitespace() {
+            assert!(
+                listed.split(' ').any(|l| l == w),
+                "'{w}' is not listed: {line}"
+            );
+        }
+    }
+    // A word in no lexicon, added with --words, in a phrase.
+    let words = write("words.txt", "DORAH D AO1 R AH0\n");
+    let dorah = write("dorah.txt", "DORAH CAN SEE THE SHEEP\nTHERE WE GO\n");
+    let (code, out, err) =
+        run_in_root(&["transcribe", &clip, "--words", &words, "--phrases", &dorah]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(finals(&out), ["DORAH CAN SEE THE SHEEP"]);
+    // eval with the digit list on FSDD: every hypothesis is one digit.
+    let hyp = tmp.path().join("hyp.txt");
+    let fsdd = common::corpora().join("fsdd/test");
+    let (code, out, err) = run_in_root(&[
+        "eval",
+        fsdd.to_str().unwrap(),
+        "--max-utts",
+        "20",
+        "--phrases",
+        "tests/data/digits.txt",
+        "--hyp",
+        hyp.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("%WER"), "{out}");
+    let digits = "ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE";
+    let hyps = std::fs::read_to_string(&hyp).unwrap();
+    assert_eq!(hyps.lines().count(), 20);
+    for line in hyps.lines() {
+        let (_, text) = line.split_once(' ').unwrap_or((line, ""));
+        assert!(
+            text.is_empty() || digits.split(' ').any(|d| d == text),
+            "{line}"
+        );
+    }
+    // Bad files: exit 2 and one line saying what and where, from every
+    // command that takes the flags.
+    let cases = [
+        (
+            "--phrases",
+            "no such file".to_string(),
+            "missing.txt: No such file",
+        ),
+        (
+            "--phrases",
+            write("empty.txt", "# nothing yet\n\n"),
+            "empty.txt: no phrases",
+        ),
+        (
+            "--phrases",
+            write("unknown.txt", "dora can see the sheep\nhello xyzzy\n"),
+            "unknown.txt: word 'XYZZY' (line 2) has no pronunciation",
+        ),
+        (
+            "--words",
+            write("bad_phone.txt", "DORAH D AO1 R AH0\nFOO F QQ\n"),
+            "bad_phone.txt: line 2: unknown phone 'QQ'",
+        ),
+        (
+            "--words",
+            write("no_phones.txt", "DORAH\n"),
+            "no_phones.txt: line 1: word 'DORAH' has no phones",
+        ),
+    ];
+    let fsdd = fsdd.to_str().unwrap();
+    for (flag, file, needle) in &cases {
+        let file = match file.as_str() {
+            "no such file" => tmp.path().join("missing.txt").display().to_string(),
+            f => f.to_string(),
+        };
+        for cmd in [
+            vec!["transcribe", &clip],
+            vec!["eval", fsdd],
+            vec!["listen", "--no-stdout"],
+        ] {
+            let mut args = cmd.clone();
+            args.extend([*flag, file.as_str()]);
+            let (code, _, err) = run_in_root(&args);
+            assert_bad_input_line(code, &err, needle);
+        }
+    }
+    // --help says what a phrase list means.
+    for cmd in ["transcribe", "eval", "listen"] {
+        let (code, out, _) = run_in_root(&[cmd, "--help"]);
+        assert_eq!(code, Some(0));
+        let text = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            text.contains("each utterance is exactly one of the phrases"),
+            "{cmd}: {out}"
+        );
+    }
+}

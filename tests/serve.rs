@@ -121,9 +121,15 @@ fn clips() -> Vec<PathBuf> {
 
 /// The words of `sparsa transcribe`'s finals for `clip`.
 fn transcribe(clip: &Path) -> String {
+    transcribe_with(clip, &[])
+}
+
+/// [`transcribe`] with more flags.
+fn transcribe_with(clip: &Path, flags: &[&str]) -> String {
     let out = Command::new(BIN)
         .arg("transcribe")
         .arg(clip)
+        .args(flags)
         .current_dir(common::root())
         .output()
         .unwrap();
@@ -305,10 +311,28 @@ fn bad_input_gets_its_answer_and_others_go_on() {
             "sample_rate",
         ),
         (
-            "phrase list",
-            vec![Message::text(r#"{"config": {"phrase_list": ["one two"]}}"#)],
+            "phrase word without a pronunciation",
+            vec![Message::text(
+                r#"{"config": {"phrase_list": ["one two", "one xyzzy", "[unk]"]}}"#,
+            )],
             1003,
-            "phrase_list",
+            "'XYZZY' has no pronunciation",
+        ),
+        (
+            "phrase list that is no list of strings",
+            vec![Message::text(r#"{"config": {"phrase_list": "one two"}}"#)],
+            1007,
+            "list of strings",
+        ),
+        (
+            "phrase list change after audio",
+            vec![
+                Message::text(r#"{"config": {"phrase_list": ["one two"]}}"#),
+                Message::binary(vec![0u8; 3200]),
+                Message::text(r#"{"config": {"phrase_list": ["one two", "three"]}}"#),
+            ],
+            1003,
+            "cannot change",
         ),
         (
             "rate change after audio",
@@ -366,6 +390,77 @@ fn bad_input_gets_its_answer_and_others_go_on() {
         status.contains("426") && body.contains("WebSocket"),
         "{status} {body}"
     );
+    assert!(!server.log.lock().unwrap().contains("panicked"));
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_phrase_list_restricts_its_stream_alone() {
+    // DORAH: a spelling in no lexicon, added at run time with --words.
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("words.txt");
+    std::fs::write(&words, "DORAH D AO R AH\n").unwrap();
+    let words = words.to_str().unwrap();
+    let server = Server::start(&["--words", words]);
+    let clips = clips();
+    let audio: Vec<Vec<u8>> = clips.iter().map(|c| pcm(c)).collect();
+    let phrases = [
+        "dorah can see the sheep",
+        "four six two",
+        "three eight nine eight",
+        "look at the big foot",
+        "there we go",
+    ];
+    let upper: Vec<String> = phrases.iter().map(|p| p.to_uppercase()).collect();
+    let vocabulary: std::collections::HashSet<&str> =
+        upper.iter().flat_map(|p| p.split(' ')).collect();
+    // As Vosk's test_words.py sends it, "[unk]" included.
+    let mut list: Vec<&str> = phrases.to_vec();
+    list.push("[unk]");
+    let config = serde_json::json!({"config": {"phrase_list": list, "words": 1}}).to_string();
+
+    // Each clip twice at once: under the list, and without one.
+    let handles: Vec<_> = (0..audio.len())
+        .map(|i| {
+            let (url, pcm, config) = (server.url(), audio[i].clone(), config.clone());
+            std::thread::spawn(move || {
+                let mut ws = connect(&url);
+                ws.send(Message::text(config)).unwrap();
+                let listed = stream(&mut ws, &pcm, 0.2);
+                (listed, finals(&stream(&mut connect(&url), &pcm, 0.2)))
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let (replies, unrestricted) = h.join().unwrap();
+        for r in &replies {
+            let text = r.get("partial").unwrap_or(&r["text"]).as_str().unwrap();
+            assert!(
+                text.split_whitespace().all(|w| vocabulary.contains(w)),
+                "clip {i}: '{text}' has words outside the list"
+            );
+            if r.get("text").is_some() {
+                assert!(
+                    text.is_empty() || upper.iter().any(|p| p == text),
+                    "clip {i}: final '{text}' is not one phrase"
+                );
+                for w in r["result"].as_array().into_iter().flatten() {
+                    assert!(vocabulary.contains(w["word"].as_str().unwrap()), "{w}");
+                }
+            }
+        }
+        let text = finals(&replies);
+        match i {
+            1 => assert_eq!(text, "DORAH CAN SEE THE SHEEP"),
+            2 => assert_eq!(text, "FOUR SIX TWO"),
+            _ => {}
+        }
+        // The other stream, at the same time, recognized as transcribe does.
+        assert_eq!(
+            unrestricted,
+            transcribe_with(&clips[i], &["--words", words])
+        );
+    }
     assert!(!server.log.lock().unwrap().contains("panicked"));
     assert_eq!(server.stop(), 0);
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 /// (
 ///   decoder: (lm_weight: 1.0, beam: 13.0, endpoint: (rules: [...])),
 ///   scorer: (path: r#int8-sparse, batch: 1),  // `r#`: RON identifiers cannot hold `-`
+///   phrases: Some("commands.txt"),            // paths from the working directory
 /// )
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
@@ -40,6 +41,17 @@ pub struct RecognizerConfig {
     /// near 4 and corpus audio, even its pauses, above 10: half a second of
     /// it before speech otherwise shifts every speech frame that follows.
     pub cmn_skip_below: Option<f32>,
+    /// Words to add to the model's lexicon, one per line as `WORD PH1 PH2
+    /// ...` (CMUdict format, ARPAbet phones, stress digits ignored): a
+    /// word the LM lacks becomes recognizable with the LM's `<unk>`
+    /// probability, a word it has gains these pronunciations. The model
+    /// folder is not changed. `None`: none added.
+    pub words: Option<PathBuf>,
+    /// Phrase list, one phrase per line (`#` comments): each utterance is
+    /// recognized as exactly one of the phrases (or nothing), instead of
+    /// any word sequence the LM allows. Every phrase word needs a
+    /// pronunciation (model lexicon or `words`). `None`: the LM.
+    pub phrases: Option<PathBuf>,
 }
 
 impl Default for RecognizerConfig {
@@ -49,6 +61,8 @@ impl Default for RecognizerConfig {
             scorer: ScorerConfig::default(),
             dither: Some(1.0),
             cmn_skip_below: Some(8.0),
+            words: None,
+            phrases: None,
         }
     }
 }
@@ -143,6 +157,18 @@ pub struct RecognizerFlags {
         arg(long, value_name = "LOGMEL", allow_hyphen_values = true, value_parser = RecognizerConfig::CMN_SKIP_BELOW)
     )]
     pub cmn_skip_below: Option<f32>,
+    /// Recognize only these phrases: FILE holds one phrase per line (`#`
+    /// comments), and each utterance is exactly one of the phrases, or
+    /// nothing, instead of any word sequence the LM allows. Every phrase
+    /// word needs a pronunciation (the model's lexicon or --words).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub phrases: Option<PathBuf>,
+    /// Add words to the model at run time: FILE holds `WORD PH1 PH2 ...`
+    /// lines (CMUdict format, ARPAbet phones). New words are recognized
+    /// with the LM's unknown-word probability; words the LM has gain these
+    /// pronunciations. The model folder is not changed.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub words: Option<PathBuf>,
 }
 
 impl RecognizerFlags {
@@ -165,6 +191,12 @@ impl RecognizerFlags {
         }
         if self.cmn_skip_below.is_some() {
             rc.cmn_skip_below = self.cmn_skip_below;
+        }
+        if self.phrases.is_some() {
+            rc.phrases = self.phrases.clone();
+        }
+        if self.words.is_some() {
+            rc.words = self.words.clone();
         }
         let d = &mut rc.decoder;
         set(&mut d.lm_weight, self.lm_weight);

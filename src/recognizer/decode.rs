@@ -7,6 +7,7 @@
 
 use super::{Alternative, Event, Model};
 use crate::search::decoder::{Decoder, Hypothesis, WordResult};
+use crate::search::graph::SearchGraph;
 use crate::stage::{Gap, Latency, Stage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +32,17 @@ pub struct DecodeStage {
 }
 
 impl DecodeStage {
-    /// A fresh stream.
+    /// A fresh stream over the model's graph.
     pub fn new(model: Arc<Model>) -> Self {
+        let graph = model.graph.clone();
+        Self::with_graph(model, graph)
+    }
+
+    /// A fresh stream searching `graph` instead of the model's own (one
+    /// built from this model, e.g. [`Model::phrase_graph`]).
+    pub fn with_graph(model: Arc<Model>, graph: Arc<SearchGraph>) -> Self {
         DecodeStage {
-            decoder: Decoder::new(model.graph.clone()),
+            decoder: Decoder::new(graph),
             utt: 0,
             utt_start_frame: 0,
             last_partial: String::new(),
@@ -43,6 +51,11 @@ impl DecodeStage {
             pending: Vec::new(),
             model,
         }
+    }
+
+    /// The graph this stream searches.
+    pub fn graph(&self) -> &Arc<SearchGraph> {
+        self.decoder.graph()
     }
 
     /// Turns endpointing on or off (off: the whole input is one utterance).
@@ -55,8 +68,18 @@ impl DecodeStage {
     }
 
     fn emit_final(&mut self) {
-        let (hyp, lattice): (Hypothesis, _) = self.decoder.finish();
+        let (mut hyp, lattice): (Hypothesis, _) = self.decoder.finish();
+        // When no path reached the end of a phrase, the decoder's best
+        // path is a phrase cut short (or one phrase and the start of the
+        // next): under a phrase list the utterance is then none of them.
         let g = self.decoder.graph();
+        if !g
+            .grammar()
+            .accepts(hyp.words.iter().map(|w| w.word.as_str()))
+        {
+            tracing::debug!("'{}' is no whole phrase: final left empty", hyp.text());
+            hyp.words.clear();
+        }
         let alternatives = lattice
             .nbest(g.config().nbest)
             .into_iter()

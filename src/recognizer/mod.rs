@@ -19,7 +19,7 @@ use crate::audio::{MonoStream, Span};
 use crate::error::{Error, Result};
 use crate::features::frontend::Frontend;
 use crate::search::decoder::WordResult;
-use crate::search::grammar::Grammar;
+use crate::search::grammar::{Grammar, PhraseList, EXTRA_WORD};
 use crate::search::graph::{DecoderConfig, SearchGraph};
 use crate::search::lattice::Lattice;
 use crate::search::lexicon::Lexicon;
@@ -41,8 +41,13 @@ pub struct Model {
     pub scoring: ScoringNet,
     /// Log priors, shared with scorers.
     pub log_priors: Arc<Vec<f32>>,
-    /// The search graph.
+    /// The search graph streams use unless given another: the LM over
+    /// every word with a pronunciation, or the phrase list the model was
+    /// loaded with ([`RecognizerConfig::phrases`]).
     pub graph: Arc<SearchGraph>,
+    /// Every pronunciation the model knows: its lexicon plus the words
+    /// added at load time. Phrase lists are compiled against it.
+    lexicon: Lexicon,
 }
 
 impl Model {
@@ -51,6 +56,19 @@ impl Model {
     pub fn load(
         dir: &Path,
         lm_path: Option<&Path>,
+        config: DecoderConfig,
+        scorer: ScorerConfig,
+    ) -> Result<Self> {
+        Self::load_words(dir, lm_path, None, config, scorer)
+    }
+
+    /// [`Model::load`] with the words of the file `words` added (CMUdict
+    /// format, `WORD PH1 PH2 ...`, the model's phones; see
+    /// [`Model::with_words`]). The model folder is not changed.
+    pub fn load_words(
+        dir: &Path,
+        lm_path: Option<&Path>,
+        words: Option<&Path>,
         config: DecoderConfig,
         scorer: ScorerConfig,
     ) -> Result<Self> {
@@ -66,22 +84,37 @@ impl Model {
         }
         let am = AcousticModel::load(&dir.join(AM_FILE))?;
         let lexicon = Lexicon::load(&[dir.join(LEXICON_FILE)], &am.phones)?;
+        let added = match words {
+            Some(path) => read_words(path, &am)?,
+            None => Lexicon::default(),
+        };
         let lm_path = lm_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.join(LM_FILE));
         let lm = NgramLm::load(&lm_path)?;
         // Pseudo-words (<s>, </s>, <unk>) are never spoken.
         let lm_words = lm.words().iter().filter(|w| !w.starts_with('<')).count();
-        let model = Self::new(am, &lexicon, lm, config, scorer)?;
-        let usable = model.graph.num_words();
+        let model = Self::with_words(am, &lexicon, &added, lm, config, scorer)?;
+        // LM words with a pronunciation (the added words outside the LM
+        // left out).
+        let usable = (model.graph.grammar_ids().iter())
+            .filter(|&&id| id < EXTRA_WORD)
+            .count();
         check_vocabulary(&lm_path, &dir.join(LEXICON_FILE), lm_words, usable)?;
         Ok(model)
     }
 
-    /// Loads a model folder with these settings (front-end ones included).
+    /// Loads a model folder with these settings (front-end ones included),
+    /// the words of `cfg.words` added and, with `cfg.phrases`, the phrase
+    /// list as the graph every stream uses.
     pub fn load_with(dir: &Path, lm_path: Option<&Path>, cfg: &RecognizerConfig) -> Result<Self> {
-        let mut m = Self::load(dir, lm_path, cfg.decoder.clone(), cfg.scorer)?;
+        let words = cfg.words.as_deref();
+        let mut m = Self::load_words(dir, lm_path, words, cfg.decoder.clone(), cfg.scorer)?;
         m.set_frontend_options(cfg)?;
+        if let Some(path) = &cfg.phrases {
+            let phrases = m.read_phrases(path)?;
+            m.graph = m.phrase_graph(&phrases)?;
+        }
         Ok(m)
     }
 
@@ -109,14 +142,30 @@ impl Model {
         config: DecoderConfig,
         scorer: ScorerConfig,
     ) -> Result<Self> {
+        Self::with_words(am, lexicon, &Lexicon::default(), lm, config, scorer)
+    }
+
+    /// Builds a model from parts with `words` added to `lexicon`: a word
+    /// the LM lacks becomes recognizable with the LM's `<unk>` probability
+    /// (or its lowest unigram), a word it has gains these pronunciations.
+    pub fn with_words(
+        am: AcousticModel,
+        lexicon: &Lexicon,
+        words: &Lexicon,
+        lm: NgramLm,
+        config: DecoderConfig,
+        scorer: ScorerConfig,
+    ) -> Result<Self> {
+        let mut lexicon = lexicon.clone();
+        lexicon.extend(words);
+        let extra: Vec<String> = words.words().map(str::to_string).collect();
         let shift = am.frontend.config().frame_shift_ms / 1000.0;
-        let grammar = Grammar::ngram(lm);
         let (graph, _) = SearchGraph::build(
-            lexicon,
+            &lexicon,
             &am.phones,
             &am.topology,
-            grammar,
-            &[],
+            Grammar::ngram(lm),
+            &extra,
             config,
             shift,
         );
@@ -124,9 +173,115 @@ impl Model {
             scoring: ScoringNet::new(&am, scorer)?,
             log_priors: Arc::new(am.log_priors.clone()),
             graph: Arc::new(graph),
+            lexicon,
             am,
         })
     }
+
+    /// Every pronunciation the model knows (its lexicon and the added words).
+    pub fn lexicon(&self) -> &Lexicon {
+        &self.lexicon
+    }
+
+    /// The words of `phrases` that have no pronunciation here, in order.
+    pub fn unpronounceable<'a>(&self, phrases: &'a PhraseList) -> Vec<&'a str> {
+        (phrases.words().iter())
+            .filter(|w| self.lexicon.get(w).is_none())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// A search graph over the words of `phrases` alone, under which each
+    /// utterance is exactly one of the phrases; streams get it with
+    /// [`Recognizer::with_graph`]. The decoder settings are the model's.
+    /// Small and quick to build (a 100-phrase list in under a millisecond,
+    /// see docs/internals.md#phrase-lists-and-new-words), so a stream can have its own.
+    /// Every phrase word needs a pronunciation (in the model's lexicon or
+    /// the added words): otherwise an error naming the words without one.
+    pub fn phrase_graph(&self, phrases: &PhraseList) -> Result<Arc<SearchGraph>> {
+        let missing = self.unpronounceable(phrases);
+        if !missing.is_empty() {
+            let missing: Vec<_> = missing.into_iter().map(|w| (w, None)).collect();
+            return Err(Error::config("phrase list", no_pronunciation(&missing)));
+        }
+        let shift = self.am.frontend.config().frame_shift_ms / 1000.0;
+        let (graph, _) = SearchGraph::build(
+            &self.lexicon,
+            &self.am.phones,
+            &self.am.topology,
+            Grammar::phrases(phrases.clone()),
+            &[],
+            self.graph.config().clone(),
+            shift,
+        );
+        Ok(Arc::new(graph))
+    }
+
+    /// Reads a phrase list file (one phrase per line, `#` comments) and
+    /// checks that every word has a pronunciation; errors name the file
+    /// and the line.
+    pub fn read_phrases(&self, path: &Path) -> Result<PhraseList> {
+        let text = crate::bounded::read_text(path, crate::bounded::PHRASES)?;
+        let source = path.display().to_string();
+        let phrases = PhraseList::parse(&text, &source)?;
+        let missing = self.unpronounceable(&phrases);
+        if missing.is_empty() {
+            return Ok(phrases);
+        }
+        // Each word with the first line that holds it, as the parser
+        // splits lines.
+        let line_of = |word: &str| {
+            text.lines().position(|l| {
+                let l = l.split('#').next().unwrap_or("");
+                l.split_whitespace().any(|w| w.to_uppercase() == word)
+            })
+        };
+        let at: Vec<(&str, Option<usize>)> = missing
+            .iter()
+            .map(|&w| (w, line_of(w).map(|i| i + 1)))
+            .collect();
+        Err(Error::config(&source, no_pronunciation(&at)))
+    }
+}
+
+/// The message for phrase words without a pronunciation (with the line
+/// of the file where each is first used, if known).
+fn no_pronunciation(words: &[(&str, Option<usize>)]) -> String {
+    const SHOWN: usize = 5;
+    let mut list: Vec<String> = (words.iter().take(SHOWN))
+        .map(|(w, line)| match line {
+            Some(n) => format!("'{w}' (line {n})"),
+            None => format!("'{w}'"),
+        })
+        .collect();
+    if words.len() > SHOWN {
+        list.push(format!("and {} more", words.len() - SHOWN));
+    }
+    let (subject, verb, it) = match words.len() {
+        1 => ("word", "has", "it"),
+        _ => ("words", "have", "them"),
+    };
+    format!(
+        "{subject} {} {verb} no pronunciation in the model's lexicon or the added words \
+         (add {it} with --words FILE, a line `WORD PH1 PH2 ...`)",
+        list.join(", ")
+    )
+}
+
+/// Reads the words file of `--words` (CMUdict format over the model's
+/// phones); a file without a word is refused.
+fn read_words(path: &Path, am: &AcousticModel) -> Result<Lexicon> {
+    let text = crate::bounded::read_text(path, crate::bounded::LEXICON)?;
+    let source = path.display().to_string();
+    let mut words = Lexicon::default();
+    words.parse(&text, &source, &am.phones)?;
+    if words.is_empty() {
+        return Err(Error::config(
+            &source,
+            "no words (one per line: `WORD PH1 PH2 ...`, ARPAbet phones)",
+        ));
+    }
+    Ok(words)
 }
 
 /// A recognition event, serialized as one JSON line.
@@ -199,10 +354,16 @@ pub struct Stages {
 impl Stages {
     /// Fresh stages over a shared model.
     pub fn new(model: &Arc<Model>) -> Self {
+        Self::with_graph(model, model.graph.clone())
+    }
+
+    /// Fresh stages whose decoder searches `graph` (built from this
+    /// model, e.g. [`Model::phrase_graph`]) instead of the model's own.
+    pub fn with_graph(model: &Arc<Model>, graph: Arc<SearchGraph>) -> Self {
         Stages {
             frontend: Frontend::new(model.am.frontend.clone()),
             scorer: Scorer::new(model.scoring.clone(), model.log_priors.clone()),
-            decode: DecodeStage::new(model.clone()),
+            decode: DecodeStage::with_graph(model.clone(), graph),
         }
     }
 
@@ -234,11 +395,25 @@ pub struct Recognizer {
 }
 
 impl Recognizer {
-    /// A fresh stream.
+    /// A fresh stream over the model's graph.
     pub fn new(model: Arc<Model>) -> Self {
         Recognizer {
             stages: Stages::new(&model),
         }
+    }
+
+    /// A fresh stream searching `graph` (built from this model, e.g.
+    /// [`Model::phrase_graph`]: this stream recognizes only those phrases)
+    /// instead of the model's own.
+    pub fn with_graph(model: Arc<Model>, graph: Arc<SearchGraph>) -> Self {
+        Recognizer {
+            stages: Stages::with_graph(&model, graph),
+        }
+    }
+
+    /// The graph this stream searches.
+    pub fn graph(&self) -> &Arc<SearchGraph> {
+        self.stages.decode.graph()
     }
 
     /// Turns endpointing on or off (off: the whole input is one utterance).
@@ -515,7 +690,9 @@ pub fn decode_span(
             ..
         } = e
         {
-            texts.push(text.clone());
+            if !text.is_empty() {
+                texts.push(text.clone());
+            }
             out.words.extend(words.iter().cloned());
             out.lattices.push(lattice.clone());
         }

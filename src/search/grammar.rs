@@ -15,7 +15,7 @@ use std::collections::HashMap;
 pub const EXTRA_WORD: WordId = u32::MAX - 1;
 
 /// A phrase list as a word trie: state = trie node.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PhraseList {
     /// Per node: children by word id.
     children: Vec<HashMap<WordId, u32>>,
@@ -28,15 +28,24 @@ pub struct PhraseList {
     phrases: Vec<String>,
 }
 
+impl Default for PhraseList {
+    /// An empty list (its trie holds the root), for [`PhraseList::add`].
+    fn default() -> Self {
+        PhraseList {
+            children: vec![HashMap::new()],
+            final_: vec![false],
+            words: Vec::new(),
+            ids: HashMap::new(),
+            phrases: Vec::new(),
+        }
+    }
+}
+
 impl PhraseList {
     /// Parses one phrase per line (blank lines and `#` comments skipped);
     /// words are upper-cased. Errors name the source and line.
     pub fn parse(text: &str, source: &str) -> crate::error::Result<Self> {
-        let mut p = PhraseList {
-            children: vec![HashMap::new()],
-            final_: vec![false],
-            ..Default::default()
-        };
+        let mut p = PhraseList::default();
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -276,6 +285,25 @@ impl Grammar {
                     }
                 }
                 f32::NEG_INFINITY
+            }
+        }
+    }
+
+    /// Whether `words` is a whole utterance the grammar allows: one of the
+    /// phrases for a phrase list; any sequence for an n-gram LM.
+    pub fn accepts<'a>(&self, words: impl IntoIterator<Item = &'a str>) -> bool {
+        match &self.kind {
+            Ngram(_) => true,
+            Phrases(p) => {
+                let mut node = 0usize;
+                for w in words {
+                    let child = p.ids.get(w).and_then(|id| p.children[node].get(id));
+                    match child {
+                        Some(&n) => node = n as usize,
+                        None => return false,
+                    }
+                }
+                p.final_[node]
             }
         }
     }

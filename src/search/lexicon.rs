@@ -116,11 +116,11 @@ impl Lexicon {
             for ph in fields {
                 match phones.id(ph) {
                     Some(id) if id != phones.sil() => pron.push(id),
-                    _ => problems.push(format!("{source}:{}: unknown phone '{ph}'", i + 1)),
+                    _ => problems.push(format!("line {}: unknown phone '{ph}'", i + 1)),
                 }
             }
             if pron.is_empty() {
-                problems.push(format!("{source}:{}: word '{word}' has no phones", i + 1));
+                problems.push(format!("line {}: word '{word}' has no phones", i + 1));
                 continue;
             }
             let entry = self.prons.entry(word.to_uppercase()).or_default();
@@ -162,6 +162,24 @@ impl Lexicon {
     /// Whether there are no words.
     pub fn is_empty(&self) -> bool {
         self.prons.is_empty()
+    }
+
+    /// The words, in order.
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.prons.keys().map(String::as_str)
+    }
+
+    /// Adds every pronunciation of `other` (new words, or more variants
+    /// of known ones; duplicates are merged).
+    pub fn extend(&mut self, other: &Lexicon) {
+        for (w, prons) in &other.prons {
+            let entry = self.prons.entry(w.clone()).or_default();
+            for p in prons {
+                if !entry.contains(p) {
+                    entry.push(p.clone());
+                }
+            }
+        }
     }
 
     /// The sub-lexicon of the given words (those that are known).

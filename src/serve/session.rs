@@ -10,6 +10,7 @@ use crate::audio::resample::StreamResampler;
 use crate::error::{Error, Result};
 use crate::recognizer::{Event, Model, Recognizer};
 use crate::search::decoder::WordResult;
+use crate::search::graph::SearchGraph;
 use std::sync::Arc;
 
 /// Client sample rates accepted, Hz.
@@ -83,6 +84,8 @@ impl Utterance {
 /// A stream's recognizer with its input conversion.
 pub struct Session {
     model: Arc<Model>,
+    /// The graph the stream searches (the model's, or its phrase list's).
+    graph: Arc<SearchGraph>,
     rec: Recognizer,
     resampler: StreamResampler,
     rate_hz: u32,
@@ -119,6 +122,18 @@ pub fn check_rate(rate_hz: u32, model_rate: u32) -> Result<()> {
 impl Session {
     /// A stream of `channels`-channel 16-bit PCM at `rate_hz`.
     pub fn new(model: Arc<Model>, rate_hz: u32, channels: u16) -> Result<Self> {
+        let graph = model.graph.clone();
+        Self::with_graph(model, graph, rate_hz, channels)
+    }
+
+    /// [`Session::new`] searching `graph` (built from this model, e.g. the
+    /// stream's phrase list by [`Model::phrase_graph`]).
+    pub fn with_graph(
+        model: Arc<Model>,
+        graph: Arc<SearchGraph>,
+        rate_hz: u32,
+        channels: u16,
+    ) -> Result<Self> {
         let model_rate = model.am.frontend.config().sample_rate_hz;
         check_rate(rate_hz, model_rate)?;
         if channels == 0 || channels > MAX_CHANNELS {
@@ -128,7 +143,8 @@ impl Session {
             ));
         }
         Ok(Session {
-            rec: Recognizer::new(model.clone()),
+            rec: Recognizer::with_graph(model.clone(), graph.clone()),
+            graph,
             resampler: StreamResampler::new(rate_hz, model_rate)?,
             model,
             rate_hz,
@@ -207,7 +223,7 @@ impl Session {
         let model_rate = self.model.am.frontend.config().sample_rate_hz;
         self.offset_s += self.fed as f32 / model_rate as f32;
         self.fed = 0;
-        self.rec = Recognizer::new(self.model.clone());
+        self.rec = Recognizer::with_graph(self.model.clone(), self.graph.clone());
         self.resampler.reset();
         self.partial.clear();
         utterance

@@ -9,19 +9,29 @@
 //! `{"eof": 1}` gets the final result and closes the connection;
 //! `{"reset": 1}` gets the final result and the stream goes on.
 //!
-//! Where sparsa differs (docs/serve.md's table lists these): `phrase_list` is
-//! refused (close 1003) until the decoder can restrict its vocabulary;
-//! `max_alternatives` is accepted but replies carry the one best result;
-//! `model` is ignored (one model per server); a config after audio may not
-//! change the sample rate; a text frame that is not one of the three
-//! messages gets an `{"error"}` reply and close 1007 (Vosk would crash the
-//! session). Every error but the capacity refusal (close 1013 right after
+//! `"phrase_list": ["turn the light on", "stop", ...]` restricts the stream
+//! to those phrases: each utterance is exactly one of them (or empty). Its
+//! graph is compiled on a worker when the config arrives (well under a
+//! millisecond for 100 phrases), so a word without a pronunciation is
+//! refused before any audio: close 1003 naming it. Vosk's `"[unk]"` entry
+//! ("anything else") is accepted and ignored: what is not a phrase gives an
+//! empty result or the closest phrase; a list with no other entry keeps
+//! the whole vocabulary, as an empty one does in Vosk.
+//!
+//! Where sparsa differs (docs/serve.md's table lists these): `"[unk]"` is
+//! never a result; `max_alternatives` is accepted but replies carry the
+//! one best result; `model` is ignored (one model per server); a config
+//! after audio may not change the sample rate or the phrase list; a text
+//! frame that is not one of the three messages gets an `{"error"}` reply
+//! and close 1007 (Vosk would crash the session). Every error but the capacity refusal (close 1013 right after
 //! the handshake) is sent as `{"error": "..."}` before the close frame, so
 //! clients that print replies show it.
 
 use super::net::{Conn, Replay};
 use super::session::{Reply, Session, Utterance};
 use super::{stalled, timed_out, End, Shared, POLL, WRITE_TIMEOUT};
+use crate::search::grammar::PhraseList;
+use crate::search::graph::SearchGraph;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -41,6 +51,10 @@ const BUFFER: usize = 8 << 10;
 const MAX_HEAD: usize = 16 << 10;
 /// Time a client has to send its HTTP request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most phrases a `phrase_list` may hold (1,000 compile in about 4 ms).
+pub const MAX_PHRASES: usize = 10_000;
+/// Vosk's phrase-list entry for "any other word"; accepted and ignored.
+const UNK: &str = "[unk]";
 
 type Ws = WebSocket<Replay<Conn>>;
 
@@ -121,6 +135,8 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
         shared: shared.clone(),
         session: None,
         rate: DEFAULT_RATE,
+        phrases: Vec::new(),
+        graph: None,
         words: true,
         last_input: Instant::now(),
     };
@@ -136,6 +152,9 @@ struct Stream {
     shared: Arc<Shared>,
     session: Option<Box<Session>>,
     rate: u32,
+    /// The stream's phrase list (upper case; empty: none) and its graph.
+    phrases: Vec<String>,
+    graph: Option<Arc<SearchGraph>>,
     words: bool,
     last_input: Instant,
 }
@@ -290,10 +309,22 @@ impl Stream {
                     }
                 }
                 "phrase_list" => {
-                    return Step::Error(
-                        CloseCode::Unsupported,
-                        "phrase_list is not supported yet: this server recognizes its model's whole vocabulary".into(),
-                    );
+                    let phrases = match phrase_list(value) {
+                        Ok(p) => p,
+                        Err(why) => return Step::Error(CloseCode::Invalid, why),
+                    };
+                    if self.session.is_some() {
+                        if phrases != self.phrases {
+                            return Step::Error(
+                                CloseCode::Unsupported,
+                                "phrase_list cannot change after the first audio".into(),
+                            );
+                        }
+                        continue;
+                    }
+                    if let Err(step) = self.compile(phrases) {
+                        return step;
+                    }
                 }
                 other => tracing::info!("config key {:?} ignored", super::clip(other)),
             }
@@ -301,13 +332,43 @@ impl Stream {
         Step::Silent
     }
 
+    /// Compiles the stream's phrase list on a worker (no phrases: the
+    /// model's own graph); a word without a pronunciation is refused.
+    fn compile(&mut self, phrases: Vec<String>) -> Result<(), Step> {
+        self.graph = None;
+        if !phrases.is_empty() {
+            let mut list = PhraseList::default();
+            for p in &phrases {
+                list.add(&p.split(' ').map(str::to_string).collect::<Vec<_>>());
+            }
+            let model = self.shared.model.clone();
+            let graph = match self.shared.pool.run(0.0, move || model.phrase_graph(&list)) {
+                Ok(Ok(g)) => g,
+                Ok(Err(e)) => return Err(Step::Error(CloseCode::Unsupported, e.to_string())),
+                Err(e) => return Err(Step::Error(CloseCode::Error, e)),
+            };
+            tracing::debug!(
+                "phrase list of {} phrases: {} nodes",
+                phrases.len(),
+                graph.num_nodes()
+            );
+            self.graph = Some(graph);
+        }
+        self.phrases = phrases;
+        Ok(())
+    }
+
     fn audio(&mut self, pcm: Vec<u8>) -> Step {
         let session = match self.session.take() {
             Some(s) => s,
-            None => match Session::new(self.shared.model.clone(), self.rate, 1) {
-                Ok(s) => Box::new(s),
-                Err(e) => return Step::Error(CloseCode::Unsupported, e.to_string()),
-            },
+            None => {
+                let model = self.shared.model.clone();
+                let graph = self.graph.clone().unwrap_or_else(|| model.graph.clone());
+                match Session::with_graph(model, graph, self.rate, 1) {
+                    Ok(s) => Box::new(s),
+                    Err(e) => return Step::Error(CloseCode::Unsupported, e.to_string()),
+                }
+            }
         };
         if !session.fits(pcm.len()) {
             self.session = Some(session);
@@ -374,6 +435,38 @@ enum Step {
     Silent,
     ReplyClose(String),
     Error(CloseCode, String),
+}
+
+/// The phrases of a `phrase_list` (a JSON array of strings, as Vosk's
+/// `asr_server.py` takes it): words upper-cased and single-spaced, blank
+/// and `"[unk]"` entries dropped, duplicates kept once.
+fn phrase_list(value: &Value) -> Result<Vec<String>, String> {
+    const SHAPE: &str =
+        r#"phrase_list must be a list of strings, e.g. ["turn the light on", "stop", "[unk]"]"#;
+    let Some(entries) = value.as_array() else {
+        return Err(SHAPE.into());
+    };
+    if entries.len() > MAX_PHRASES {
+        return Err(format!(
+            "phrase_list has {} entries, at most {MAX_PHRASES} allowed",
+            entries.len()
+        ));
+    }
+    let mut phrases: Vec<String> = Vec::new();
+    for e in entries {
+        let Some(text) = e.as_str() else {
+            return Err(SHAPE.into());
+        };
+        if text.trim().eq_ignore_ascii_case(UNK) {
+            continue;
+        }
+        let words: Vec<String> = text.split_whitespace().map(str::to_uppercase).collect();
+        let phrase = words.join(" ");
+        if !phrase.is_empty() && !phrases.contains(&phrase) {
+            phrases.push(phrase);
+        }
+    }
+    Ok(phrases)
 }
 
 fn truthy(v: &Value) -> bool {
@@ -566,6 +659,27 @@ mod tests {
         );
         let r = Request::parse(b"GET / HTTP/1.1\r\nauthorization: Bearer abc \r\n\r\n");
         assert_eq!(r.token.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn phrase_lists_parse_as_vosk_sends_them() {
+        let check = |v: Value, want: &[&str]| assert_eq!(phrase_list(&v).unwrap(), want, "{v}");
+        check(
+            json!(["zero one two", " six  seven ", "[unk]", "Zero one two", ""]),
+            &["ZERO ONE TWO", "SIX SEVEN"],
+        );
+        check(json!(["[UNK]"]), &[]);
+        check(json!([]), &[]);
+        for bad in [
+            json!("one two"),
+            json!([1, 2]),
+            json!({"a": 1}),
+            json!(null),
+        ] {
+            assert!(phrase_list(&bad).unwrap_err().contains("list of strings"));
+        }
+        let many = Value::Array(vec![json!("a"); MAX_PHRASES + 1]);
+        assert!(phrase_list(&many).unwrap_err().contains("at most"));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 #  1. test.py, asr-test-client.py and test_alternatives.py on 3
 #     speechocean762 test clips: one reply per 0.2 s frame, and the text of
 #     their results and eof final equals `sparsa transcribe` on the clip;
-#  2. test_words.py gets the documented phrase_list refusal (an error reply
-#     or close code 1003 saying phrase_list is not supported yet);
+#  2. test_words.py's phrase_list restricts its stream: every result is one
+#     of its two phrases (or empty), every partial word in them;
 #  3. 8 concurrent test.py runs give the same finals as 8 sequential ones
 #     (and /health counts the streams admitted, none open afterwards);
 #  4. SIGTERM while a client streams in real time: the client gets a final
@@ -41,21 +41,23 @@ for c in test.py asr-test-client.py test_alternatives.py; do
   ok "$c on ${#clips[@]} clips: one reply per frame, finals equal sparsa transcribe"
 done
 
-# 2. The phrase list is refused until the decoder supports it: the client
-# prints the error reply, or its send fails on the close (code 1003).
+# 2. The phrase list restricts the stream: every result is one of the two
+# phrases (or empty), every partial a part of one.
 out="$work/test_words.out"
-timeout 120 "$py" "$peers/test_words.py" "${clips[0]}" >"$out" 2>"$out.err" || true
-if grep -q '"error".*phrase_list is not supported' "$out"; then
-  how="error reply"
-elif grep -q '1003.*phrase_list is not supported' "$out.err"; then
-  how="close code 1003"
-else
-  fail "test_words.py did not get the phrase_list refusal: stdout '$(head -c 300 "$out")', stderr '$(tail -n 2 "$out.err" | tr '\n' ' ')'"
-fi
-if grep -q '"text"' "$out"; then
-  fail "test_words.py got results despite the refused phrase_list: $(head -c 300 "$out")"
-fi
-ok "test_words.py: phrase_list refused ($how)"
+timeout 120 "$py" "$peers/test_words.py" "${clips[0]}" >"$out" 2>"$out.err" ||
+  fail "test_words.py exited non-zero: $(tail -n 2 "$out.err" | tr '\n' ' ')"
+"$py" - "$out" <<'PY' || fail "test_words.py got words outside its phrase_list: $(head -c 300 "$out")"
+import json, sys
+phrases = ["ZERO ONE TWO THREE FOUR FIVE", "SIX SEVEN EIGHT NINE OH"]
+words = {w for p in phrases for w in p.split()}
+replies = [json.loads(l) for l in open(sys.argv[1])]
+texts = [r["text"] for r in replies if "text" in r]
+partials = [r["partial"] for r in replies if "partial" in r]
+ok = texts and all(t in phrases + [""] for t in texts)
+ok = ok and all(w in words for p in partials for w in p.split())
+sys.exit(not ok)
+PY
+ok "test_words.py: every result one of its phrase_list ($(grep -c '"text"' "$out") results, last '$(grep '"text"' "$out" | tail -n 1 | head -c 80)')"
 
 # 3. Concurrency changes no result.
 admitted0=$(health_field "$(health 2700)" admitted)
