@@ -22,6 +22,16 @@ struct Setup {
     graph: Arc<SearchGraph>,
 }
 
+/// The search graph of `lm`'s words with the tuned settings, 10 ms frames;
+/// every LM word must have a pronunciation.
+fn build(lexicon: &Lexicon, phones: &PhoneSet, topo: &Topology, lm: NgramLm) -> SearchGraph {
+    let config = DecoderConfig::tuned();
+    let (graph, missing) =
+        SearchGraph::build(lexicon, phones, topo, Grammar::ngram(lm), &[], config, 0.01);
+    assert_eq!(missing, 0);
+    graph
+}
+
 fn setup() -> &'static Setup {
     static S: std::sync::OnceLock<Setup> = std::sync::OnceLock::new();
     S.get_or_init(|| {
@@ -43,16 +53,7 @@ fn setup() -> &'static Setup {
         let lm = NgramLm::estimate(&sents, 3).unwrap();
         let lm_words = lm.words().iter().cloned().collect();
         let topo = Topology::monophone(&phones, 3);
-        let (graph, missing) = SearchGraph::build(
-            &lexicon,
-            &phones,
-            &topo,
-            Grammar::ngram(lm),
-            &[],
-            DecoderConfig::tuned(),
-            0.01,
-        );
-        assert_eq!(missing, 0);
+        let graph = build(&lexicon, &phones, &topo, lm);
         Setup {
             lm_words,
             phones,
@@ -313,17 +314,7 @@ fn cross_word_case(sentence: &[&str], cross_word: bool) -> (Vec<Vec<f32>>, Arc<S
     .map(|v| v.iter().map(|w| w.to_string()).collect())
     .collect();
     let lm = NgramLm::estimate(&sents, 2).unwrap();
-    let (graph, missing) = SearchGraph::build(
-        &s.lexicon,
-        &s.phones,
-        &topo,
-        Grammar::ngram(lm),
-        &[],
-        DecoderConfig::tuned(),
-        0.01,
-    );
-    assert_eq!(missing, 0);
-    (frames, Arc::new(graph))
+    (frames, Arc::new(build(&s.lexicon, &s.phones, &topo, lm)))
 }
 
 #[test]
