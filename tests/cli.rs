@@ -903,3 +903,47 @@ fn phrase_lists_and_added_words_from_the_command_line() {
         );
     }
 }
+
+#[test]
+fn eval_rescores_lattices_writes_them_and_refuses_an_lm_that_cannot_score_its_words() {
+    let data = common::data("segmented");
+    let data = data.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let lat = tmp.path().join("lat.txt");
+    // Rescoring with the first pass's own LM gives the first pass's WER.
+    let (code, report, err) = run_in_root(&[
+        "eval",
+        data,
+        "--rescore-lm",
+        "models/default/lm.arpa",
+        "--lattices",
+        lat.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let wer = |prefix: &str| {
+        let line = report.lines().find(|l| l.starts_with(prefix)).unwrap();
+        line.split("%WER ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(wer("%WER"), wer("rescored with"), "{report}");
+    assert!(report.contains("lattice oracle %WER"), "{report}");
+    let text = std::fs::read_to_string(&lat).unwrap();
+    assert!(
+        text.starts_with("0049-a\n") && text.contains("\n0049-b\n"),
+        "{text}"
+    );
+    // An LM without <unk> that lacks the model's words: exit 2 before decoding.
+    let small = tmp.path().join("small.arpa");
+    std::fs::write(
+        &small,
+        "\\data\\\nngram 1=3\n\n\\1-grams:\n-0.5\t</s>\n-99\t<s>\n-0.5\tDORA\n\n\\end\\\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_in_root(&["eval", data, "--rescore-lm", small.to_str().unwrap()]);
+    assert_bad_input_line(code, &err, "has no <unk>");
+}

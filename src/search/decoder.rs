@@ -492,6 +492,9 @@ impl Decoder {
                 self.scores_buf
                     .extend(inst.score[..spp].iter().filter(|s| s.is_finite()));
             }
+        }
+        // (Non-finite scores from a broken score row are not counted.)
+        if self.scores_buf.len() > cfg.max_active && live > cfg.max_active {
             let k = cfg.max_active;
             let (_, kth, _) = self
                 .scores_buf
@@ -839,9 +842,13 @@ impl Decoder {
         let inst = self.cur[k];
         let mut words = self.best_words(inst.from[s]);
         let g = &self.graph;
-        if inst.node != g.sil_node && !g.word_ends(inst.node).is_empty() {
+        let ending = g
+            .word_ends(inst.node)
+            .iter()
+            .map(|e| e.word)
+            .max_by(|&a, &b| g.unigram_score(a).total_cmp(&g.unigram_score(b)));
+        if let Some(w) = ending.filter(|_| inst.node != g.sil_node) {
             let from = self.nodes[inst.from[s] as usize];
-            let w = g.la_word[inst.node as usize];
             let ac = inst.score[s] - from.score - self.la(inst.node, inst.hist);
             words.push((w, from.frame, self.frames, ac));
         }
@@ -920,7 +927,10 @@ impl Decoder {
             while a != NONE {
                 let arc = self.arcs[a as usize];
                 let rest = arc.ac + arc.lm + comp[v];
-                if self.nodes[arc.from as usize].score + rest >= floor {
+                // The best incoming arc always stays (a path at the beam's
+                // edge must not lose its way back to the start by rounding).
+                if self.nodes[arc.from as usize].score + rest >= floor || a == self.nodes[v].best_in
+                {
                     comp[arc.from as usize] = comp[arc.from as usize].max(rest);
                     arcs.push(lattice::LatArc {
                         from: arc.from,

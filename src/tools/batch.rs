@@ -8,7 +8,7 @@ use crate::corpus::split::{write_split, ShardFlags, SplitBy};
 use crate::error::{Error, Result};
 use crate::recognizer::{EventFormat, Model, ModelArgs};
 use crate::search::lm::NgramLm;
-use crate::tools::eval::{decode_utterances, EvalReport, OnFailure};
+use crate::tools::eval::{decode_utterances, rescore_ids, EvalReport, OnFailure};
 use crate::tools::shard;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -119,7 +119,11 @@ impl EvalArgs {
         }
         let model = self.decode.load()?;
         let rescore = match &self.rescore_lm {
-            Some(p) => Some((NgramLm::load(p)?, p)),
+            Some(p) => {
+                let lm = NgramLm::load(p)?;
+                let ids = rescore_ids(&model, &lm, p)?;
+                Some((lm, ids, p))
+            }
             None => None,
         };
         let mut utts = DataDir::open(&self.data)?.utterances;
@@ -136,7 +140,7 @@ impl EvalArgs {
         }
         let rescored = rescore
             .as_ref()
-            .map(|(lm, p)| (report.rescore(&model, &utts, lm), p));
+            .map(|(lm, ids, p)| (report.rescore(&model, &utts, lm, ids), p));
         if let Some(p) = &self.results {
             let settings = format!("max_utts {:?} {}", self.max_utts, self.decode.settings()?);
             let job = job(

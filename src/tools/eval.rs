@@ -171,6 +171,39 @@ fn decode_each(
     Ok((results, cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64()))
 }
 
+/// The rescoring LM's id of every search word (silence: `u32::MAX`).
+/// Words the LM lacks are scored as its `<unk>`; an LM without `<unk>`
+/// that lacks some of the model's words is an error naming `source` (they
+/// would cost nothing).
+pub fn rescore_ids(model: &Model, lm: &NgramLm, source: &std::path::Path) -> Result<Vec<u32>> {
+    let unk = lm.id(crate::search::lm::UNK);
+    let mut missing = Vec::new();
+    let ids = model
+        .graph
+        .words()
+        .iter()
+        .enumerate()
+        .map(|(i, w)| match (i, lm.id(w).or(unk)) {
+            (0, _) => u32::MAX,
+            (_, Some(id)) => id,
+            (_, None) => {
+                missing.push(w.as_str());
+                u32::MAX
+            }
+        })
+        .collect();
+    match missing.first() {
+        Some(first) => Err(crate::error::Error::config(
+            &source.display().to_string(),
+            format!(
+                "lacks {} of the model's words (e.g. {first}) and has no <unk>: they cannot be rescored",
+                missing.len()
+            ),
+        )),
+        None => Ok(ids),
+    }
+}
+
 /// Word errors of the lattice path closest to `reference`.
 fn oracle_errors(model: &Model, lat: &Lattice, reference: &[String]) -> ErrorCounts {
     let words = model.graph.words();
@@ -191,31 +224,28 @@ fn oracle_errors(model: &Model, lat: &Lattice, reference: &[String]) -> ErrorCou
 
 impl EvalReport {
     /// Word errors after rescoring every kept lattice with `lm` (the
-    /// model's LM weight and insertion penalty); utterances of `utts`
-    /// without one lattice keep their first-pass words.
-    pub fn rescore(&self, model: &Model, utts: &[Utterance], lm: &NgramLm) -> ErrorCounts {
+    /// model's LM weight and insertion penalty; `ids` from [`rescore_ids`]),
+    /// each scored against its own transcript in `utts` (by id);
+    /// utterances without one lattice keep their first-pass words.
+    pub fn rescore(
+        &self,
+        model: &Model,
+        utts: &[Utterance],
+        lm: &NgramLm,
+        ids: &[u32],
+    ) -> ErrorCounts {
         let g = &model.graph;
-        let ids: Vec<u32> = g
-            .words()
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                if i == 0 {
-                    u32::MAX
-                } else {
-                    lm.id(w).unwrap_or(u32::MAX)
-                }
-            })
-            .collect();
+        let by_id: std::collections::HashMap<&str, &Utterance> =
+            utts.iter().map(|u| (u.id.as_str(), u)).collect();
         let c = g.config();
         let mut total = ErrorCounts::default();
-        for (r, u) in self.utts.iter().zip(utts) {
-            if u.words.is_empty() {
+        for r in &self.utts {
+            let Some(u) = by_id.get(r.id.as_str()).filter(|u| !u.words.is_empty()) else {
                 continue;
-            }
+            };
             let hyp: Vec<String> = match &r.lattices[..] {
                 [lat] => {
-                    let new = lat.rescore(lm, &ids, c.lm_weight, c.word_insertion_penalty);
+                    let new = lat.rescore(lm, ids, c.lm_weight, c.word_insertion_penalty);
                     let path = new.best_path();
                     new.words_of(&path)
                         .iter()
