@@ -382,3 +382,61 @@ fn lattice_holds_the_best_path_and_the_reference_and_nbest_is_ordered() {
     assert_eq!(distinct.len(), nbest.len());
     assert!(hyp.words.iter().all(|w| (0.0..=1.0).contains(&w.conf)));
 }
+
+#[test]
+fn an_hour_of_endpointed_speech_runs_in_bounded_memory() {
+    // An hour of audio as a live stream decodes it: sentences with pauses,
+    // an endpoint check every 20 frames, a reset after each final. What the
+    // decoder holds (lattice arcs, histories, HMM instances) must stay at
+    // one utterance's worth, and every utterance must come out right.
+    let s = setup();
+    let mut sil = vec![-40.0; s.topo.num_pdfs()];
+    for st in 0..3 {
+        sil[s.topo.pdf(s.phones.sil(), st) as usize] = 0.0;
+    }
+    let sentences = [
+        vec!["WE", "CALL", "IT", "BEAR"],
+        vec!["DORA", "CAN", "SEE", "THE", "SHEEP"],
+        vec!["TWO", "FOUR", "SEVEN"],
+    ];
+    let clips: Vec<Vec<Vec<f32>>> = sentences
+        .iter()
+        .map(|w| {
+            let mut f = oracle(w, 60 * w.len() + 80);
+            f.extend(std::iter::repeat_n(sil.clone(), 100));
+            f
+        })
+        .collect();
+    let mut d = Decoder::new(s.graph.clone());
+    let (mut frames, mut finals, mut wrong) = (0u64, 0, 0);
+    let (mut max_arcs, mut max_hists, mut max_inst) = (0, 0, 0);
+    let hour = 360_000;
+    while frames < hour {
+        for (k, clip) in clips.iter().enumerate() {
+            for f in clip {
+                d.advance(f);
+                frames += 1;
+                max_arcs = max_arcs.max(d.memory_links());
+                max_hists = max_hists.max(d.memory_histories());
+                max_inst = max_inst.max(d.active_instances());
+                if d.frames().is_multiple_of(20) && d.endpoint_detected() {
+                    if d.finalize().text() != sentences[k].join(" ") {
+                        wrong += 1;
+                    }
+                    finals += 1;
+                    d.reset();
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{frames} frames, {finals} finals ({wrong} wrong): at most {max_arcs} arcs, \
+         {max_hists} histories, {max_inst} instances"
+    );
+    // About 850 sentences of 3-5 words with 1 s pauses.
+    assert!(finals >= 800, "{finals} endpoints in an hour");
+    assert_eq!(wrong, 0);
+    assert!(max_arcs < 2_000, "{max_arcs} lattice arcs held");
+    assert!(max_hists < 100, "{max_hists} histories held");
+    assert!(max_inst < 10_000, "{max_inst} HMM instances");
+}

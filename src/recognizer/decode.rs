@@ -29,6 +29,8 @@ pub struct DecodeStage {
     endpointing: bool,
     /// Events not drained yet.
     pending: Vec<Event>,
+    /// Alternatives per final (the graph's `nbest` unless set).
+    nbest: usize,
 }
 
 impl DecodeStage {
@@ -42,6 +44,7 @@ impl DecodeStage {
     /// built from this model, e.g. [`Model::phrase_graph`]).
     pub fn with_graph(model: Arc<Model>, graph: Arc<SearchGraph>) -> Self {
         DecodeStage {
+            nbest: graph.config().nbest,
             decoder: Decoder::new(graph),
             utt: 0,
             utt_start_frame: 0,
@@ -63,6 +66,11 @@ impl DecodeStage {
         self.endpointing = on;
     }
 
+    /// Up to `n` alternatives per final (0: none).
+    pub fn set_nbest(&mut self, n: usize) {
+        self.nbest = n;
+    }
+
     fn frame_shift_s(&self) -> f32 {
         self.model.am.frontend.config().frame_shift_ms / 1000.0
     }
@@ -81,7 +89,7 @@ impl DecodeStage {
             hyp.words.clear();
         }
         let alternatives = lattice
-            .nbest(g.config().nbest)
+            .nbest(self.nbest)
             .into_iter()
             .map(|n| Alternative {
                 text: n

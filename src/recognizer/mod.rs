@@ -421,6 +421,11 @@ impl Recognizer {
         self.stages.decode.set_endpointing(on);
     }
 
+    /// Up to `n` alternatives per final (0: none; default: the graph's `nbest`).
+    pub fn set_nbest(&mut self, n: usize) {
+        self.stages.decode.set_nbest(n);
+    }
+
     /// Declared look-ahead: front-end window plus the network's right context, seconds.
     pub fn latency_s(&self) -> f32 {
         self.stages.latency_s()

@@ -8,7 +8,7 @@
 
 use crate::audio::resample::StreamResampler;
 use crate::error::{Error, Result};
-use crate::recognizer::{Event, Model, Recognizer};
+use crate::recognizer::{Alternative, Event, Model, Recognizer};
 use crate::search::decoder::WordResult;
 use crate::search::graph::SearchGraph;
 use std::sync::Arc;
@@ -48,6 +48,11 @@ pub struct Utterance {
     pub text: String,
     /// Words with times in seconds from the start of the stream.
     pub words: Vec<WordResult>,
+    /// The N-best list of the utterance (empty unless asked for, or when
+    /// the reply joins several finals).
+    pub alternatives: Vec<Alternative>,
+    /// Finals joined into this one.
+    finals: usize,
 }
 
 impl Reply {
@@ -56,6 +61,7 @@ impl Reply {
     pub fn then(self, next: Reply) -> Reply {
         match (self, next) {
             (Reply::Final(mut a), Reply::Final(b)) => {
+                a.finals += b.finals.max(1) - 1;
                 a.push(&b.text, &b.words, 0.0);
                 Reply::Final(a)
             }
@@ -67,6 +73,10 @@ impl Reply {
 
 impl Utterance {
     fn push(&mut self, text: &str, words: &[WordResult], offset_s: f32) {
+        self.finals += 1;
+        if self.finals > 1 {
+            self.alternatives.clear();
+        }
         if !text.is_empty() {
             if !self.text.is_empty() {
                 self.text.push(' ');
@@ -92,6 +102,8 @@ pub struct Session {
     channels: usize,
     /// Seconds of stream time before the current recognizer (resets).
     offset_s: f32,
+    /// Alternatives per final.
+    nbest: usize,
     /// Samples at the model's rate fed to the current recognizer.
     fed: u64,
     /// Seconds of audio received in all.
@@ -150,6 +162,7 @@ impl Session {
             rate_hz,
             channels: channels as usize,
             offset_s: 0.0,
+            nbest: 0,
             fed: 0,
             audio_s: 0.0,
             partial: String::new(),
@@ -206,6 +219,12 @@ impl Session {
         Ok(self.reply())
     }
 
+    /// Up to `n` alternatives per final (Vosk's `max_alternatives`).
+    pub fn set_nbest(&mut self, n: usize) {
+        self.nbest = n;
+        self.rec.set_nbest(n);
+    }
+
     /// Ends the input: the rest of the audio is decoded and the open
     /// utterance finalized (an empty one if nothing was heard). The stream
     /// can go on: stream time continues, the next audio starts a new
@@ -224,6 +243,7 @@ impl Session {
         self.offset_s += self.fed as f32 / model_rate as f32;
         self.fed = 0;
         self.rec = Recognizer::with_graph(self.model.clone(), self.graph.clone());
+        self.rec.set_nbest(self.nbest);
         self.resampler.reset();
         self.partial.clear();
         utterance
@@ -235,9 +255,17 @@ impl Session {
         for e in self.events.drain(..) {
             match e {
                 Event::Partial { text, .. } => self.partial = text,
-                Event::Final { text, words, .. } => {
-                    done.get_or_insert_with(Utterance::default)
-                        .push(&text, &words, self.offset_s);
+                Event::Final {
+                    text,
+                    words,
+                    alternatives,
+                    ..
+                } => {
+                    let u = done.get_or_insert_with(Utterance::default);
+                    u.push(&text, &words, self.offset_s);
+                    if u.finals == 1 {
+                        u.alternatives = alternatives;
+                    }
                     self.partial.clear();
                 }
                 Event::Gap { .. } => {}

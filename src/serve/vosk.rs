@@ -19,8 +19,8 @@
 //! the whole vocabulary, as an empty one does in Vosk.
 //!
 //! Where sparsa differs (docs/serve.md's table lists these): `"[unk]"` is
-//! never a result; `max_alternatives` is accepted but replies carry the
-//! one best result; `model` is ignored (one model per server); a config
+//! never a result; `max_alternatives` gives the lattice's N-best with
+//! total scores as `confidence`; `model` is ignored (one model per server); a config
 //! after audio may not change the sample rate or the phrase list; a text
 //! frame that is not one of the three messages gets an `{"error"}` reply
 //! and close 1007 (Vosk would crash the session). Every error but the capacity refusal (close 1013 right after
@@ -31,7 +31,7 @@ use super::net::{Conn, Replay};
 use super::session::{Reply, Session, Utterance};
 use super::{stalled, timed_out, End, Shared, POLL, WRITE_TIMEOUT};
 use crate::search::grammar::PhraseList;
-use crate::search::graph::SearchGraph;
+use crate::search::graph::{DecoderConfig, SearchGraph};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -138,6 +138,7 @@ pub fn handle(shared: Arc<Shared>, mut conn: Conn) {
         phrases: Vec::new(),
         graph: None,
         words: true,
+        alternatives: 0,
         last_input: Instant::now(),
     };
     let end = stream.run(&mut ws);
@@ -156,6 +157,8 @@ struct Stream {
     phrases: Vec<String>,
     graph: Option<Arc<SearchGraph>>,
     words: bool,
+    /// Vosk's `max_alternatives` (0: plain results).
+    alternatives: usize,
     last_input: Instant,
 }
 
@@ -302,10 +305,11 @@ impl Stream {
                 }
                 "words" => self.words = truthy(value),
                 "max_alternatives" => {
-                    if value.as_u64().is_some_and(|n| n > 0) {
-                        tracing::debug!(
-                            "max_alternatives {value}: replies carry the best result only"
-                        );
+                    // Vosk takes any integer; more than the range is clamped.
+                    let max = DecoderConfig::NBEST.hi;
+                    self.alternatives = value.as_u64().unwrap_or(0).min(max) as usize;
+                    if let Some(s) = self.session.as_mut() {
+                        s.set_nbest(self.alternatives);
                     }
                 }
                 "phrase_list" => {
@@ -365,7 +369,10 @@ impl Stream {
                 let model = self.shared.model.clone();
                 let graph = self.graph.clone().unwrap_or_else(|| model.graph.clone());
                 match Session::with_graph(model, graph, self.rate, 1) {
-                    Ok(s) => Box::new(s),
+                    Ok(mut s) => {
+                        s.set_nbest(self.alternatives);
+                        Box::new(s)
+                    }
                     Err(e) => return Step::Error(CloseCode::Unsupported, e.to_string()),
                 }
             }
@@ -408,20 +415,42 @@ impl Stream {
         }
     }
 
-    /// A result as Vosk writes it: `result` only with words and when asked.
+    /// A result as Vosk writes it: `result` only with words and when asked;
+    /// with `max_alternatives`, `{"alternatives": [{"confidence", "text"}...]}`,
+    /// best first (`confidence` is the path's total scaled log score, as
+    /// Vosk's is a score, not a probability; the first carries `result`).
     fn result(&self, u: &Utterance) -> String {
-        if self.words && !u.words.is_empty() {
-            let words: Vec<Value> = u
-                .words
+        if self.alternatives > 0 {
+            let mut alts: Vec<Value> = u
+                .alternatives
                 .iter()
-                .map(|w| {
-                    json!({"conf": r6(w.conf), "end": r6(w.end_s), "start": r6(w.start_s), "word": w.word})
-                })
+                .map(|a| json!({"confidence": r6(a.score), "text": a.text}))
                 .collect();
-            json!({ "result": words, "text": u.text }).to_string()
+            // A reply that joins several finals, or a final the lattice
+            // has no complete path for, is its own single alternative.
+            if u.alternatives.first().is_none_or(|a| a.text != u.text) {
+                alts = vec![json!({"confidence": 0.0, "text": u.text})];
+            }
+            if self.words && !u.words.is_empty() {
+                alts[0]["result"] = self.word_list(u);
+            }
+            return json!({ "alternatives": alts }).to_string();
+        }
+        if self.words && !u.words.is_empty() {
+            json!({ "result": self.word_list(u), "text": u.text }).to_string()
         } else {
             json!({ "text": u.text }).to_string()
         }
+    }
+
+    /// The words as Vosk lists them.
+    fn word_list(&self, u: &Utterance) -> Value {
+        u.words
+            .iter()
+            .map(|w| {
+                json!({"conf": r6(w.conf), "end": r6(w.end_s), "start": r6(w.start_s), "word": w.word})
+            })
+            .collect()
     }
 }
 

@@ -40,6 +40,17 @@ for c in test.py asr-test-client.py test_alternatives.py; do
   done
   ok "$c on ${#clips[@]} clips: one reply per frame, finals equal sparsa transcribe"
 done
+# max_alternatives 20: the finals are N-best lists, the best first (checked
+# above), and some hold more than one distinct word sequence.
+"$py" - "$work"/test_alternatives.py.*.out <<'PY' || fail "test_alternatives.py: no N-best list with two distinct entries"
+import json, sys
+lists = [json.loads(l).get("alternatives") for f in sys.argv[1:] for l in open(f)]
+lists = [a for a in lists if a]
+ok = any(len({x["text"] for x in a}) > 1 for a in lists)
+ok = ok and all(len({x["text"] for x in a}) == len(a) for a in lists)
+sys.exit(not ok)
+PY
+ok "test_alternatives.py: N-best lists of distinct word sequences"
 
 # 2. The phrase list restricts the stream: every result is one of the two
 # phrases (or empty), every partial a part of one.
