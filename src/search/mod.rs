@@ -1,5 +1,6 @@
 //! Search: the HMM topology, pronunciation lexicon, n-gram language model
-//! and the online token-passing decoder that turns score rows into words.
+//! and phrase-list grammars, the shared prefix network, and the online
+//! token-passing decoder that turns score rows into words and lattices.
 //!
 //! May import: `error`, `bounded`, `rng`, `stage`. The decoder sees only rows of
 //! log-likelihoods (Kaldi's "decodable" idea), never the network or the

@@ -15,7 +15,7 @@ use crate::search::lattice::Lattice;
 use crate::search::lm::NgramLm;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -129,6 +129,14 @@ fn decode_each(
     progress: &(dyn Fn() + Sync),
 ) -> Result<(Vec<Decoded>, f64, f64)> {
     let pool = super::thread_pool(threads, "sparsa-eval")?;
+    // Word → search id, once: the lattice oracle looks up every reference word.
+    let index: HashMap<&str, u32> = model
+        .graph
+        .words()
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.as_str(), i as u32))
+        .collect();
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
     let results = pool.install(|| {
@@ -145,7 +153,7 @@ fn decode_each(
                     Vec::new()
                 };
                 let oracle = match &r.lattices[..] {
-                    [lat] if scored => Some(oracle_errors(model, lat, &u.words)),
+                    [lat] if scored => Some(oracle_errors(model, &index, lat, &u.words)),
                     _ => None,
                 };
                 let result = UttResult {
@@ -205,17 +213,18 @@ pub fn rescore_ids(model: &Model, lm: &NgramLm, source: &std::path::Path) -> Res
 }
 
 /// Word errors of the lattice path closest to `reference`.
-fn oracle_errors(model: &Model, lat: &Lattice, reference: &[String]) -> ErrorCounts {
+/// `index` maps the search vocabulary to its ids.
+fn oracle_errors(
+    model: &Model,
+    index: &HashMap<&str, u32>,
+    lat: &Lattice,
+    reference: &[String],
+) -> ErrorCounts {
     let words = model.graph.words();
     // Out-of-vocabulary reference words match no arc.
     let ids: Vec<u32> = reference
         .iter()
-        .map(|w| {
-            words
-                .iter()
-                .position(|v| v == w)
-                .map_or(u32::MAX - 1, |i| i as u32)
-        })
+        .map(|w| index.get(w.as_str()).copied().unwrap_or(u32::MAX - 1))
         .collect();
     let (_, path) = lat.oracle(&ids);
     let hyp: Vec<&str> = path.iter().map(|&w| words[w as usize].as_str()).collect();
@@ -235,8 +244,7 @@ impl EvalReport {
         ids: &[u32],
     ) -> ErrorCounts {
         let g = &model.graph;
-        let by_id: std::collections::HashMap<&str, &Utterance> =
-            utts.iter().map(|u| (u.id.as_str(), u)).collect();
+        let by_id: HashMap<&str, &Utterance> = utts.iter().map(|u| (u.id.as_str(), u)).collect();
         let c = g.config();
         let mut total = ErrorCounts::default();
         for r in &self.utts {
