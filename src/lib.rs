@@ -14,6 +14,7 @@
 // Ground: used by every layer.
 pub mod atomic;
 pub mod bounded;
+pub mod compress;
 pub mod error;
 pub mod range;
 pub mod rng;

@@ -6,10 +6,11 @@ use std::path::Path;
 
 /// Bottom up; a layer may use itself and anything before it, except that
 /// `live` and `tools` are siblings that never use each other.
-const LAYERS: [&str; 16] = [
+const LAYERS: [&str; 17] = [
     "error",
     "atomic",
     "bounded",
+    "compress",
     "range",
     "rng",
     "stage",

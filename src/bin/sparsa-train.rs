@@ -136,7 +136,7 @@ fn main() {
             &a.out,
         )
         .map(|_| ()),
-        Command::Lm(a) => commands::lm(&a).map(|_| ()),
+        Command::Lm(a) => sparsa::train::lm::lm(&a).map(|_| ()),
         Command::Quantize(a) => {
             commands::quantize(&a.model, &a.train, a.out.as_deref(), a.calibration.into())
                 .map(|_| ())

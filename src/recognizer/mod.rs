@@ -26,12 +26,26 @@ use crate::search::lexicon::Lexicon;
 use crate::search::lm::NgramLm;
 use crate::stage::{Gap, Stage};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// File name of the LM inside a model folder.
 pub const LM_FILE: &str = "lm.arpa";
+/// The LM's name when gzipped (read if there is no `lm.arpa`).
+pub const LM_FILE_GZ: &str = "lm.arpa.gz";
+
+/// The LM file of a model folder: `lm.arpa`, else `lm.arpa.gz` if that
+/// exists (errors then name `lm.arpa`).
+pub fn lm_file(dir: &Path) -> PathBuf {
+    let plain = dir.join(LM_FILE);
+    let gz = dir.join(LM_FILE_GZ);
+    if !plain.exists() && gz.exists() {
+        gz
+    } else {
+        plain
+    }
+}
 
 /// Everything needed to recognize, shared by all streams.
 pub struct Model {
@@ -51,8 +65,8 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads `DIR/am.ron`, `DIR/lexicon.txt` and `DIR/lm.arpa` (or the LM
-    /// given) and builds the search graph and the scorer's network.
+    /// Loads `DIR/am.ron`, `DIR/lexicon.txt` and `DIR/lm.arpa` (or
+    /// `lm.arpa.gz`, or the LM given) and builds the search graph and the scorer's network.
     pub fn load(
         dir: &Path,
         lm_path: Option<&Path>,
@@ -90,7 +104,7 @@ impl Model {
         };
         let lm_path = lm_path
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| dir.join(LM_FILE));
+            .unwrap_or_else(|| lm_file(dir));
         let lm = NgramLm::load(&lm_path)?;
         // Pseudo-words (<s>, </s>, <unk>) are never spoken.
         let lm_words = lm.words().iter().filter(|w| !w.starts_with('<')).count();

@@ -108,16 +108,20 @@ impl NgramLm {
         r.finish()
     }
 
-    /// Reads an ARPA file in blocks of complete lines (never the whole
-    /// text in memory, so loading needs little more than the model); at
-    /// most the [`bounded::LM`] limit of bytes. Errors name the file and
-    /// the line.
+    /// Reads an ARPA file, plain or gzip/xz-compressed, in blocks of
+    /// complete lines (never the whole text in memory, so loading needs
+    /// little more than the model); at most the [`bounded::LM`] limit of
+    /// (decompressed) bytes. Errors name the file and the line.
     pub fn load(path: &Path) -> Result<Self> {
         const BLOCK: usize = 4 << 20;
         let source = path.display().to_string();
         let io = |e| Error::io(path, e);
         let file = bounded::open_io(path, bounded::LM).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
+        let mut size = file.metadata().map_err(io)?.len();
+        let (format, file) = crate::compress::decompressed(file).map_err(io)?;
+        if format != crate::compress::Format::Plain {
+            size = size.saturating_mul(16); // only bounds what is reserved up front
+        }
         let mut file = file.take(bounded::LM.bytes + 1);
         let mut r = Reader::new(&source, size as usize);
         let mut buf: Vec<u8> = Vec::with_capacity(BLOCK);

@@ -1,7 +1,8 @@
 //! N-gram language models: estimation with interpolated modified
-//! Kneser-Ney (Chen & Goodman 1998) and count cut-offs, ARPA writing, and
-//! an ARPA reader that accepts any standard file (SRILM, KenLM) with
-//! line-numbered errors.
+//! Kneser-Ney (Chen & Goodman 1998) and count cut-offs, relative-entropy
+//! pruning, linear mixing with EM weights, perplexity, ARPA writing, and
+//! an ARPA reader that accepts any standard file (SRILM, KenLM; plain or
+//! compressed) with line-numbered errors.
 //!
 //! Storage (`table`): unigrams in a dense array by word id; each higher
 //! order in one open-addressing hash table keyed by the n-gram's word ids
@@ -15,11 +16,18 @@
 //! writes it), is kept but the decoder does not emit it.
 
 mod arpa;
+mod backoff;
 mod estimate;
+mod mix;
+mod ppl;
+mod prune;
 mod table;
 mod vocab;
 
 pub use estimate::{LmText, TextStats};
+pub use mix::{best_mix, mix, MixFit};
+pub use ppl::Perplexity;
+pub use prune::{PruneStats, PruneTarget};
 
 use crate::error::{Error, Result};
 use table::{Key, Table};
