@@ -138,6 +138,10 @@ fn lm_args(text: Vec<std::path::PathBuf>, out: &std::path::Path) -> sparsa::trai
         vocab: None,
         order: 3,
         cutoff: 1,
+        vocab_size: None,
+        lexicon: Vec::new(),
+        write_vocab: None,
+        prune: Default::default(),
         out: out.to_path_buf(),
         quiet: true,
     }
@@ -160,7 +164,7 @@ fn plain_text_with_garbage_lines_trains_and_the_garbage_is_skipped() {
     let mut args = lm_args(vec![text.clone()], &out);
     args.vocab = Some(vocab.clone());
     args.cutoff = 2;
-    let lm = sparsa::train::commands::lm(&args).unwrap();
+    let lm = sparsa::train::lm::lm(&args).unwrap();
     // The byte-order mark is not part of the first word; <unk> stands for
     // DOG and A; NEVER has a unigram though the text lacks it.
     assert_eq!(lm.words().len(), 3 + 6, "{:?}", lm.words());
@@ -174,7 +178,7 @@ fn plain_text_with_garbage_lines_trains_and_the_garbage_is_skipped() {
     // A file of garbage only is an error that says what was skipped.
     let junk = dir.path().join("junk.bin");
     std::fs::write(&junk, b"\x00\x01\n\xff\n\n").unwrap();
-    let e = sparsa::train::commands::lm(&lm_args(vec![junk], &out))
+    let e = sparsa::train::lm::lm(&lm_args(vec![junk], &out))
         .unwrap_err()
         .to_string();
     assert!(
@@ -186,7 +190,7 @@ fn plain_text_with_garbage_lines_trains_and_the_garbage_is_skipped() {
     );
     // A vocabulary line with two words is refused with its line.
     std::fs::write(&vocab, "THE\nCAT SAT\n").unwrap();
-    let e = sparsa::train::commands::lm(&args).unwrap_err().to_string();
+    let e = sparsa::train::lm::lm(&args).unwrap_err().to_string();
     assert!(
         e.contains("vocab.txt:2") && e.contains("not one word"),
         "{e}"

@@ -294,6 +294,12 @@ pub mod ranges {
     pub const ORDER: Count = Count::new(1, 5);
     /// N-gram count cut-off.
     pub const CUTOFF: Count = Count::new(1, u32::MAX as u64);
+    /// Words chosen by frequency.
+    pub const VOCAB_SIZE: Count = Count::new(1, 16_000_000);
+    /// Relative-entropy pruning threshold (relative perplexity increase).
+    pub const PRUNE: Real = Real::closed(0.0, 1.0);
+    /// N-grams kept by pruning.
+    pub const MAX_NGRAMS: Count = Count::new(1, u64::MAX >> 8);
     /// Speed-perturbation factor.
     pub const SPEED: Real = Real::closed(0.5, 2.0);
     /// Dropout probability (0 = off).
@@ -497,12 +503,122 @@ pub struct LmArgs {
     /// probabilities still sum to 1). 1 keeps them all.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CUTOFF, default_value_t = 1, value_name = "N"))]
     pub cutoff: usize,
-    /// Output ARPA file.
+    /// Add the N most frequent words of the text (with --lexicon, of those
+    /// that have a pronunciation there) to the vocabulary (with --vocab's
+    /// words): every other word becomes `<unk>`.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", value_parser = ranges::VOCAB_SIZE))]
+    pub vocab_size: Option<usize>,
+    /// CMUdict-format lexicon (repeatable): --vocab-size takes only words
+    /// it pronounces.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FILE", requires = "vocab_size")
+    )]
+    pub lexicon: Vec<PathBuf>,
+    /// Write the vocabulary (one word per line, sorted) to FILE.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub write_vocab: Option<PathBuf>,
+    /// Pruning after estimation (relative entropy, Stolcke 1998).
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub prune: PruneFlags,
+    /// Output ARPA file (gzipped if the name ends in `.gz`).
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub out: PathBuf,
     /// No progress bar.
     #[cfg_attr(feature = "cli", arg(long))]
     pub quiet: bool,
+}
+
+/// Relative-entropy pruning (Stolcke 1998), shared by `lm`, `prune` and
+/// `mix`.
+#[derive(Clone, Copy, Debug, Default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct PruneFlags {
+    /// Remove the n-grams whose removal raises perplexity by a relative
+    /// amount below T (e.g. 1e-8; SRILM's -prune).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "T", value_parser = ranges::PRUNE, conflicts_with = "max_ngrams"))]
+    pub prune: Option<f32>,
+    /// Prune to at most N n-grams in all (unigrams included, all kept),
+    /// removing those that cost least.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", value_parser = ranges::MAX_NGRAMS))]
+    pub max_ngrams: Option<usize>,
+}
+
+impl PruneFlags {
+    /// The pruning asked for, if any.
+    pub fn target(&self) -> Option<crate::search::lm::PruneTarget> {
+        use crate::search::lm::PruneTarget;
+        match (self.prune, self.max_ngrams) {
+            (_, Some(n)) => Some(PruneTarget::MaxNgrams(n)),
+            (Some(t), None) => Some(PruneTarget::Threshold(t as f64)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// `sparsa-train prune`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct PruneArgs {
+    /// ARPA LM to prune (plain, gzip or xz).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub lm: PathBuf,
+    /// How much.
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub prune: PruneFlags,
+    /// Output ARPA file (gzipped if the name ends in `.gz`).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub out: PathBuf,
+}
+
+/// `sparsa-train mix`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct MixArgs {
+    /// ARPA LMs to mix (two or more; plain, gzip or xz).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "lm", value_name = "FILE", required = true, num_args = 1)
+    )]
+    pub lms: Vec<PathBuf>,
+    /// Mixture weights, one per --lm in order, summing to 1 (e.g. 0.3,0.7).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_delimiter = ',',
+            value_name = "W,W..",
+            conflicts_with = "heldout"
+        )
+    )]
+    pub weights: Vec<f64>,
+    /// Held-out text to choose the weights on by EM (a Kaldi data dir,
+    /// whose `text` is read, or a text file; repeatable). Use dev, never
+    /// test.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "DIR|FILE", required_unless_present = "weights")
+    )]
+    pub heldout: Vec<PathBuf>,
+    /// Pruning of the mixed model.
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub prune: PruneFlags,
+    /// Output ARPA file (gzipped if the name ends in `.gz`).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub out: PathBuf,
+}
+
+/// `sparsa-train ppl`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct PplArgs {
+    /// ARPA LM (plain, gzip or xz).
+    #[cfg_attr(feature = "cli", arg(value_name = "LM"))]
+    pub lm: PathBuf,
+    /// Text: Kaldi data dirs (their `text`) or text files, one sentence a
+    /// line (plain, gzip or xz; `-` reads stdin).
+    #[cfg_attr(feature = "cli", arg(value_name = "TEXT", required = true))]
+    pub text: Vec<PathBuf>,
 }
 
 impl ExperimentArgs {

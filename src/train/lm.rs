@@ -5,8 +5,9 @@
 
 use crate::corpus::datadir::read_transcripts;
 use crate::error::{Error, Result};
-use crate::search::lm::{LmText, NgramLm};
-use crate::train::flags::LmArgs;
+use crate::search::lexicon::{Lexicon, PhoneSet};
+use crate::search::lm::{best_mix, LmText, NgramLm, Perplexity, PruneTarget, BOS, EOS};
+use crate::train::flags::{LmArgs, MixArgs, PplArgs, PruneArgs};
 use std::path::Path;
 use std::time::Instant;
 use tracing::{info, warn};
@@ -51,17 +52,23 @@ impl std::fmt::Display for SkippedLines {
 
 /// `sparsa-train lm`: estimates an n-gram LM (interpolated modified
 /// Kneser-Ney, `args.cutoff` applied) from the `text` files of the data
-/// dirs `args.train` and the plain-text files `args.text`, over the
-/// vocabulary `args.vocab` if given, and writes it to `args.out` as ARPA.
+/// dirs `args.train` and the text files `args.text`, over the vocabulary
+/// of `args.vocab` and/or the `args.vocab_size` most frequent words,
+/// prunes it if asked and writes it to `args.out` as ARPA.
 pub fn lm(args: &LmArgs) -> Result<NgramLm> {
     crate::atomic::check_writable(&args.out)?;
-    let mut text = match &args.vocab {
+    let listed = match &args.vocab {
         Some(path) => {
             let words = read_vocabulary(path)?;
             info!("vocabulary: {} words from {}", words.len(), path.display());
-            LmText::closed_vocabulary(words.iter().map(String::as_str))
+            Some(words)
         }
-        None => LmText::open_vocabulary(),
+        None => None,
+    };
+    let mut text = match (&listed, args.vocab_size) {
+        (Some(words), None) => LmText::closed_vocabulary(words.iter().map(String::as_str)),
+        // Words are chosen by frequency once all the text is read.
+        _ => LmText::open_vocabulary(),
     };
     for d in &args.train {
         for t in read_transcripts(d)? {
@@ -90,6 +97,28 @@ pub fn lm(args: &LmArgs) -> Result<NgramLm> {
             t0.elapsed().as_secs_f64()
         );
     }
+    if let Some(n) = args.vocab_size {
+        let pronounced = match args.lexicon.is_empty() {
+            true => None,
+            false => Some(Lexicon::load(&args.lexicon, &PhoneSet::arpabet())?),
+        };
+        let keep = |w: &str| pronounced.as_ref().is_none_or(|l| l.get(w).is_some());
+        let mut words = text.most_frequent(n, keep);
+        info!(
+            "vocabulary: the {} most frequent words{}",
+            words.len(),
+            if pronounced.is_some() {
+                " with a pronunciation"
+            } else {
+                ""
+            }
+        );
+        words.extend(listed.into_iter().flatten());
+        text = text.restrict(words.iter().map(String::as_str));
+    }
+    if let Some(path) = &args.write_vocab {
+        write_vocabulary(&text, path)?;
+    }
     let stats = text.stats();
     if stats.oov > 0 {
         info!(
@@ -106,11 +135,11 @@ pub fn lm(args: &LmArgs) -> Result<NgramLm> {
         );
     }
     let cutoff = u32::try_from(args.cutoff).unwrap_or(u32::MAX);
-    let lm = text.estimate(args.order, cutoff)?;
-    let mut arpa = Vec::new();
-    lm.write_arpa(&mut arpa)
-        .map_err(|e| Error::io(&args.out, e))?;
-    crate::atomic::write(&args.out, &arpa)?;
+    let mut lm = text.estimate(args.order, cutoff)?;
+    if let Some(target) = args.prune.target() {
+        lm = prune_logged(&lm, target)?;
+    }
+    write_lm(&lm, &args.out)?;
     info!(
         "wrote {}: order {}, {} words, n-grams {:?}, from {} sentences ({} words), {:.1} s",
         args.out.display(),
@@ -122,6 +151,175 @@ pub fn lm(args: &LmArgs) -> Result<NgramLm> {
         t0.elapsed().as_secs_f64()
     );
     Ok(lm)
+}
+
+/// Writes the vocabulary of `text` (without `<s>`, `</s>`), sorted.
+fn write_vocabulary(text: &LmText, path: &Path) -> Result<()> {
+    let mut words: Vec<&str> = text.words().filter(|w| *w != BOS && *w != EOS).collect();
+    words.sort_unstable();
+    let mut body = words.join("\n");
+    body.push('\n');
+    crate::atomic::write(path, body.as_bytes())?;
+    info!("wrote {} ({} words)", path.display(), words.len());
+    Ok(())
+}
+
+/// Prunes `lm`, logging what was removed.
+fn prune_logged(lm: &NgramLm, target: PruneTarget) -> Result<NgramLm> {
+    let t0 = Instant::now();
+    let (pruned, stats) = lm.prune(target)?;
+    info!(
+        "pruned: n-grams {:?} -> {:?} (threshold {:.3e}), {:.1} s",
+        stats.before,
+        stats.after,
+        stats.threshold,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(pruned)
+}
+
+/// Writes `lm` as ARPA to `path`, gzipped if its name ends in `.gz`
+/// (atomically: a failed write leaves no partial file).
+pub fn write_lm(lm: &NgramLm, path: &Path) -> Result<()> {
+    use std::io::Write;
+    let mut arpa = Vec::new();
+    let mut written = lm.write_arpa(&mut arpa);
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        written = written.and_then(|()| enc.write_all(&arpa));
+        arpa = enc.finish().map_err(|e| Error::io(path, e))?;
+    }
+    written.map_err(|e| Error::io(path, e))?;
+    crate::atomic::write(path, &arpa)
+}
+
+/// Loads an ARPA LM, logging its size.
+fn load_lm(path: &Path) -> Result<NgramLm> {
+    let t0 = Instant::now();
+    let lm = NgramLm::load(path)?;
+    info!(
+        "read {}: order {}, n-grams {:?} ({:.1} s)",
+        path.display(),
+        lm.order(),
+        lm.counts(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(lm)
+}
+
+/// `sparsa-train prune`: prunes the LM `args.lm` and writes it.
+pub fn prune(args: &PruneArgs) -> Result<NgramLm> {
+    crate::atomic::check_writable(&args.out)?;
+    let target = args
+        .prune
+        .target()
+        .ok_or_else(|| Error::config("prune", "say how much: --prune T or --max-ngrams N"))?;
+    let lm = prune_logged(&load_lm(&args.lm)?, target)?;
+    write_lm(&lm, &args.out)?;
+    info!("wrote {}", args.out.display());
+    Ok(lm)
+}
+
+/// Sentences of held-out or scored text: a Kaldi data dir's transcripts,
+/// or the lines of a text file (plain, gzip or xz; `-`: stdin); a file
+/// without one is an error.
+pub fn read_sentences(path: &Path) -> Result<Vec<Vec<String>>> {
+    if path.is_dir() {
+        return Ok(read_transcripts(path)?
+            .into_iter()
+            .map(|t| t.words)
+            .collect());
+    }
+    let mut out = Vec::new();
+    let skipped = for_each_sentence(path, false, |w| out.push(w.map(String::from).collect()))?;
+    if out.is_empty() {
+        return Err(Error::config(
+            &text_name(path),
+            format!("no sentences ({skipped})"),
+        ));
+    }
+    if skipped.too_long + skipped.not_utf8 + skipped.binary > 0 {
+        warn!("{}: {skipped}", text_name(path));
+    }
+    Ok(out)
+}
+
+/// `sparsa-train mix`: mixes the LMs `args.lms` with the given weights or
+/// those EM finds on `args.heldout`, prunes if asked, writes the result.
+/// Returns it and the weights.
+pub fn mix(args: &MixArgs) -> Result<(NgramLm, Vec<f64>)> {
+    crate::atomic::check_writable(&args.out)?;
+    if args.lms.len() < 2 {
+        return Err(Error::config("mix", "give two or more --lm"));
+    }
+    let models = args
+        .lms
+        .iter()
+        .map(|p| load_lm(p))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&NgramLm> = models.iter().collect();
+    let weights = if args.weights.is_empty() {
+        let mut held = Vec::new();
+        for p in &args.heldout {
+            held.extend(read_sentences(p)?);
+        }
+        let fit = best_mix(&refs, &held)?;
+        for (path, c) in args.lms.iter().zip(&fit.components) {
+            info!("{}: {c}", path.display());
+        }
+        info!(
+            "EM weights {:?} after {} iterations: the mixture {}",
+            fit.weights
+                .iter()
+                .map(|w| format!("{w:.4}"))
+                .collect::<Vec<_>>(),
+            fit.iterations,
+            fit.mixed
+        );
+        fit.weights
+    } else {
+        args.weights.clone()
+    };
+    let t0 = Instant::now();
+    let mut mixed = crate::search::lm::mix(&refs, &weights)?;
+    info!(
+        "mixed: order {}, {} words, n-grams {:?} ({:.1} s)",
+        mixed.order(),
+        mixed.words().len(),
+        mixed.counts(),
+        t0.elapsed().as_secs_f64()
+    );
+    drop(models);
+    if let Some(target) = args.prune.target() {
+        mixed = prune_logged(&mixed, target)?;
+    }
+    write_lm(&mixed, &args.out)?;
+    info!("wrote {}", args.out.display());
+    Ok((mixed, weights))
+}
+
+/// `sparsa-train ppl`: perplexity and OOV rate of `args.lm` on each text
+/// and in all; prints one line each to stdout.
+pub fn ppl(args: &PplArgs) -> Result<Perplexity> {
+    let lm = load_lm(&args.lm)?;
+    let mut all = Perplexity::default();
+    let mut lines = String::new();
+    for p in &args.text {
+        let mut one = Perplexity::default();
+        for s in read_sentences(p)? {
+            lm.score_sentence(s.iter().map(String::as_str), &mut one);
+        }
+        lines.push_str(&format!("{}: {one}\n", text_name(p)));
+        all.add(&one);
+    }
+    if args.text.len() > 1 {
+        lines.push_str(&format!("all: {all}\n"));
+    }
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(lines.as_bytes())
+        .map_err(|source| Error::Output { source })?;
+    Ok(all)
 }
 
 fn text_name(path: &Path) -> String {

@@ -81,9 +81,51 @@ impl LmText {
         self.vocab.len()
     }
 
+    /// The vocabulary's words in id order.
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.vocab.words.iter().map(String::as_str)
+    }
+
     /// What was added.
     pub fn stats(&self) -> TextStats {
         self.stats
+    }
+
+    /// The `n` most frequent words of the text so far for which `keep`
+    /// holds, most frequent first (ties in byte order); `<s>`, `</s>` and
+    /// `<unk>` are never listed.
+    pub fn most_frequent(&self, n: usize, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut counts = vec![0u64; self.vocab.len()];
+        for &t in &self.tokens {
+            counts[t as usize] += 1;
+        }
+        let words = &self.vocab.words;
+        let mut ids: Vec<usize> = (0..words.len())
+            .filter(|&i| counts[i] > 0 && !matches!(words[i].as_str(), BOS | EOS | UNK))
+            .filter(|&i| keep(&words[i]))
+            .collect();
+        ids.sort_unstable_by(|&a, &b| counts[b].cmp(&counts[a]).then(words[a].cmp(&words[b])));
+        ids.truncate(n);
+        ids.into_iter().map(|i| words[i].clone()).collect()
+    }
+
+    /// The same text over the closed vocabulary `words` (as
+    /// [`Self::closed_vocabulary`]): every other word becomes `<unk>`.
+    pub fn restrict<'a>(self, words: impl IntoIterator<Item = &'a str>) -> LmText {
+        let mut t = Self::closed_vocabulary(words);
+        let unk = t.unk.unwrap_or(BOS_ID);
+        let map: Vec<WordId> = (self.vocab.words.iter())
+            .map(|w| t.vocab.get(w).unwrap_or(unk))
+            .collect();
+        let mut tokens = self.tokens;
+        let mut oov = 0;
+        for x in &mut tokens {
+            *x = map[*x as usize];
+            oov += u64::from(*x == unk);
+        }
+        t.tokens = tokens;
+        t.stats = TextStats { oov, ..self.stats };
+        t
     }
 
     /// Adds one sentence (`<s>` and `</s>` are added around it; inside it
