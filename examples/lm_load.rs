@@ -1,7 +1,7 @@
 //! Loads an ARPA LM the two ways the library can and measures it: time,
 //! peak memory, bytes per n-gram and lookup speed.
 //!
-//!   cargo run --release --example lm_load -- target/general64k/lm.arpa
+//!   cargo run --release --example lm_load -- models/general/lm.arpa.gz
 //!
 //! `from_arpa` parses text read whole (what `sparsa transcribe --lm` did
 //! until `NgramLm::load`); `load` streams the file line by line. Each runs
