@@ -46,12 +46,20 @@ pub struct UttResult {
     /// lattice oracle; utterances decoded as one lattice only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oracle: Option<ErrorCounts>,
+    /// Transcript words outside the model's vocabulary (it cannot
+    /// recognize them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub oov: u32,
     /// Per word of `words`, whether it is correct (scored confidences).
     #[serde(skip)]
     pub correct: Vec<bool>,
     /// The word lattices (kept when asked for).
     #[serde(skip)]
     pub lattices: Vec<Arc<Lattice>>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A data dir decoded and scored.
@@ -156,6 +164,7 @@ fn decode_each(
                     [lat] if scored => Some(oracle_errors(model, &index, lat, &u.words)),
                     _ => None,
                 };
+                let oov = u.words.iter().filter(|w| !index.contains_key(w.as_str()));
                 let result = UttResult {
                     id: u.id.clone(),
                     speaker: u.speaker.clone(),
@@ -165,6 +174,7 @@ fn decode_each(
                     errors,
                     failed: None,
                     oracle,
+                    oov: oov.count() as u32,
                     correct,
                     lattices: if keep_lattices {
                         r.lattices
@@ -373,6 +383,15 @@ impl EvalReport {
             t.sentence_errors,
             t.sentences
         );
+        let oov: u64 = self.utts.iter().map(|u| u.oov as u64).sum();
+        if t.ref_words > 0 {
+            let _ = writeln!(
+                o,
+                "OOV: {oov} of {} transcript words ({:.2}%) are not in the model's vocabulary",
+                t.ref_words,
+                100.0 * oov as f64 / t.ref_words as f64
+            );
+        }
         let mut oracle = ErrorCounts::default();
         for c in self.utts.iter().filter_map(|u| u.oracle) {
             oracle.add(c);
