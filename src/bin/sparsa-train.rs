@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use sparsa::train::commands;
 use sparsa::train::experiment;
 use sparsa::train::flags::{
-    command_line, AmFlags, ExperimentArgs, LmArgs, PrepareArgs, QuantizeArgs,
+    command_line, AmFlags, ExperimentArgs, G2pArgs, LmArgs, PrepareArgs, QuantizeArgs,
 };
 
 /// sparsa-train: train rectifier DNN-HMM acoustic models for sparsa.
@@ -82,6 +82,22 @@ enum Command {
     /// (scripts/general-64k.sh builds the 64k-word model this way.)
     #[command(verbatim_doc_comment)]
     Lm(LmArgs),
+    /// Train a grapheme-to-phoneme model (graphone n-grams) on CMUdict-format
+    /// lexicons, or apply one to a word list.
+    ///
+    /// Training aligns letters and phones by EM (1-2 letters with 0-2 phones
+    /// per graphone), estimates a Kneser-Ney n-gram model over the graphone
+    /// sequences and writes it as ARPA. --heldout-percent P leaves P% of the
+    /// words out (by a hash of the word) and reports word and phone error
+    /// rate on them, in the log and in NAME.results.json beside the model.
+    /// Name the model g2p.arpa in a model folder: words without a
+    /// pronunciation (--words lines with no phones, phrase lists) then get
+    /// generated ones. docs/g2p.md has the measured numbers.
+    ///   sparsa-train g2p --lexicon ../shared/lexicon/cmudict.dict \
+    ///     --heldout-percent 5 --out g2p.arpa
+    ///   sparsa-train g2p --model g2p.arpa --words words.txt > lexicon.txt
+    #[command(verbatim_doc_comment)]
+    G2p(G2pArgs),
     /// Add (or redo) the int8 export of a model: int8 weights with one scale
     /// per output row, activation scales calibrated on training frames.
     ///
@@ -137,6 +153,7 @@ fn main() {
         )
         .map(|_| ()),
         Command::Lm(a) => commands::lm(&a).map(|_| ()),
+        Command::G2p(a) => commands::g2p(&a),
         Command::Quantize(a) => {
             commands::quantize(&a.model, &a.train, a.out.as_deref(), a.calibration.into())
                 .map(|_| ())

@@ -154,6 +154,18 @@ impl Lexicon {
         self.prons.get(word).map(Vec::as_slice)
     }
 
+    /// Adds a pronunciation of `word` (upper case); a duplicate is kept
+    /// once. An empty pronunciation is ignored.
+    pub fn insert(&mut self, word: &str, pron: Vec<PhoneId>) {
+        if pron.is_empty() {
+            return;
+        }
+        let entry = self.prons.entry(word.to_string()).or_default();
+        if !entry.contains(&pron) {
+            entry.push(pron);
+        }
+    }
+
     /// Number of words.
     pub fn len(&self) -> usize {
         self.prons.len()
