@@ -293,7 +293,7 @@ pub mod ranges {
     /// N-gram order.
     pub const ORDER: Count = Count::new(1, 5);
     /// Graphone n-gram order (G2P).
-    pub const G2P_ORDER: Count = Count::new(1, 5);
+    pub const G2P_ORDER: Count = Count::new(1, 9);
     /// Share of a lexicon's words held out, %.
     pub const PERCENT: Real = Real::closed(0.0, 50.0);
     /// EM iterations.
