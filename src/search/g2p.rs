@@ -41,8 +41,9 @@ pub const ITEM_SEP: char = '|';
 /// The letters a word may be spelled with.
 pub const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ'";
 
-/// Hypotheses kept per letter position while decoding: wide enough that
-/// a larger beam changed no held-out CMUdict result (docs/g2p.md).
+/// Hypotheses kept per letter position while decoding: on a CMUdict dev
+/// slice 100 gave the same word error, 10 a 0.2-point higher one
+/// (docs/g2p.md).
 pub const DEFAULT_BEAM: usize = 40;
 
 /// The G2P model of a model folder, if it has one (`g2p.arpa`, else
@@ -159,7 +160,7 @@ const UNCOVERED_LETTER: f32 = -10.0;
 
 /// Hypotheses more than this much (log10) below the best that has
 /// spelled as many letters are not extended: a 10^-6 chance of catching up
-/// is not worth the allocation (no held-out CMUdict result changed).
+/// is not worth the allocation (no CMUdict dev result changed).
 const SCORE_BEAM: f32 = 6.0;
 
 /// A loaded G2P model (graphone n-gram LM) and its decoder.

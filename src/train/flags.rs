@@ -33,6 +33,10 @@ pub struct DataFlags {
         arg(long = "lexicon", required = true, value_name = "FILE")
     )]
     pub lexicons: Vec<PathBuf>,
+    /// G2P model (`sparsa-train g2p`) that pronounces the train and dev
+    /// words no lexicon has (default: their utterances are skipped).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub g2p: Option<PathBuf>,
     /// Use only a fixed random subset of N utterances of train and of dev (quick runs).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::UTTS, value_name = "N"))]
     pub max_utts: Option<usize>,
@@ -83,6 +87,7 @@ impl DataFlags {
             train: a.train.clone(),
             dev: a.dev.clone(),
             lexicons: a.lexicons.clone(),
+            g2p: a.g2p.clone(),
             frontend: FrontendConfig {
                 sample_rate_hz: a.rate,
                 num_mel_bins: a.mel_bins,
@@ -563,7 +568,7 @@ pub struct G2pArgs {
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::PERCENT, default_value_t = 0.0, value_name = "PERCENT"))]
     pub dev_percent: f32,
     /// Graphone n-gram order.
-    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::G2P_ORDER, default_value_t = 5))]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::G2P_ORDER, default_value_t = 6))]
     pub order: usize,
     /// Drop graphone n-grams (order 2 and up) seen fewer than N times.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CUTOFF, default_value_t = 1, value_name = "N"))]
