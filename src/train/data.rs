@@ -665,3 +665,34 @@ pub(crate) fn input_normalization(
         Array1::from_iter(scale.iter().copied().cycle().take(dim * width)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::lexicon::PhoneId;
+    use crate::search::lm::NgramLm;
+
+    #[test]
+    fn transcript_words_no_lexicon_has_are_pronounced_by_g2p() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("text"), "u1 PHONE TONE\nu2 TONE 42\n").unwrap();
+        let set = PhoneSet::arpabet();
+        let mut lex = Lexicon::default();
+        lex.parse("TONE T OW N\n", "lex", &set).unwrap();
+        let sents: Vec<Vec<String>> = ["P|H}F O}OW N}N E}", "T}T O}OW N}N E}"]
+            .iter()
+            .map(|s| s.split(' ').map(str::to_string).collect())
+            .collect();
+        let g2p = dir.path().join("g2p.arpa");
+        std::fs::write(&g2p, NgramLm::estimate(&sents, 3).unwrap().to_arpa()).unwrap();
+        let added = pronounce_missing(&lex, &[dir.path()], &g2p, &set).unwrap();
+        // PHONE is generated; 42 has no letters and stays unpronounced.
+        assert_eq!(added.len(), 1);
+        let f_ow_n: Vec<PhoneId> = ["F", "OW", "N"]
+            .iter()
+            .map(|p| set.id(p).unwrap())
+            .collect();
+        assert_eq!(added.get("PHONE").unwrap(), &[f_ow_n]);
+        assert!(added.get("TONE").is_none());
+    }
+}
