@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use sparsa::train::commands;
 use sparsa::train::experiment;
 use sparsa::train::flags::{
-    command_line, AmFlags, ExperimentArgs, LmArgs, MixArgs, PplArgs, PrepareArgs, PruneArgs,
-    QuantizeArgs,
+    command_line, AmFlags, ExperimentArgs, G2pArgs, LmArgs, MixArgs, PplArgs, PrepareArgs,
+    PruneArgs, QuantizeArgs,
 };
 use sparsa::train::lm;
 
@@ -106,6 +106,22 @@ enum Command {
     ///   sparsa-train ppl models/default/lm.arpa ../shared/corpora/speechocean762/dev
     #[command(verbatim_doc_comment)]
     Ppl(PplArgs),
+    /// Train a grapheme-to-phoneme model (graphone n-grams) on CMUdict-format
+    /// lexicons, or apply one to a word list.
+    ///
+    /// Training aligns letters and phones by EM (1-2 letters with 0-2 phones
+    /// per graphone), estimates a Kneser-Ney n-gram model over the graphone
+    /// sequences and writes it as ARPA. --heldout-percent P leaves P% of the
+    /// words out (by a hash of the word) and reports word and phone error
+    /// rate on them, in the log and in NAME.results.json beside the model.
+    /// Name the model g2p.arpa in a model folder: words without a
+    /// pronunciation (--words lines with no phones, phrase lists) then get
+    /// generated ones. docs/g2p.md has the measured numbers.
+    ///   sparsa-train g2p --lexicon ../shared/lexicon/cmudict.dict \
+    ///     --heldout-percent 5 --out g2p.arpa
+    ///   sparsa-train g2p --model g2p.arpa --words words.txt > lexicon.txt
+    #[command(verbatim_doc_comment)]
+    G2p(G2pArgs),
     /// Add (or redo) the int8 export of a model: int8 weights with one scale
     /// per output row, activation scales calibrated on training frames.
     ///
@@ -164,6 +180,7 @@ fn main() {
         Command::Prune(a) => lm::prune(&a).map(|_| ()),
         Command::Mix(a) => lm::mix(&a).map(|_| ()),
         Command::Ppl(a) => lm::ppl(&a).map(|_| ()),
+        Command::G2p(a) => commands::g2p(&a),
         Command::Quantize(a) => {
             commands::quantize(&a.model, &a.train, a.out.as_deref(), a.calibration.into())
                 .map(|_| ())

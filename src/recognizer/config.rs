@@ -44,13 +44,16 @@ pub struct RecognizerConfig {
     /// Words to add to the model's lexicon, one per line as `WORD PH1 PH2
     /// ...` (CMUdict format, ARPAbet phones, stress digits ignored): a
     /// word the LM lacks becomes recognizable with the LM's `<unk>`
-    /// probability, a word it has gains these pronunciations. The model
-    /// folder is not changed. `None`: none added.
+    /// probability, a word it has gains these pronunciations. A line with
+    /// the word alone is pronounced by the model folder's G2P model
+    /// (`g2p.arpa`; an error without one). The model folder is not
+    /// changed. `None`: none added.
     pub words: Option<PathBuf>,
     /// Phrase list, one phrase per line (`#` comments): each utterance is
     /// recognized as exactly one of the phrases (or nothing), instead of
     /// any word sequence the LM allows. Every phrase word needs a
-    /// pronunciation (model lexicon or `words`). `None`: the LM.
+    /// pronunciation (model lexicon or `words`), or the model folder has a
+    /// G2P model to generate it. `None`: the LM.
     pub phrases: Option<PathBuf>,
 }
 
@@ -160,13 +163,16 @@ pub struct RecognizerFlags {
     /// Recognize only these phrases: FILE holds one phrase per line (`#`
     /// comments), and each utterance is exactly one of the phrases, or
     /// nothing, instead of any word sequence the LM allows. Every phrase
-    /// word needs a pronunciation (the model's lexicon or --words).
+    /// word needs a pronunciation (the model's lexicon or --words), or the
+    /// model folder a G2P model (g2p.arpa) that generates it.
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub phrases: Option<PathBuf>,
     /// Add words to the model at run time: FILE holds `WORD PH1 PH2 ...`
     /// lines (CMUdict format, ARPAbet phones). New words are recognized
     /// with the LM's unknown-word probability; words the LM has gain these
-    /// pronunciations. The model folder is not changed.
+    /// pronunciations. A line may hold the word alone when the model
+    /// folder has a G2P model (g2p.arpa): its pronunciation is generated.
+    /// The model folder is not changed.
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub words: Option<PathBuf>,
 }

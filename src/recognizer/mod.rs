@@ -19,6 +19,7 @@ use crate::audio::{MonoStream, Span};
 use crate::error::{Error, Result};
 use crate::features::frontend::Frontend;
 use crate::search::decoder::WordResult;
+use crate::search::g2p::{self, G2p};
 use crate::search::grammar::{Grammar, PhraseList, EXTRA_WORD};
 use crate::search::graph::{DecoderConfig, SearchGraph};
 use crate::search::lattice::Lattice;
@@ -27,7 +28,7 @@ use crate::search::lm::NgramLm;
 use crate::stage::{Gap, Stage};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// File name of the LM inside a model folder.
@@ -62,6 +63,11 @@ pub struct Model {
     /// Every pronunciation the model knows: its lexicon plus the words
     /// added at load time. Phrase lists are compiled against it.
     lexicon: Lexicon,
+    /// The model folder's G2P model (`g2p.arpa`), if it has one: loaded
+    /// the first time a word lacks a pronunciation, so a model that never
+    /// needs it does not pay for reading it.
+    g2p_path: Option<PathBuf>,
+    g2p: OnceLock<Arc<G2p>>,
 }
 
 impl Model {
@@ -98,9 +104,10 @@ impl Model {
         }
         let am = AcousticModel::load(&dir.join(AM_FILE))?;
         let lexicon = Lexicon::load(&[dir.join(LEXICON_FILE)], &am.phones)?;
-        let added = match words {
-            Some(path) => read_words(path, &am)?,
-            None => Lexicon::default(),
+        let g2p_path = g2p::model_in(dir);
+        let (added, g2p) = match words {
+            Some(path) => read_words(path, &am, g2p_path.as_deref())?,
+            None => (Lexicon::default(), None),
         };
         let lm_path = lm_path
             .map(Path::to_path_buf)
@@ -108,7 +115,11 @@ impl Model {
         let lm = NgramLm::load(&lm_path)?;
         // Pseudo-words (<s>, </s>, <unk>) are never spoken.
         let lm_words = lm.words().iter().filter(|w| !w.starts_with('<')).count();
-        let model = Self::with_words(am, &lexicon, &added, lm, config, scorer)?;
+        let mut model = Self::with_words(am, &lexicon, &added, lm, config, scorer)?;
+        model.g2p_path = g2p_path;
+        if let Some(g) = g2p {
+            let _ = model.g2p.set(g);
+        }
         // LM words with a pronunciation (the added words outside the LM
         // left out).
         let usable = (model.graph.grammar_ids().iter())
@@ -188,8 +199,36 @@ impl Model {
             log_priors: Arc::new(am.log_priors.clone()),
             graph: Arc::new(graph),
             lexicon,
+            g2p_path: None,
+            g2p: OnceLock::new(),
             am,
         })
+    }
+
+    /// Uses the G2P model at `path` (see [`crate::search::g2p`]) for words
+    /// without a pronunciation; `None`: none (such words are refused).
+    pub fn set_g2p_path(&mut self, path: Option<PathBuf>) {
+        self.g2p_path = path;
+        self.g2p = OnceLock::new();
+    }
+
+    /// The model's G2P model, loaded on first use; `None` if it has none.
+    pub fn g2p(&self) -> Result<Option<Arc<G2p>>> {
+        let Some(path) = &self.g2p_path else {
+            return Ok(None);
+        };
+        if let Some(g) = self.g2p.get() {
+            return Ok(Some(g.clone()));
+        }
+        let t0 = Instant::now();
+        let g = Arc::new(G2p::load(path, &self.am.phones)?);
+        tracing::info!(
+            "loaded G2P model {} in {:.2} s",
+            path.display(),
+            t0.elapsed().as_secs_f64()
+        );
+        // Two threads may load it at once; either copy will do.
+        Ok(Some(self.g2p.get_or_init(|| g).clone()))
     }
 
     /// Every pronunciation the model knows (its lexicon and the added words).
@@ -214,13 +253,28 @@ impl Model {
     /// the added words): otherwise an error naming the words without one.
     pub fn phrase_graph(&self, phrases: &PhraseList) -> Result<Arc<SearchGraph>> {
         let missing = self.unpronounceable(phrases);
+        let mut generated = None;
         if !missing.is_empty() {
-            let missing: Vec<_> = missing.into_iter().map(|w| (w, None)).collect();
-            return Err(Error::config("phrase list", no_pronunciation(&missing)));
+            let Some(g2p) = self.g2p()? else {
+                let missing: Vec<_> = missing.into_iter().map(|w| (w, None)).collect();
+                return Err(Error::config("phrase list", no_pronunciation(&missing)));
+            };
+            // The graph needs the phrase words alone: their known
+            // pronunciations plus the generated ones.
+            let mut lex = self
+                .lexicon
+                .restrict(phrases.words().iter().map(String::as_str));
+            for w in missing {
+                let p = g2p
+                    .pronounce(w)
+                    .map_err(|e| Error::config("phrase list", e.to_string()))?;
+                lex.insert(w, p);
+            }
+            generated = Some(lex);
         }
         let shift = self.am.frontend.config().frame_shift_ms / 1000.0;
         let (graph, _) = SearchGraph::build(
-            &self.lexicon,
+            generated.as_ref().unwrap_or(&self.lexicon),
             &self.am.phones,
             &self.am.topology,
             Grammar::phrases(phrases.clone()),
@@ -239,7 +293,9 @@ impl Model {
         let source = path.display().to_string();
         let phrases = PhraseList::parse(&text, &source)?;
         let missing = self.unpronounceable(&phrases);
-        if missing.is_empty() {
+        // With a G2P model the missing words get generated pronunciations
+        // when the graph is built.
+        if missing.is_empty() || self.g2p_path.is_some() {
             return Ok(phrases);
         }
         // Each word with the first line that holds it, as the parser
@@ -277,25 +333,59 @@ fn no_pronunciation(words: &[(&str, Option<usize>)]) -> String {
     };
     format!(
         "{subject} {} {verb} no pronunciation in the model's lexicon or the added words \
-         (add {it} with --words FILE, a line `WORD PH1 PH2 ...`)",
-        list.join(", ")
+         (add {it} with --words FILE, a line `WORD PH1 PH2 ...`; the model has no G2P \
+         model, {}, to generate {it})",
+        list.join(", "),
+        g2p::G2P_FILE
     )
 }
 
 /// Reads the words file of `--words` (CMUdict format over the model's
-/// phones); a file without a word is refused.
-fn read_words(path: &Path, am: &AcousticModel) -> Result<Lexicon> {
+/// phones); a line with a word alone gets its pronunciation from the G2P
+/// model at `g2p` (returned once loaded), and is refused without one. A
+/// file without a word is refused.
+fn read_words(
+    path: &Path,
+    am: &AcousticModel,
+    g2p: Option<&Path>,
+) -> Result<(Lexicon, Option<Arc<G2p>>)> {
     let text = crate::bounded::read_text(path, crate::bounded::LEXICON)?;
     let source = path.display().to_string();
     let mut words = Lexicon::default();
-    words.parse(&text, &source, &am.phones)?;
+    let bare = words.parse_allowing_bare(&text, &source, &am.phones)?;
+    let mut model = None;
+    if let Some(&(line, ref w)) = bare.first() {
+        let Some(g2p_path) = g2p else {
+            return Err(Error::config(
+                &source,
+                format!(
+                    "line {line}: word '{w}' has no phones, and the model has no G2P model \
+                     ({}) to generate them: write `{w} PH1 PH2 ...`",
+                    g2p::G2P_FILE
+                ),
+            ));
+        };
+        let g = G2p::load(g2p_path, &am.phones)?;
+        for (line, w) in &bare {
+            let p = g
+                .pronounce(w)
+                .map_err(|e| Error::config(&source, format!("line {line}: {e}")))?;
+            words.insert(w, p);
+        }
+        tracing::info!(
+            "{source}: {} words pronounced by {}",
+            bare.len(),
+            g2p_path.display()
+        );
+        model = Some(Arc::new(g));
+    }
     if words.is_empty() {
         return Err(Error::config(
             &source,
             "no words (one per line: `WORD PH1 PH2 ...`, ARPAbet phones)",
         ));
     }
-    Ok(words)
+    Ok((words, model))
 }
 
 /// A recognition event, serialized as one JSON line.

@@ -7,6 +7,7 @@
 //! audio; the acoustic model (`am`, above) uses the phone set and topology.
 
 pub mod decoder;
+pub mod g2p;
 pub mod grammar;
 pub mod graph;
 pub mod hmm;

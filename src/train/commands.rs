@@ -1,13 +1,18 @@
 //! What `sparsa-train`'s subcommands do, as library calls (the binary only
 //! parses flags): train a model folder, prepare one shard of its data,
-//! add the int8 export to a model (the LM commands are in `train::lm`).
+//! add the int8 export to a model, train or apply a G2P model (the LM
+//! commands are in `train::lm`).
 
 use crate::am::model::{AcousticModel, AM_FILE, LEXICON_FILE};
 use crate::corpus::datadir::DataDir;
 use crate::corpus::split::{Shard, SplitBy};
 use crate::error::{Error, Result};
+use crate::search::g2p::G2p;
+use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::train::calibrate::{quantize_model, CalibrationConfig};
 use crate::train::config::TrainConfig;
+use crate::train::flags::G2pArgs;
+use crate::train::g2p::{self, TrainSettings};
 use crate::train::prepare::{self, PrepareRecord};
 use crate::train::recipe::{align_with_model, train, train_on_alignment};
 use std::path::{Path, PathBuf};
@@ -109,6 +114,135 @@ fn load_reference(cfg: &TrainConfig, dir: &Path) -> Result<AcousticModel> {
         ));
     }
     Ok(reference)
+}
+
+/// `sparsa-train g2p`: trains a graphone model on `args.lexicons` and
+/// writes it to `args.out`, scoring it on the held-out (or dev) words; or,
+/// with `args.model`, writes a lexicon of `args.words`.
+pub fn g2p(args: &G2pArgs) -> Result<()> {
+    let phones = PhoneSet::arpabet();
+    if let Some(model) = &args.model {
+        return g2p_apply(args, model, &phones);
+    }
+    let out = (args.out.as_deref()).ok_or_else(|| Error::config("out", "give --out FILE"))?;
+    if args.lexicons.is_empty() {
+        return Err(Error::config("lexicon", "give --lexicon FILE to train on"));
+    }
+    crate::atomic::check_writable(out)?;
+    let t0 = Instant::now();
+    let lex = Lexicon::load(&args.lexicons, &phones)?;
+    let [train, dev, test] = g2p::split(&lex, args.heldout_percent, args.dev_percent);
+    info!(
+        "g2p: {} words: {} to train on, {} dev, {} held out",
+        lex.len(),
+        train.len(),
+        dev.len(),
+        test.len()
+    );
+    let settings = TrainSettings {
+        iterations: args.iterations,
+        order: args.order,
+        cutoff: u32::try_from(args.cutoff).unwrap_or(u32::MAX),
+        progress: !args.quiet,
+    };
+    let (lm, report) = g2p::train(&train, &phones, &settings)?;
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let mut arpa = Vec::new();
+    lm.write_arpa(&mut arpa).map_err(|e| Error::io(out, e))?;
+    crate::atomic::write(out, &arpa)?;
+    info!(
+        "wrote {}: order {}, {} graphones, n-grams {:?} ({} bytes), from {} entries ({} unalignable) in {train_seconds:.1} s",
+        out.display(),
+        args.order,
+        report.graphones,
+        report.ngrams,
+        arpa.len(),
+        report.entries,
+        report.unaligned
+    );
+    let (part, refs) = if !dev.is_empty() {
+        ("dev", &dev)
+    } else {
+        ("held-out", &test)
+    };
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let mut model = G2p::new(lm, &phones)?;
+    model.set_beam(args.beam);
+    let scores = g2p::evaluate(&model, refs, !args.quiet, &format!("g2p {part}"));
+    info!(
+        "g2p: {part} words {}: word error {:.2}%, phone error {:.2}% ({} of {} phones; {} not pronounced), {:.0} words/s",
+        scores.words,
+        scores.wer(),
+        scores.per(),
+        scores.phone_edits,
+        scores.ref_phones,
+        scores.failures,
+        scores.words_per_second
+    );
+    let results = match &args.results {
+        Some(p) => p.clone(),
+        None => {
+            let name = out.file_name().map(|n| n.to_string_lossy().into_owned());
+            let stem = name
+                .as_deref()
+                .and_then(|n| n.split('.').next())
+                .unwrap_or("g2p");
+            out.with_file_name(format!("{stem}.results.json"))
+        }
+    };
+    let json = serde_json::json!({
+        "part": part,
+        "words": scores.words,
+        "word_error_percent": scores.wer(),
+        "phone_error_percent": scores.per(),
+        "scores": scores,
+        "heldout_percent": args.heldout_percent,
+        "dev_percent": args.dev_percent,
+        "order": args.order,
+        "cutoff": args.cutoff,
+        "iterations": args.iterations,
+        "beam": args.beam,
+        "lexicons": args.lexicons,
+        "train": report,
+        "train_seconds": train_seconds,
+        "model_bytes": arpa.len(),
+    });
+    let mut body = serde_json::to_string_pretty(&json)
+        .map_err(|e| Error::runtime("g2p results", e.to_string()))?;
+    body.push('\n');
+    crate::atomic::write(&results, body.as_bytes())?;
+    info!("wrote {}", results.display());
+    Ok(())
+}
+
+/// `sparsa-train g2p --model`: the pronunciations of the words of
+/// `args.words` as a CMUdict-format lexicon, to `args.out` or stdout.
+fn g2p_apply(args: &G2pArgs, model: &Path, phones: &PhoneSet) -> Result<()> {
+    let path =
+        (args.words.as_deref()).ok_or_else(|| Error::config("words", "give --words FILE"))?;
+    let mut g = G2p::load(model, phones)?;
+    g.set_beam(args.beam);
+    let words = crate::train::lm::read_vocabulary(path)?;
+    let t0 = Instant::now();
+    let lex = g2p::pronounce_all(&g, &words, args.nbest)
+        .map_err(|e| Error::config(&path.display().to_string(), e.to_string()))?;
+    info!(
+        "g2p: {} words pronounced in {:.2} s",
+        words.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let text = lex.to_text(phones);
+    match &args.out {
+        Some(out) => crate::atomic::write(out, text.as_bytes()),
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|source| Error::Output { source })
+        }
+    }
 }
 
 /// `sparsa-train quantize`: (re)calibrates the int8 export of the model at

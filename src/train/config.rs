@@ -17,6 +17,9 @@ pub struct TrainConfig {
     pub dev: PathBuf,
     /// CMUdict-format lexicons, merged.
     pub lexicons: Vec<PathBuf>,
+    /// A G2P model (`sparsa-train g2p`) that pronounces the transcript
+    /// words no lexicon has; without one their utterances are skipped.
+    pub g2p: Option<PathBuf>,
     /// Front end (its CMN prior is filled in from train).
     pub frontend: FrontendConfig,
     /// Hidden nonlinearity.
@@ -85,6 +88,7 @@ impl Default for TrainConfig {
             train: Vec::new(),
             dev: PathBuf::new(),
             lexicons: Vec::new(),
+            g2p: None,
             frontend: FrontendConfig {
                 sample_rate_hz: 16_000,
                 num_mel_bins: 40,

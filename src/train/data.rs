@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::features::cmn::{CmnConfig, OnlineCmn};
 use crate::features::frontend::{DitherConfig, Fbank, FrontendConfig};
 use crate::rng::Rng;
+use crate::search::g2p::G2p;
 use crate::search::hmm::PdfId;
 use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::tools::{progress_bar, thread_pool};
@@ -25,7 +26,7 @@ use crate::train::run::Aligner;
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use tracing::warn;
+use tracing::{info, warn};
 
 /// Half-width of the VTLP warp factor's range.
 pub const VTLP_RANGE: f32 = 0.1;
@@ -167,7 +168,15 @@ pub(crate) struct Plan {
 impl Plan {
     /// Reads the lexicons (with `phones`) and the data dirs of `cfg`.
     pub(crate) fn new(cfg: &TrainConfig, phones: PhoneSet) -> Result<Self> {
-        let lexicon = Lexicon::load(&cfg.lexicons, &phones)?;
+        let mut lexicon = Lexicon::load(&cfg.lexicons, &phones)?;
+        if let Some(g2p) = &cfg.g2p {
+            let dirs: Vec<&Path> = (cfg.train.iter())
+                .chain([&cfg.dev])
+                .map(PathBuf::as_path)
+                .collect();
+            let added = pronounce_missing(&lexicon, &dirs, g2p, &phones)?;
+            lexicon.extend(&added);
+        }
         let train = SetList::new(
             &cfg.train,
             &lexicon,
@@ -191,6 +200,50 @@ impl Plan {
             dev,
         })
     }
+}
+
+/// Pronunciations from the G2P model at `g2p` for the transcript words of
+/// `dirs` that `lexicon` lacks (a word with no letter to spell stays
+/// unpronounced: its utterances are skipped as before).
+fn pronounce_missing(
+    lexicon: &Lexicon,
+    dirs: &[&Path],
+    g2p: &Path,
+    phones: &PhoneSet,
+) -> Result<Lexicon> {
+    let mut missing = std::collections::BTreeSet::new();
+    for d in dirs {
+        for t in crate::corpus::datadir::read_transcripts(d)? {
+            missing.extend(t.words.into_iter().filter(|w| lexicon.get(w).is_none()));
+        }
+    }
+    let mut added = Lexicon::default();
+    if missing.is_empty() {
+        return Ok(added);
+    }
+    let model = G2p::load(g2p, phones)?;
+    let mut unspellable = Vec::new();
+    for w in &missing {
+        match model.pronounce(w) {
+            Ok(p) => added.insert(w, p),
+            Err(_) => unspellable.push(w.as_str()),
+        }
+    }
+    let shown: Vec<&str> = added.words().take(20).collect();
+    info!(
+        "g2p: {} train/dev words in no lexicon pronounced by {} (e.g. {})",
+        added.len(),
+        g2p.display(),
+        shown.join(" ")
+    );
+    if !unspellable.is_empty() {
+        warn!(
+            "g2p: {} words have no letters to pronounce: {}",
+            unspellable.len(),
+            unspellable.join(" ")
+        );
+    }
+    Ok(added)
 }
 
 /// One set (the train dirs together, or dev): its utterances whose words
@@ -611,4 +664,35 @@ pub(crate) fn input_normalization(
         Array1::from_iter(shift.iter().copied().cycle().take(dim * width)),
         Array1::from_iter(scale.iter().copied().cycle().take(dim * width)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::lexicon::PhoneId;
+    use crate::search::lm::NgramLm;
+
+    #[test]
+    fn transcript_words_no_lexicon_has_are_pronounced_by_g2p() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("text"), "u1 PHONE TONE\nu2 TONE 42\n").unwrap();
+        let set = PhoneSet::arpabet();
+        let mut lex = Lexicon::default();
+        lex.parse("TONE T OW N\n", "lex", &set).unwrap();
+        let sents: Vec<Vec<String>> = ["P|H}F O}OW N}N E}", "T}T O}OW N}N E}"]
+            .iter()
+            .map(|s| s.split(' ').map(str::to_string).collect())
+            .collect();
+        let g2p = dir.path().join("g2p.arpa");
+        std::fs::write(&g2p, NgramLm::estimate(&sents, 3).unwrap().to_arpa()).unwrap();
+        let added = pronounce_missing(&lex, &[dir.path()], &g2p, &set).unwrap();
+        // PHONE is generated; 42 has no letters and stays unpronounced.
+        assert_eq!(added.len(), 1);
+        let f_ow_n: Vec<PhoneId> = ["F", "OW", "N"]
+            .iter()
+            .map(|p| set.id(p).unwrap())
+            .collect();
+        assert_eq!(added.get("PHONE").unwrap(), &[f_ow_n]);
+        assert!(added.get("TONE").is_none());
+    }
 }

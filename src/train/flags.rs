@@ -33,6 +33,10 @@ pub struct DataFlags {
         arg(long = "lexicon", required = true, value_name = "FILE")
     )]
     pub lexicons: Vec<PathBuf>,
+    /// G2P model (`sparsa-train g2p`) that pronounces the train and dev
+    /// words no lexicon has (default: their utterances are skipped).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub g2p: Option<PathBuf>,
     /// Use only a fixed random subset of N utterances of train and of dev (quick runs).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::UTTS, value_name = "N"))]
     pub max_utts: Option<usize>,
@@ -83,6 +87,7 @@ impl DataFlags {
             train: a.train.clone(),
             dev: a.dev.clone(),
             lexicons: a.lexicons.clone(),
+            g2p: a.g2p.clone(),
             frontend: FrontendConfig {
                 sample_rate_hz: a.rate,
                 num_mel_bins: a.mel_bins,
@@ -292,6 +297,16 @@ pub mod ranges {
     pub const PERCENTILE: Real = Real::above(0.0, 100.0);
     /// N-gram order.
     pub const ORDER: Count = Count::new(1, 5);
+    /// Graphone n-gram order (G2P).
+    pub const G2P_ORDER: Count = Count::new(1, 9);
+    /// Share of a lexicon's words held out, %.
+    pub const PERCENT: Real = Real::closed(0.0, 50.0);
+    /// EM iterations.
+    pub const EM_ITERATIONS: Count = Count::new(1, 100);
+    /// Decoder hypotheses per letter.
+    pub const G2P_BEAM: Count = Count::new(1, 10_000);
+    /// Pronunciations per word.
+    pub const NBEST: Count = Count::new(1, 100);
     /// N-gram count cut-off.
     pub const CUTOFF: Count = Count::new(1, u32::MAX as u64);
     /// Words chosen by frequency.
@@ -525,6 +540,77 @@ pub struct LmArgs {
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub out: PathBuf,
     /// No progress bar.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub quiet: bool,
+}
+
+/// `sparsa-train g2p`: train a G2P model on lexicons, or apply one to a
+/// word list.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct G2pArgs {
+    /// CMUdict-format lexicon to train on (repeatable; merged; every
+    /// variant of a word is an entry).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long = "lexicon",
+            value_name = "FILE",
+            required_unless_present = "model"
+        )
+    )]
+    pub lexicons: Vec<PathBuf>,
+    /// Training: the model to write (an ARPA file of graphones; name it
+    /// g2p.arpa in a model folder). With --model: the lexicon to write
+    /// (default: stdout).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FILE", required_unless_present = "model")
+    )]
+    pub out: Option<PathBuf>,
+    /// Apply this model to --words instead of training.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "FILE",
+            requires = "words",
+            conflicts_with = "lexicons"
+        )
+    )]
+    pub model: Option<PathBuf>,
+    /// Words to pronounce, one per line (with --model).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE", requires = "model"))]
+    pub words: Option<PathBuf>,
+    /// Hold out this share of the words (all their variants; chosen by a
+    /// hash of the word) and report word and phone error rate on them.
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::PERCENT, default_value_t = 0.0, value_name = "PERCENT"))]
+    pub heldout_percent: f32,
+    /// Also hold out this share of the remaining words as a dev slice and
+    /// report on it instead of the held-out words (for tuning the order
+    /// and cut-off without looking at the test words).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::PERCENT, default_value_t = 0.0, value_name = "PERCENT"))]
+    pub dev_percent: f32,
+    /// Graphone n-gram order.
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::G2P_ORDER, default_value_t = 6))]
+    pub order: usize,
+    /// Drop graphone n-grams (order 2 and up) seen fewer than N times.
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CUTOFF, default_value_t = 1, value_name = "N"))]
+    pub cutoff: usize,
+    /// EM iterations of the letter-phone alignment.
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::EM_ITERATIONS, default_value_t = 5))]
+    pub iterations: usize,
+    /// Decoder hypotheses kept per letter.
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::G2P_BEAM, default_value_t = crate::search::g2p::DEFAULT_BEAM))]
+    pub beam: usize,
+    /// Pronunciations per word with --model (written as variants).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::NBEST, default_value_t = 1))]
+    pub nbest: usize,
+    /// Where to write the held-out scores as JSON (default: beside --out,
+    /// NAME.results.json for --out NAME.arpa).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub results: Option<PathBuf>,
+    /// No progress bars.
     #[cfg_attr(feature = "cli", arg(long))]
     pub quiet: bool,
 }

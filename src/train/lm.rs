@@ -332,7 +332,7 @@ fn text_name(path: &Path) -> String {
 
 /// A `--vocab` file: one word per line (blank lines skipped, duplicates
 /// kept once).
-fn read_vocabulary(path: &Path) -> Result<Vec<String>> {
+pub fn read_vocabulary(path: &Path) -> Result<Vec<String>> {
     let body = crate::bounded::read_text(path, crate::bounded::LEXICON)?;
     let mut words = Vec::new();
     let mut seen = std::collections::HashSet::new();

@@ -20,6 +20,7 @@ pub mod config;
 pub mod data;
 pub mod experiment;
 pub mod flags;
+pub mod g2p;
 pub mod lm;
 pub mod prepare;
 pub mod recipe;

@@ -87,6 +87,10 @@ impl PrepareSettings {
         for p in &cfg.lexicons {
             lexicons.add(&crate::bounded::read_bytes(p, crate::bounded::LEXICON)?);
         }
+        // The G2P model adds pronunciations: part of the lexicon.
+        if let Some(p) = &cfg.g2p {
+            lexicons.add(&crate::bounded::read_bytes(p, crate::bounded::LM)?);
+        }
         let align_model_hash = match reference {
             Some(m) => {
                 let text = ron::to_string(&m.to_file()).map_err(|e| {

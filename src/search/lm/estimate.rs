@@ -154,12 +154,13 @@ impl LmText {
     }
 
     /// Estimates an interpolated modified Kneser-Ney model of `order`
-    /// (1..=5), then drops the n-grams of order 2 and up seen fewer than
-    /// `cutoff` times in the text (0 and 1 keep all) and recomputes the
+    /// (1..=9: orders above 5 are for G2P's graphone models, whose
+    /// vocabularies are small), then drops the n-grams of order 2 and up
+    /// seen fewer than `cutoff` times in the text (0 and 1 keep all) and recomputes the
     /// back-off weights of what is left. Logs each step at info.
     pub fn estimate(mut self, order: usize, cutoff: u32) -> Result<NgramLm> {
-        if !(1..=5).contains(&order) {
-            return Err(Error::config("order", "must be 1..5"));
+        if !(1..=9).contains(&order) {
+            return Err(Error::config("order", "must be 1..9"));
         }
         if self.stats.sentences == 0 {
             return Err(Error::config("lm", "no training text"));
