@@ -56,7 +56,7 @@ if [[ ! -x $bin/sparsa-train || ! -x $bin/sparsa ]]; then
     (cd "$root" && cargo build --release --locked)
 fi
 train_bin=$bin/sparsa-train
-mkdir -p "$build"
+mkdir -p "$build" "$out"
 cp "$root/models/default/am.ron" "$out/am.ron"
 timed() { # timed NAME CMD..: runs CMD with its log and time report in build/
     local name=$1
@@ -67,7 +67,7 @@ timed() { # timed NAME CMD..: runs CMD with its log and time report in build/
 # 1. The G2P model, with its error rates on a held-out 5% of CMUdict.
 echo "== G2P model (log: $build/g2p.log)" >&2
 timed g2p "$train_bin" g2p --lexicon "$cmudict" --heldout-percent 5 \
-    ${G2P_ORDER:+--order "$G2P_ORDER"} --out "$out/g2p.arpa.gz"
+    ${G2P_ORDER:+--order "$G2P_ORDER"} --results "$build/g2p.results.json" --out "$out/g2p.arpa.gz"
 
 # 2. The general LM over the vocabulary: the text's WORDS most frequent
 #    words plus the train transcripts' words.

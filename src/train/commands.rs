@@ -147,16 +147,15 @@ pub fn g2p(args: &G2pArgs) -> Result<()> {
     };
     let (lm, report) = g2p::train(&train, &phones, &settings)?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let mut arpa = Vec::new();
-    lm.write_arpa(&mut arpa).map_err(|e| Error::io(out, e))?;
-    crate::atomic::write(out, &arpa)?;
+    crate::train::lm::write_lm(&lm, out)?;
+    let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     info!(
         "wrote {}: order {}, {} graphones, n-grams {:?} ({} bytes), from {} entries ({} unalignable) in {train_seconds:.1} s",
         out.display(),
         args.order,
         report.graphones,
         report.ngrams,
-        arpa.len(),
+        bytes,
         report.entries,
         report.unaligned
     );
@@ -207,7 +206,7 @@ pub fn g2p(args: &G2pArgs) -> Result<()> {
         "lexicons": args.lexicons,
         "train": report,
         "train_seconds": train_seconds,
-        "model_bytes": arpa.len(),
+        "model_bytes": bytes,
     });
     let mut body = serde_json::to_string_pretty(&json)
         .map_err(|e| Error::runtime("g2p results", e.to_string()))?;
