@@ -579,6 +579,47 @@ fn the_shipped_digit_model_reads_8_khz_fsdd_audio() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "ZERO");
 }
 
+#[test]
+fn the_shipped_general_model_transcribes_and_pronounces_new_words() {
+    // models/general: gzipped LM and G2P, a 64k-word lexicon.
+    let out = run_ok(
+        sparsa()
+            .args([
+                "transcribe",
+                "--format",
+                "text",
+                "--model",
+                "models/general",
+            ])
+            .arg(clip())
+            .current_dir(common::root()),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(at_most_one_error(text.trim()), "{text}");
+    // SPARSA is in no lexicon: the folder's G2P pronounces it.
+    let dir = tempfile::tempdir().unwrap();
+    let phrases = dir.path().join("phrases.txt");
+    std::fs::write(&phrases, "SPARSA WAKE UP\nDORA CAN SEE THE SHEEP\n").unwrap();
+    let out = run_ok(
+        sparsa()
+            .args([
+                "transcribe",
+                "--format",
+                "text",
+                "--model",
+                "models/general",
+            ])
+            .arg("--phrases")
+            .arg(&phrases)
+            .arg(clip())
+            .current_dir(common::root()),
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "DORA CAN SEE THE SHEEP"
+    );
+}
+
 /// Runs `sparsa ARGS` from the project root; returns exit code, stdout and
 /// stderr.
 fn run_in_root(args: &[&str]) -> (Option<i32>, String, String) {
