@@ -579,9 +579,8 @@ fn the_shipped_digit_model_reads_8_khz_fsdd_audio() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "ZERO");
 }
 
-#[test]
-fn the_shipped_general_model_transcribes_and_pronounces_new_words() {
-    // models/general: gzipped LM and G2P, a 64k-word lexicon.
+/// `sparsa transcribe --format text --model models/general ARGS clip()`.
+fn transcribe_general(args: &[&std::ffi::OsStr]) -> String {
     let out = run_ok(
         sparsa()
             .args([
@@ -591,33 +590,24 @@ fn the_shipped_general_model_transcribes_and_pronounces_new_words() {
                 "--model",
                 "models/general",
             ])
+            .args(args)
             .arg(clip())
             .current_dir(common::root()),
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(at_most_one_error(text.trim()), "{text}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn the_shipped_general_model_transcribes_and_pronounces_new_words() {
+    // models/general: gzipped LM and G2P, a 64k-word lexicon.
+    let text = transcribe_general(&[]);
+    assert!(at_most_one_error(&text), "{text}");
     // SPARSA is in no lexicon: the folder's G2P pronounces it.
     let dir = tempfile::tempdir().unwrap();
     let phrases = dir.path().join("phrases.txt");
     std::fs::write(&phrases, "SPARSA WAKE UP\nDORA CAN SEE THE SHEEP\n").unwrap();
-    let out = run_ok(
-        sparsa()
-            .args([
-                "transcribe",
-                "--format",
-                "text",
-                "--model",
-                "models/general",
-            ])
-            .arg("--phrases")
-            .arg(&phrases)
-            .arg(clip())
-            .current_dir(common::root()),
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap().trim(),
-        "DORA CAN SEE THE SHEEP"
-    );
+    let text = transcribe_general(&["--phrases".as_ref(), phrases.as_os_str()]);
+    assert_eq!(text, "DORA CAN SEE THE SHEEP");
 }
 
 /// Runs `sparsa ARGS` from the project root; returns exit code, stdout and
