@@ -267,7 +267,7 @@ impl Model {
             for w in missing {
                 let p = g2p
                     .pronounce(w)
-                    .map_err(|e| Error::config("phrase list", e.to_string()))?;
+                    .map_err(|e| Error::config("phrase list", g2p::reason(e)))?;
                 lex.insert(w, p);
             }
             generated = Some(lex);
@@ -369,7 +369,7 @@ fn read_words(
         for (line, w) in &bare {
             let p = g
                 .pronounce(w)
-                .map_err(|e| Error::config(&source, format!("line {line}: {e}")))?;
+                .map_err(|e| Error::config(&source, format!("line {line}: {}", g2p::reason(e))))?;
             words.insert(w, p);
         }
         tracing::info!(

@@ -85,6 +85,15 @@ pub fn spell(word: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// What a G2P error says without its `invalid config: g2p:` heading, for
+/// callers that name the file or line themselves.
+pub fn reason(e: Error) -> String {
+    match e {
+        Error::Config { msg, .. } => msg,
+        e => e.to_string(),
+    }
+}
+
 /// The token of a graphone: `letters}phones` (see the module doc).
 pub fn graphone_token(letters: &[u8], phones: &[PhoneId], set: &PhoneSet) -> String {
     let mut s = String::new();
@@ -216,7 +225,7 @@ impl G2p {
         let lm = NgramLm::load(path)?;
         Self::new(lm, phones).map_err(|e| Error::Model {
             path: path.to_path_buf(),
-            msg: format!("not a G2P model: {e}"),
+            msg: format!("not a G2P model: {}", reason(e)),
         })
     }
 

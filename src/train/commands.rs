@@ -7,7 +7,7 @@ use crate::am::model::{AcousticModel, AM_FILE, LEXICON_FILE};
 use crate::corpus::datadir::DataDir;
 use crate::corpus::split::{Shard, SplitBy};
 use crate::error::{Error, Result};
-use crate::search::g2p::G2p;
+use crate::search::g2p::{reason as g2p_reason, G2p};
 use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::train::calibrate::{quantize_model, CalibrationConfig};
 use crate::train::config::TrainConfig;
@@ -226,7 +226,7 @@ fn g2p_apply(args: &G2pArgs, model: &Path, phones: &PhoneSet) -> Result<()> {
     let words = crate::train::lm::read_vocabulary(path)?;
     let t0 = Instant::now();
     let lex = g2p::pronounce_all(&g, &words, args.nbest)
-        .map_err(|e| Error::config(&path.display().to_string(), e.to_string()))?;
+        .map_err(|e| Error::config(&path.display().to_string(), g2p_reason(e)))?;
     info!(
         "g2p: {} words pronounced in {:.2} s",
         words.len(),
