@@ -225,7 +225,7 @@ fn g2p_apply(args: &G2pArgs, model: &Path, phones: &PhoneSet) -> Result<()> {
     g.set_beam(args.beam);
     let words = crate::train::lm::read_vocabulary(path)?;
     let t0 = Instant::now();
-    let lex = g2p::pronounce_all(&g, &words, args.nbest)
+    let lex = g2p::pronounce_all(&g, &words, args.nbest, !args.quiet)
         .map_err(|e| Error::config(&path.display().to_string(), g2p_reason(e)))?;
     info!(
         "g2p: {} words pronounced in {:.2} s",

@@ -481,15 +481,19 @@ pub fn evaluate(g2p: &G2p, refs: &Lexicon, progress: bool, what: &str) -> Scores
     s
 }
 
-/// Pronunciations of `words` (each its `nbest` best, as variants).
-/// Errors name the first word that has no letters.
-pub fn pronounce_all(g2p: &G2p, words: &[String], nbest: usize) -> Result<Lexicon> {
+/// Pronunciations of `words` (each its `nbest` best, as variants), with a
+/// progress bar if `progress`. Errors name the first word that has no
+/// letters.
+pub fn pronounce_all(g2p: &G2p, words: &[String], nbest: usize, progress: bool) -> Result<Lexicon> {
     let mut lex = Lexicon::default();
+    let bar = crate::tools::progress_bar(progress, words.len() as u64, "g2p words");
     for w in words {
+        bar.inc(1);
         for (p, _) in g2p.nbest(w, nbest)? {
             lex.insert(&w.to_uppercase(), p);
         }
     }
+    bar.finish_and_clear();
     Ok(lex)
 }
 
