@@ -500,6 +500,7 @@ pub fn pronounce_all(g2p: &G2p, words: &[String], nbest: usize, progress: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::lm::WordId;
 
     fn entry(set: &PhoneSet, word: &str, phones: &str) -> Entry {
         Entry {
@@ -570,6 +571,46 @@ mod tests {
         }
         // Three phones for one letter cannot be cut.
         assert!(al.viterbi(&entry(&set, "X", "EH K S")).is_none());
+    }
+
+    #[test]
+    fn graphone_models_above_order_5_estimate_and_normalize() {
+        // 300 tokens at order 8: 9-bit ids, 72-bit keys (the u128 tables).
+        let mut rng = crate::rng::Rng::new(7);
+        let sents: Vec<Vec<String>> = (0..3000)
+            .map(|_| {
+                let len = 3 + (rng.next_u64() % 8) as usize;
+                (0..len)
+                    .map(|_| format!("w{}", rng.next_u64() % 300))
+                    .collect()
+            })
+            .collect();
+        let mut text = LmText::open_vocabulary();
+        for s in &sents {
+            text.add_sentence(s.iter().map(String::as_str));
+        }
+        let lm = text.estimate(8, 1).unwrap();
+        assert_eq!(lm.order(), 8);
+        assert_eq!(lm.counts().len(), 8);
+        let back = NgramLm::from_arpa(&lm.to_arpa(), "t").unwrap();
+        assert_eq!(back.counts(), lm.counts());
+        let ids: Vec<WordId> = (0..lm.words().len() as WordId)
+            .filter(|&i| lm.word(i) != "<s>")
+            .collect();
+        for s in sents.iter().take(5) {
+            let hist: Vec<WordId> = std::iter::once("<s>")
+                .chain(s.iter().map(String::as_str))
+                .map(|w| lm.id(w).unwrap())
+                .collect();
+            for cut in 1..hist.len() {
+                let h = &hist[..cut];
+                let total: f64 = ids
+                    .iter()
+                    .map(|&w| 10f64.powf(f64::from(lm.log10_prob(h, w))))
+                    .sum();
+                assert!((total - 1.0).abs() < 1e-3, "history {h:?}: {total}");
+            }
+        }
     }
 
     #[test]
