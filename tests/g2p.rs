@@ -82,7 +82,7 @@ fn a_model_trained_on_part_of_cmudict_pronounces_unseen_words() {
         .map(|l| format!("{l}\n"))
         .collect();
     held.parse(&shifted, "held", &set).unwrap();
-    let s = evaluate(&g2p, &held, false, "test");
+    let s = evaluate(&g2p, &held, 2, false, "test").unwrap();
     assert!(s.words > 1000, "{s:?}");
     assert!(s.wer() < 50.0 && s.per() < 15.0, "{s:?}");
 }

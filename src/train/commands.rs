@@ -169,7 +169,13 @@ pub fn g2p(args: &G2pArgs) -> Result<()> {
     }
     let mut model = G2p::new(lm, &phones)?;
     model.set_beam(args.beam);
-    let scores = g2p::evaluate(&model, refs, !args.quiet, &format!("g2p {part}"));
+    let scores = g2p::evaluate(
+        &model,
+        refs,
+        args.threads,
+        !args.quiet,
+        &format!("g2p {part}"),
+    )?;
     info!(
         "g2p: {part} words {}: word error {:.2}%, phone error {:.2}% ({} of {} phones; {} not pronounced), {:.0} words/s",
         scores.words,
@@ -225,7 +231,7 @@ fn g2p_apply(args: &G2pArgs, model: &Path, phones: &PhoneSet) -> Result<()> {
     g.set_beam(args.beam);
     let words = crate::train::lm::read_vocabulary(path)?;
     let t0 = Instant::now();
-    let lex = g2p::pronounce_all(&g, &words, args.nbest, !args.quiet)
+    let lex = g2p::pronounce_all(&g, &words, args.nbest, args.threads, !args.quiet)
         .map_err(|e| Error::config(&path.display().to_string(), g2p_reason(e)))?;
     info!(
         "g2p: {} words pronounced in {:.2} s",

@@ -606,6 +606,9 @@ pub struct G2pArgs {
     /// Pronunciations per word with --model (written as variants).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::NBEST, default_value_t = 1))]
     pub nbest: usize,
+    /// Threads for decoding (held-out words, --words).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::THREADS, default_value_t = 2))]
+    pub threads: usize,
     /// Where to write the held-out scores as JSON (default: beside --out,
     /// NAME.results.json for --out NAME.arpa).
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]

@@ -444,18 +444,26 @@ impl Scores {
 /// Decodes every word of `refs` with `g2p` and scores it against the
 /// word's variants: wrong unless equal to one; phone edits counted
 /// against the closest one (fewest edits, then shortest).
-pub fn evaluate(g2p: &G2p, refs: &Lexicon, progress: bool, what: &str) -> Scores {
+pub fn evaluate(
+    g2p: &G2p,
+    refs: &Lexicon,
+    threads: usize,
+    progress: bool,
+    what: &str,
+) -> Result<Scores> {
     let mut s = Scores::default();
     let t0 = Instant::now();
-    let bar = crate::tools::progress_bar(progress, refs.len() as u64, what);
-    for w in refs.words() {
-        bar.inc(1);
+    let words: Vec<&str> = refs
+        .words()
+        .filter(|w| spell(w).is_ok() && refs.get(w).is_some_and(|v| !v.is_empty()))
+        .collect();
+    let bar = crate::tools::progress_bar(progress, words.len() as u64, what);
+    let hyps = decode_all(g2p, &words, 1, threads, &bar)?;
+    bar.finish_and_clear();
+    for (w, hyp) in words.iter().zip(hyps) {
         let variants = refs.get(w).unwrap_or_default();
-        if variants.is_empty() || spell(w).is_err() {
-            continue;
-        }
         s.words += 1;
-        match g2p.pronounce(w) {
+        match hyp.map(|mut n| n.swap_remove(0).0) {
             Ok(hyp) => {
                 let (edits, len) = variants
                     .iter()
@@ -475,25 +483,57 @@ pub fn evaluate(g2p: &G2p, refs: &Lexicon, progress: bool, what: &str) -> Scores
             }
         }
     }
-    bar.finish_and_clear();
     s.seconds = t0.elapsed().as_secs_f64();
     s.words_per_second = s.words as f64 / s.seconds.max(1e-9);
-    s
+    Ok(s)
+}
+
+/// A word's pronunciations, best first, with their log10 probabilities.
+type NBest = Vec<(Vec<PhoneId>, f32)>;
+
+/// The `nbest` pronunciations of each word, in order, decoded on
+/// `threads` workers (each word alone, so the result does not depend on
+/// the thread count).
+fn decode_all(
+    g2p: &G2p,
+    words: &[&str],
+    nbest: usize,
+    threads: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Result<NBest>>> {
+    use rayon::prelude::*;
+    let pool = crate::tools::thread_pool(threads, "g2p")?;
+    Ok(pool.install(|| {
+        words
+            .par_iter()
+            .map(|w| {
+                bar.inc(1);
+                g2p.nbest(w, nbest)
+            })
+            .collect()
+    }))
 }
 
 /// Pronunciations of `words` (each its `nbest` best, as variants), with a
 /// progress bar if `progress`. Errors name the first word that has no
 /// letters.
-pub fn pronounce_all(g2p: &G2p, words: &[String], nbest: usize, progress: bool) -> Result<Lexicon> {
+pub fn pronounce_all(
+    g2p: &G2p,
+    words: &[String],
+    nbest: usize,
+    threads: usize,
+    progress: bool,
+) -> Result<Lexicon> {
     let mut lex = Lexicon::default();
     let bar = crate::tools::progress_bar(progress, words.len() as u64, "g2p words");
-    for w in words {
-        bar.inc(1);
-        for (p, _) in g2p.nbest(w, nbest)? {
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let all = decode_all(g2p, &refs, nbest, threads, &bar)?;
+    bar.finish_and_clear();
+    for (w, prons) in words.iter().zip(all) {
+        for (p, _) in prons? {
             lex.insert(&w.to_uppercase(), p);
         }
     }
-    bar.finish_and_clear();
     Ok(lex)
 }
 
