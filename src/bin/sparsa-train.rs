@@ -91,18 +91,21 @@ enum Command {
     Lm(LmArgs),
     /// Prune an ARPA LM by relative entropy (Stolcke 1998) to a threshold
     /// or a number of n-grams; back-off weights are recomputed.
+    ///
     ///   sparsa-train prune --lm big.arpa --max-ngrams 2000000 --out small.arpa.gz
     #[command(verbatim_doc_comment)]
     Prune(PruneArgs),
     /// Mix ARPA LMs by linear interpolation into one, with weights given
     /// or chosen by EM on held-out text (SRILM's compute-best-mix); prints
     /// each model's and the mixture's perplexity on it.
+    ///
     ///   sparsa-train mix --lm general.arpa.gz --lm models/default/lm.arpa \
     ///     --heldout ../shared/corpora/speechocean762/dev --out mixed.arpa.gz
     #[command(verbatim_doc_comment)]
     Mix(MixArgs),
     /// Perplexity and OOV rate of an ARPA LM on text (Kaldi data dirs or
     /// text files), counted as SRILM's ngram -ppl counts them.
+    ///
     ///   sparsa-train ppl models/default/lm.arpa ../shared/corpora/speechocean762/dev
     #[command(verbatim_doc_comment)]
     Ppl(PplArgs),
