@@ -94,10 +94,13 @@ pub fn mix(models: &[&NgramLm], weights: &[f64]) -> Result<NgramLm> {
     let mut out = NgramLm::with_words(order, &vocab)?;
     let mixed = |g: &[WordId]| -> f32 {
         let mut p = 0.0;
-        let mut ids = Vec::with_capacity(g.len());
+        // Each model's ids of `g`, on the stack (orders are at most 9).
+        let mut buf = [OOV_ID; 9];
+        let ids = &mut buf[..g.len()];
         for ((m, map), &l) in models.iter().zip(&maps).zip(weights) {
-            ids.clear();
-            ids.extend(g.iter().map(|&u| map[u as usize]));
+            for (id, &u) in ids.iter_mut().zip(g) {
+                *id = map[u as usize];
+            }
             let (w, h) = ids.split_last().expect("an n-gram has a word");
             if l > 0.0 && *w != OOV_ID {
                 p += l * 10f64.powf(m.log10_prob(h, *w) as f64);
