@@ -13,6 +13,7 @@ static ALLOC_GUARD: sparsa::live::alloc_guard::Guarded = sparsa::live::alloc_gua
 use clap::{Args, Parser, Subcommand};
 use sparsa::live::config::ListenFlags;
 use sparsa::recognizer::{EventFormat, ModelArgs};
+use sparsa::tools::analyze::AnalyzeArgs;
 use sparsa::tools::batch::{transcribe_dir, BatchArgs, EvalArgs, MergeArgs, SplitArgs};
 use sparsa::tools::bench::BenchArgs;
 use sparsa::tools::feature_dump::FeaturesArgs;
@@ -226,19 +227,6 @@ struct TranscribeArgs {
     output: Option<PathBuf>,
 }
 
-#[derive(Args)]
-struct AnalyzeArgs {
-    /// Model folders (or am.ron files), then the Kaldi data dir to run them on.
-    #[arg(required = true, num_args = 2.., value_name = "MODEL... DATA_DIR")]
-    paths: Vec<PathBuf>,
-    /// Frames to analyze, [1, 1000000].
-    #[arg(long, default_value_t = 10_000, value_parser = sparsa::tools::bench::BenchArgs::FRAMES)]
-    frames: usize,
-    /// Output folder for the CSV files and plots (created).
-    #[arg(long, default_value = "analysis", value_name = "DIR")]
-    out: PathBuf,
-}
-
 fn main() {
     if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         // The recognizer is one stream per thread; the f32 path's GEMM must
@@ -293,11 +281,8 @@ type Exit = anyhow::Result<i32>;
 
 fn listen(args: ListenArgs) -> Exit {
     if args.list_devices {
-        for d in sparsa::live::capture::list_devices()? {
-            let star = if d.is_default { "*" } else { " " };
-            let (id, cfg, desc) = (d.id, d.default_config, d.description);
-            writeln!(std::io::stdout(), "{star} {id:<24} {cfg:<24} {desc}")?;
-        }
+        let table = sparsa::live::capture::device_table()?;
+        std::io::stdout().write_all(table.as_bytes())?;
         return Ok(0);
     }
     let cfg = args.flags.resolve()?;
@@ -369,11 +354,7 @@ fn merge(args: MergeArgs) -> Exit {
 }
 
 fn analyze(args: AnalyzeArgs) -> Exit {
-    // INVARIANT: clap requires at least two paths.
-    let (data_path, models) = args.paths.split_last().expect("two paths");
-    let data = sparsa::corpus::datadir::DataDir::open(data_path)?;
-    let table = sparsa::tools::analyze::write_report(models, &data, args.frames, &args.out)?;
-    std::io::stdout().write_all(table.as_bytes())?;
+    std::io::stdout().write_all(args.run()?.as_bytes())?;
     common::note(&format!(
         "wrote layers.csv, units.csv, population_sparsity.csv, activation_probability.png, population_sparsity.png to {}",
         args.out.display()

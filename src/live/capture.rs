@@ -97,6 +97,18 @@ impl Drop for QuietStderr {
     }
 }
 
+/// The input devices as `sparsa listen --list-devices` prints them: one
+/// line each (`*` marks the default), id, default format, description.
+pub fn device_table() -> Result<String> {
+    let mut out = String::new();
+    for d in list_devices()? {
+        let star = if d.is_default { "*" } else { " " };
+        let (id, cfg, desc) = (d.id, d.default_config, d.description);
+        out.push_str(&format!("{star} {id:<24} {cfg:<24} {desc}\n"));
+    }
+    Ok(out)
+}
+
 /// Input devices of the default host.
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
     quiet_backend(list_devices_loud)

@@ -429,3 +429,45 @@ mod tests {
         );
     }
 }
+
+/// `sparsa analyze`: model folders, then the data dir to run them on.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct AnalyzeArgs {
+    /// Model folders (or am.ron files), then the Kaldi data dir to run them on.
+    #[cfg_attr(
+        feature = "cli",
+        arg(required = true, num_args = 2.., value_name = "MODEL... DATA_DIR")
+    )]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Frames to analyze, [1, 1000000].
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000, value_parser = crate::tools::bench::BenchArgs::FRAMES))]
+    pub frames: usize,
+    /// Output folder for the CSV files and plots (created).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value = "analysis", value_name = "DIR")
+    )]
+    pub out: std::path::PathBuf,
+}
+
+impl AnalyzeArgs {
+    /// Writes the report files (see [`write_report`]) and returns the
+    /// per-layer table.
+    pub fn run(&self) -> Result<String> {
+        let Some((data_path, models)) = self.paths.split_last() else {
+            return Err(Error::config(
+                "analyze",
+                "give model folders, then a data dir",
+            ));
+        };
+        if models.is_empty() {
+            return Err(Error::config(
+                "analyze",
+                "give model folders, then a data dir",
+            ));
+        }
+        let data = DataDir::open(data_path)?;
+        write_report(models, &data, self.frames, &self.out)
+    }
+}
