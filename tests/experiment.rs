@@ -18,7 +18,7 @@ fn config(out: &std::path::Path) -> ExperimentConfig {
             dev: c.join("fsdd/dev"),
             lexicons: vec![c.join("../lexicon/cmudict.dict")],
             hidden_units: 24,
-            splice: Splice { left: 3, right: 3 },
+            splice: Splice::dense(3, 3),
             // One newbob run on the fixed alignment (as the provenance says).
             align_epochs: 0,
             max_epochs: 3,

@@ -27,7 +27,7 @@ fn backprop_matches_finite_differences() {
     let acts = [Activation::Relu, Activation::Leaky, Activation::Tanh];
     for (act, dropout) in acts.iter().flat_map(|&a| [(a, 0.0), (a, 0.3)]) {
         let mut rng = Rng::new(3);
-        let splice = Splice { left: 1, right: 1 };
+        let splice = Splice::dense(1, 1);
         let net = init_network(
             act,
             splice,
@@ -92,7 +92,7 @@ fn backprop_matches_finite_differences() {
 #[test]
 fn sgd_steps_lower_the_loss() {
     let mut rng = Rng::new(5);
-    let splice = Splice { left: 0, right: 0 };
+    let splice = Splice::dense(0, 0);
     let mut net = init_network(
         Activation::Relu,
         splice,

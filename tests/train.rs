@@ -29,7 +29,7 @@ fn config(seed: u64) -> TrainConfig {
         },
         hidden_layers: 2,
         hidden_units: 64,
-        splice: Splice { left: 3, right: 3 },
+        splice: Splice::dense(3, 3),
         rounds: 3,
         align_epochs: 3,
         max_epochs: 4,
@@ -459,6 +459,94 @@ fn a_network_trained_on_a_models_alignment_uses_its_own_cmn_and_learns() {
     assert!(acc > 0.15, "dev frame accuracy {acc}");
     let (first, last) = (&p.epochs[0], p.epochs.last().unwrap());
     assert!(last.train_ce < first.train_ce, "{first:?} -> {last:?}");
+}
+
+#[test]
+fn wide_strided_context_speaker_summary_and_regularizers_train_and_stream_as_in_batch() {
+    // ±9 frames through every third, the running CMN mean as a speaker
+    // summary, time masking, weight decay and checkpoint averaging, on the
+    // tiny model's alignment.
+    let (reference, lexicon) = tiny();
+    let mut cfg = config(14);
+    cfg.max_utts = Some(120);
+    cfg.splice = Splice {
+        left: 9,
+        right: 9,
+        stride: 3,
+        summary: 0,
+    };
+    cfg.time_mask = 2;
+    cfg.weight_decay = 1e-4;
+    cfg.average_last = 2;
+    cfg.max_epochs = 3;
+    let cmn = sparsa::features::cmn::CmnConfig {
+        append_mean: true,
+        ..own_cmn()
+    };
+    let data =
+        sparsa::train::recipe::align_with_model(&cfg, reference, "tiny", Some(&cmn)).unwrap();
+    let m = sparsa::train::recipe::train_on_alignment(&cfg, &data);
+    // 23 mel bins at 9 offsets (-9 -6 -3..3 6 9), then the 23-value summary.
+    assert_eq!(m.frontend.dim(), 46);
+    assert_eq!(m.network.splice.summary, 23);
+    assert_eq!(m.network.input_dim(), 23 * 11 + 23);
+    let p = &m.provenance;
+    for needle in [
+        "splice -9..+9 sub-sampled",
+        "online speaker summary",
+        "time masking of up to 2 frames",
+        "L2 weight decay 0.0001",
+        "averaged over the last 2 kept epochs",
+    ] {
+        assert!(p.recipe.contains(needle), "{needle} missing: {}", p.recipe);
+    }
+    let acc = *p.dev_frame_acc_per_round.last().unwrap();
+    assert!(acc > 0.15, "dev frame accuracy {acc}");
+    let dir = tempfile::tempdir().unwrap();
+    m.save(&dir.path().join("am.ron")).unwrap();
+    let back = AcousticModel::load(dir.path()).unwrap();
+    assert!(back.to_file() == m.to_file());
+    // The summary is estimated online: frames computed as audio arrives in
+    // 10 ms pieces equal the whole file's, summary included.
+    let (audio, _) = common::read_all(&common::data("fsdd_theo_00_0.flac"));
+    let whole = Frontend::compute_all(&back.frontend, &audio);
+    let mut fe = Frontend::new(back.frontend.clone());
+    let mut streamed = Vec::new();
+    let mut frame = vec![0.0; back.frontend.dim()];
+    for piece in audio.chunks(80) {
+        fe.accept_samples(piece);
+        while fe.pop_frame(&mut frame) {
+            streamed.push(frame.clone());
+        }
+    }
+    assert_eq!(whole, streamed);
+    let last = whole.last().unwrap();
+    assert!(
+        last[23..].iter().zip(&whole[0][23..]).any(|(a, b)| a != b),
+        "the summary follows the stream"
+    );
+    // And the recognizer over it gives the same words streamed and whole.
+    let text = std::fs::read_to_string(common::corpora().join("fsdd/train/text")).unwrap();
+    let sents: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
+        .collect();
+    let model = std::sync::Arc::new(
+        sparsa::recognizer::Model::new(
+            back,
+            lexicon,
+            sparsa::search::lm::NgramLm::estimate(&sents, 2).unwrap(),
+            sparsa::search::graph::DecoderConfig::tuned(),
+            sparsa::am::scorer::ScorerConfig::default(),
+        )
+        .unwrap(),
+    );
+    let mut two = audio.clone();
+    two.extend(std::iter::repeat_n(0.0, 12_000));
+    two.extend_from_slice(&audio);
+    let a = finals(&recognize(&model, &two, usize::MAX));
+    assert!(!a.is_empty());
+    assert_eq!(a, finals(&recognize(&model, &two, 80)));
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub const VERSION: u32 = 2;
 pub const AM_FILE: &str = "am.ron";
 /// File name of the lexicon inside a model folder.
 pub const LEXICON_FILE: &str = "lexicon.txt";
+/// Most frames of input context a model may ask for on either side (10 s).
+pub const MAX_CONTEXT_FRAMES: usize = 1000;
 
 /// A dense f32 tensor stored as base64 of its little-endian bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -498,10 +500,24 @@ impl AcousticModel {
                 frontend.dim()
             ));
         }
-        let input_dim = (nf.splice.left)
-            .checked_add(nf.splice.right)
-            .and_then(|w| w.checked_add(1))
-            .and_then(|w| w.checked_mul(nf.feat_dim))
+        // Bounded before `width()` counts offsets: a file is user input.
+        if nf.splice.left.max(nf.splice.right) > MAX_CONTEXT_FRAMES || nf.splice.stride == 0 {
+            return Err(format!(
+                "network.splice {:?}: context must be at most {MAX_CONTEXT_FRAMES} frames a side and stride at least 1",
+                nf.splice
+            ));
+        }
+        if nf.splice.summary > nf.feat_dim {
+            return Err(format!(
+                "network.splice.summary {} exceeds feat_dim {}",
+                nf.splice.summary, nf.feat_dim
+            ));
+        }
+        let input_dim = nf
+            .splice
+            .width()
+            .checked_mul(nf.feat_dim)
+            .map(|_| nf.splice.input_dim(nf.feat_dim))
             .ok_or_else(|| format!("network.splice {:?} is too wide", nf.splice))?;
         let vec_of =
             |t: &Tensor, what: &str, len: usize| -> std::result::Result<Array1<f32>, String> {

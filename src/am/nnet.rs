@@ -71,12 +71,63 @@ pub struct Splice {
     pub left: usize,
     /// Future frames (the network's look-ahead).
     pub right: usize,
+    /// Sub-sampling of the far context, as a TDNN's splicing does: every
+    /// frame within `stride` of the centre, beyond that only every
+    /// `stride`-th (offsets that are multiples of it). 1 takes every frame;
+    /// left out of model files when 1 (older files have none).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub stride: usize,
+    /// Values at the end of each frame taken from the centre frame only,
+    /// once, after the spliced part: a per-stream summary (CMN's
+    /// `append_mean`) that changes slowly, so splicing it would only cost.
+    /// 0 in models without one (and then left out of model files).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub summary: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl Splice {
+    /// Every frame from `left` before to `right` after the centre.
+    pub fn dense(left: usize, right: usize) -> Self {
+        Splice {
+            left,
+            right,
+            stride: 1,
+            summary: 0,
+        }
+    }
+
+    /// The frame offsets of an input window, oldest first.
+    pub fn offsets(&self) -> impl Iterator<Item = isize> + '_ {
+        let stride = self.stride.max(1) as isize;
+        (-(self.left as isize)..=self.right as isize)
+            .filter(move |k| k.abs() <= stride || k % stride == 0)
+    }
+
+    /// Network inputs for frames of `feat_dim` values: the spliced part of
+    /// every frame of the window, then the centre frame's summary.
+    pub fn input_dim(&self, feat_dim: usize) -> usize {
+        feat_dim.saturating_sub(self.summary) * self.width() + self.summary
+    }
+
     /// Frames per input window.
     pub fn width(&self) -> usize {
-        self.left + 1 + self.right
+        if self.stride <= 1 {
+            self.left + 1 + self.right
+        } else {
+            self.offsets().count()
+        }
     }
 }
 
@@ -109,7 +160,7 @@ pub struct Network {
 impl Network {
     /// Spliced input dimension.
     pub fn input_dim(&self) -> usize {
-        self.feat_dim * self.splice.width()
+        self.splice.input_dim(self.feat_dim)
     }
 
     /// Number of outputs (pdfs).
@@ -131,17 +182,31 @@ impl Network {
     /// (`feats` is `frames × feat_dim`, row-major) into `out`; frames past
     /// either edge repeat the edge frame.
     pub fn splice_into(&self, feats: &[f32], frames: usize, t: usize, out: &mut [f32]) {
-        let d = self.feat_dim;
-        for k in 0..self.splice.width() {
-            let src = (t + k).saturating_sub(self.splice.left).min(frames - 1);
-            let row = &feats[src * d..(src + 1) * d];
-            let o = &mut out[k * d..(k + 1) * d];
-            // INVARIANT: Array1 built from a Vec is contiguous.
-            let sh = &self.input_shift.as_slice().expect("contiguous")[k * d..(k + 1) * d];
-            let sc = &self.input_scale.as_slice().expect("contiguous")[k * d..(k + 1) * d];
-            for i in 0..d {
-                o[i] = (row[i] - sh[i]) * sc[i];
+        let full = self.feat_dim;
+        let d = full - self.splice.summary;
+        // INVARIANT: Array1 built from a Vec is contiguous.
+        let shift = self.input_shift.as_slice().expect("contiguous");
+        let scale = self.input_scale.as_slice().expect("contiguous");
+        let mut put = |at: usize, values: &[f32]| {
+            let n = values.len();
+            for (((o, &v), &sh), &sc) in out[at..at + n]
+                .iter_mut()
+                .zip(values)
+                .zip(&shift[at..at + n])
+                .zip(&scale[at..at + n])
+            {
+                *o = (v - sh) * sc;
             }
+        };
+        let mut at = 0;
+        for off in self.splice.offsets() {
+            let src = (t as isize + off).clamp(0, frames as isize - 1) as usize;
+            put(at, &feats[src * full..src * full + d]);
+            at += d;
+        }
+        if self.splice.summary > 0 {
+            let t = t.min(frames - 1);
+            put(at, &feats[t * full + d..(t + 1) * full]);
         }
     }
 
@@ -200,5 +265,74 @@ pub fn log_softmax_rows(x: &mut Array2<f32>) {
         let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
         let lse = max + sum.ln();
         row.iter_mut().for_each(|v| *v -= lse);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_splice_takes_every_near_frame_and_every_strideth_far_one() {
+        let s = Splice {
+            left: 15,
+            right: 15,
+            stride: 3,
+            summary: 0,
+        };
+        let offs: Vec<isize> = s.offsets().collect();
+        assert_eq!(
+            offs,
+            [-15, -12, -9, -6, -3, -2, -1, 0, 1, 2, 3, 6, 9, 12, 15]
+        );
+        assert_eq!(s.width(), 15);
+        assert_eq!(Splice::dense(5, 5).width(), 11);
+        assert_eq!(Splice::dense(5, 5).offsets().count(), 11);
+        assert_eq!(
+            Splice {
+                left: 2,
+                right: 7,
+                stride: 2,
+                summary: 0
+            }
+            .offsets()
+            .collect::<Vec<_>>(),
+            [-2, -1, 0, 1, 2, 4, 6]
+        );
+    }
+
+    #[test]
+    fn summary_values_come_once_from_the_centre_frame() {
+        // Frames of 3 values: 2 spliced, 1 summary; frame t holds (t, 10 t, 100 t).
+        let frames = 6;
+        let feats: Vec<f32> = (0..frames)
+            .flat_map(|t| [t as f32, 10.0 * t as f32, 100.0 * t as f32])
+            .collect();
+        let splice = Splice {
+            left: 4,
+            right: 4,
+            stride: 2,
+            summary: 1,
+        };
+        let dim = splice.input_dim(3);
+        assert_eq!(dim, 2 * 7 + 1);
+        let net = Network {
+            activation: Activation::Relu,
+            splice,
+            feat_dim: 3,
+            input_shift: Array1::zeros(dim),
+            input_scale: Array1::ones(dim),
+            layers: Vec::new(),
+        };
+        assert_eq!(net.input_dim(), dim);
+        let mut out = vec![0.0; dim];
+        net.splice_into(&feats, frames, 1, &mut out);
+        // Offsets -4 -2 -1 0 1 2 4 from frame 1, clamped to 0..=5.
+        let want_frames = [0, 0, 0, 1, 2, 3, 5];
+        for (k, &f) in want_frames.iter().enumerate() {
+            assert_eq!(out[2 * k], f as f32);
+            assert_eq!(out[2 * k + 1], 10.0 * f as f32);
+        }
+        assert_eq!(out[dim - 1], 100.0, "the centre frame's summary");
     }
 }

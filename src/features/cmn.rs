@@ -31,6 +31,13 @@ pub struct CmnConfig {
     /// otherwise drag the mean down and shift every speech frame after it.
     /// `None` counts every frame (models trained before this option).
     pub skip_below: Option<f32>,
+    /// Appends the mean each frame was normalized by (the running speaker
+    /// and channel summary: the window's mean log-mel spectrum, prior
+    /// blended in) to the frame, so the network sees who is speaking as
+    /// well as what; the frame then has twice the mel bins. False in models
+    /// trained before this option.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub append_mean: bool,
 }
 
 impl Default for CmnConfig {
@@ -40,6 +47,7 @@ impl Default for CmnConfig {
             prior_frames: 100,
             prior_mean: None,
             skip_below: None,
+            append_mean: false,
         }
     }
 }
@@ -54,6 +62,8 @@ pub struct OnlineCmn {
     seen: u64,
     /// Running sum over the frames in the window (f64 so add/subtract stay exact enough).
     sum: Vec<f64>,
+    /// The mean the last frame was normalized by.
+    mean: Vec<f32>,
 }
 
 impl OnlineCmn {
@@ -62,6 +72,7 @@ impl OnlineCmn {
         OnlineCmn {
             history: vec![0.0; config.window_frames * dim],
             sum: vec![0.0; dim],
+            mean: vec![0.0; dim],
             config,
             dim,
             seen: 0,
@@ -80,13 +91,24 @@ impl OnlineCmn {
             None => 0.0,
         };
         let denom = n + prior_w;
-        for (i, (x, s)) in frame.iter_mut().zip(&self.sum).enumerate() {
+        for (i, ((x, s), m)) in frame
+            .iter_mut()
+            .zip(&self.sum)
+            .zip(&mut self.mean)
+            .enumerate()
+        {
             let prior = match &self.config.prior_mean {
                 Some(p) if prior_w > 0.0 => prior_w * p[i] as f64,
                 _ => 0.0,
             };
-            *x -= ((s + prior) / denom) as f32;
+            *m = ((s + prior) / denom) as f32;
+            *x -= *m;
         }
+    }
+
+    /// The mean the last processed frame was normalized by.
+    pub fn mean(&self) -> &[f32] {
+        &self.mean
     }
 
     /// Whether this frame stays out of the statistics: it is below the

@@ -330,8 +330,14 @@ impl FrontendParams {
             ),
         ))
     }
-    /// Values per output frame.
+    /// Values per output frame: the mel bins, and with CMN's
+    /// `append_mean` the mean they were normalized by.
     pub fn dim(&self) -> usize {
+        let appended = self.config.cmn.as_ref().is_some_and(|c| c.append_mean);
+        self.filters.len() * (1 + appended as usize)
+    }
+    /// Mel bins (log filterbank energies) per frame.
+    pub fn bins(&self) -> usize {
         self.filters.len()
     }
     /// Samples per analysis window.
@@ -482,7 +488,7 @@ impl Frontend {
             .config
             .cmn
             .clone()
-            .map(|c| OnlineCmn::new(c, params.dim()));
+            .map(|c| OnlineCmn::new(c, params.bins()));
         Frontend {
             fbank: Fbank::new(params),
             cmn,
@@ -501,11 +507,15 @@ impl Frontend {
 
     /// Writes the next normalized frame into `out` if one is ready.
     pub fn pop_frame(&mut self, out: &mut [f32]) -> bool {
-        if !self.fbank.pop_frame(out) {
+        let (bins, appended) = out.split_at_mut(self.fbank.params().bins());
+        if !self.fbank.pop_frame(bins) {
             return false;
         }
         if let Some(cmn) = &mut self.cmn {
-            cmn.process(out);
+            cmn.process(bins);
+            if !appended.is_empty() {
+                appended.copy_from_slice(cmn.mean());
+            }
         }
         true
     }

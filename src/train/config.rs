@@ -50,6 +50,14 @@ pub struct TrainConfig {
     /// one band of up to this many mel bins set to the feature mean across
     /// its whole splice window; 0 turns it off.
     pub freq_mask: usize,
+    /// Time masking: each training row gets one run of up to this many
+    /// frames of its splice window set to the feature mean; 0 turns it off.
+    pub time_mask: usize,
+    /// L2 weight decay per step (`w -= lr · decay · w`; biases are not decayed).
+    pub weight_decay: f32,
+    /// Checkpoint averaging: the final network averages the weights after
+    /// each of the last this-many kept epochs of a round (1 = off).
+    pub average_last: usize,
     /// With a fixed alignment ([`crate::train::recipe::align_with_model`]):
     /// word-internal context-dependent states, a pdf for every triphone
     /// (then left, then right biphone) state with at least this many
@@ -102,7 +110,7 @@ impl Default for TrainConfig {
             activation: Activation::Relu,
             hidden_layers: 4,
             hidden_units: 512,
-            splice: Splice { left: 5, right: 5 },
+            splice: Splice::dense(5, 5),
             rounds: 5,
             align_epochs: 1,
             max_epochs: 8,
@@ -113,6 +121,9 @@ impl Default for TrainConfig {
             max_utts: None,
             speed_perturb: Vec::new(),
             freq_mask: 0,
+            time_mask: 0,
+            weight_decay: 0.0,
+            average_last: 1,
             context_min_frames: 0,
             silence_pad_s: 0.0,
             dropout: 0.0,

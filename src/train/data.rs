@@ -23,7 +23,7 @@ use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::tools::{progress_bar, thread_pool};
 use crate::train::config::TrainConfig;
 use crate::train::run::Aligner;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, ArrayViewMut2};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use tracing::{info, warn};
@@ -548,7 +548,7 @@ fn raw_features(
         None
     };
     let mut fbank = Fbank::new(params.clone());
-    let mut frame = vec![0.0; params.dim()];
+    let mut frame = vec![0.0; params.bins()];
     let mut out = Vec::new();
     let mut block = Vec::new();
     let mut changed = Vec::new();
@@ -581,17 +581,33 @@ fn raw_features(
 /// Masks one random band of at most `max_width` mel bins in each spliced
 /// row (`dim` bins per frame), across every frame of its window. Rows are
 /// mean/variance normalized, so 0 is the training mean of each input.
-pub(crate) fn freq_mask(x: &mut Array2<f32>, dim: usize, max_width: usize, rng: &mut Rng) {
+pub(crate) fn freq_mask(x: &mut ArrayViewMut2<f32>, dim: usize, max_width: usize, rng: &mut Rng) {
     for mut row in x.outer_iter_mut() {
         let width = rng.below(max_width.min(dim) + 1);
         if width == 0 {
             continue;
         }
         let start = rng.below(dim - width + 1);
-        // INVARIANT: rows of a standard-layout Array2 are contiguous.
+        // INVARIANT: a row of a column slice of a standard-layout Array2 is contiguous.
         for frame in row.as_slice_mut().expect("row").chunks_mut(dim) {
             frame[start..start + width].fill(0.0);
         }
+    }
+}
+
+/// Time masking (SpecAugment's, per spliced row): each row of `x` gets
+/// one run of up to `max_frames` consecutive frames of its window (each
+/// `dim` values) set to 0, the normalized feature mean.
+pub(crate) fn time_mask(x: &mut ArrayViewMut2<f32>, dim: usize, max_frames: usize, rng: &mut Rng) {
+    let frames = x.ncols() / dim.max(1);
+    for mut row in x.outer_iter_mut() {
+        let width = rng.below(max_frames.min(frames) + 1);
+        if width == 0 {
+            continue;
+        }
+        let start = rng.below(frames - width + 1);
+        // INVARIANT: a row of a column slice of a standard-layout Array2 is contiguous.
+        row.as_slice_mut().expect("row")[start * dim..(start + width) * dim].fill(0.0);
     }
 }
 
@@ -619,12 +635,23 @@ fn cmn_prior<'a>(
     prior.iter().map(|p| (p / n.max(1) as f64) as f32).collect()
 }
 
-/// Applies online CMN with `cmn` to raw frames in place, exactly as the
-/// streaming front end does.
-pub(crate) fn apply_cmn(feats: &mut [f32], dim: usize, cmn: &CmnConfig) {
+/// Applies online CMN with `cmn` to raw frames of `dim` mel bins, exactly
+/// as the streaming front end does (with `append_mean`, each frame gains
+/// the mean it was normalized by, so the frames double in width).
+pub(crate) fn apply_cmn(feats: &mut Vec<f32>, dim: usize, cmn: &CmnConfig) {
     let mut c = OnlineCmn::new(cmn.clone(), dim);
-    for f in feats.chunks_mut(dim) {
-        c.process(f);
+    if cmn.append_mean {
+        let mut out = Vec::with_capacity(feats.len() * 2);
+        for f in feats.chunks_mut(dim) {
+            c.process(f);
+            out.extend_from_slice(f);
+            out.extend_from_slice(c.mean());
+        }
+        *feats = out;
+    } else {
+        for f in feats.chunks_mut(dim) {
+            c.process(f);
+        }
     }
 }
 
@@ -659,11 +686,19 @@ pub(crate) fn input_normalization(
             (1.0 / var.sqrt()) as f32
         })
         .collect();
-    let width = splice.width();
-    (
-        Array1::from_iter(shift.iter().copied().cycle().take(dim * width)),
-        Array1::from_iter(scale.iter().copied().cycle().take(dim * width)),
-    )
+    // The spliced part of each frame, once per offset, then the summary once.
+    let d = dim - splice.summary;
+    let tile = |v: &[f32]| -> Array1<f32> {
+        let mut out: Vec<f32> = v[..d]
+            .iter()
+            .copied()
+            .cycle()
+            .take(d * splice.width())
+            .collect();
+        out.extend_from_slice(&v[d..]);
+        Array1::from(out)
+    };
+    (tile(&shift), tile(&scale))
 }
 
 #[cfg(test)]

@@ -126,6 +126,12 @@ pub struct AmFlags {
     /// Frames of context on each side.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CONTEXT, default_value_t = 5))]
     pub context: usize,
+    /// Sub-sampled splicing (as a TDNN's): every frame within this many of
+    /// the centre, beyond that only every this-many-th frame, out to
+    /// --context (e.g. --context 15 --context-stride 3 sees ±15 frames
+    /// through 15 of them; 1 = every frame).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::STRIDE, default_value_t = 1, value_name = "FRAMES"))]
+    pub context_stride: usize,
     /// Train-then-realign rounds (round 0 trains on the flat start; the last
     /// trains a fresh network on the final alignment).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::ROUNDS, default_value_t = 5))]
@@ -159,10 +165,29 @@ pub struct AmFlags {
         arg(long, allow_hyphen_values = true, value_parser = ranges::CMN_SKIP_BELOW, default_value_t = 8.0, value_name = "LOGMEL")
     )]
     pub cmn_skip_below: f32,
+    /// Online speaker normalization: the network also sees the running
+    /// mean log-mel spectrum of the stream (the mean online CMN subtracts,
+    /// over its 6 s window with the training prior blended in), once per
+    /// input window — a summary of speaker and channel estimated as the
+    /// audio arrives, streamed and batch alike.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub speaker_summary: bool,
     /// Frequency masking while training: each frame gets one band of up to
     /// this many mel bins set to the mean, across its splice window (0 = off).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::FREQ_MASK, default_value_t = 0, value_name = "BINS"))]
     pub freq_mask: usize,
+    /// Time masking while training: each frame's splice window gets one run
+    /// of up to this many of its frames set to the mean (0 = off).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CONTEXT, default_value_t = 0, value_name = "FRAMES"))]
+    pub time_mask: usize,
+    /// L2 weight decay: every step also shrinks the weights by
+    /// learning rate × this × weight (0 = off).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = ranges::WEIGHT_DECAY))]
+    pub weight_decay: f32,
+    /// Checkpoint averaging: a round's network is the mean of the weights
+    /// after each of its last K kept epochs (1 = the best epoch alone).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::EPOCHS, default_value_t = 1, value_name = "K"))]
+    pub average_last: usize,
     /// With --align-model: word-internal triphone states, each with at
     /// least this many aligned train frames its own DNN output (rarer ones
     /// tied to biphone, then monophone states; 0 = the reference's outputs).
@@ -203,6 +228,7 @@ impl AmFlags {
                 cmn: Some(CmnConfig {
                     prior_frames: a.cmn_prior_frames,
                     skip_below: Some(a.cmn_skip_below),
+                    append_mean: a.speaker_summary,
                     ..CmnConfig::default()
                 }),
                 ..data.frontend.clone()
@@ -213,6 +239,9 @@ impl AmFlags {
             splice: Splice {
                 left: a.context,
                 right: a.context,
+                stride: a.context_stride,
+                // Set by the recipe from the front end (--speaker-summary).
+                summary: 0,
             },
             rounds: a.rounds,
             align_epochs: a.align_epochs,
@@ -221,6 +250,9 @@ impl AmFlags {
             batch: a.batch,
             seed: a.seed,
             freq_mask: a.freq_mask,
+            time_mask: a.time_mask,
+            weight_decay: a.weight_decay,
+            average_last: a.average_last,
             context_min_frames: a.context_min_frames,
             dropout: a.dropout,
             prepared: a.prepared.clone(),
@@ -275,6 +307,10 @@ pub mod ranges {
     pub const UNITS: Count = Count::new(1, 8192);
     /// Frames of context on each side.
     pub const CONTEXT: Count = Count::new(0, 50);
+    /// Splicing stride.
+    pub const STRIDE: Count = Count::new(1, 50);
+    /// L2 weight decay.
+    pub const WEIGHT_DECAY: Real = Real::closed(0.0, 1.0);
     /// Alignment rounds.
     pub const ROUNDS: Count = Count::new(1, 100);
     /// Epochs, where 0 is allowed.
@@ -721,10 +757,7 @@ impl ExperimentArgs {
                 // The front end is the alignment model's; activation, depth and
                 // seed are set per cell; one newbob run on a fixed alignment.
                 hidden_units: self.units,
-                splice: Splice {
-                    left: self.context,
-                    right: self.context,
-                },
+                splice: Splice::dense(self.context, self.context),
                 align_epochs: 0,
                 max_epochs: self.max_epochs,
                 learning_rate: self.learning_rate,

@@ -44,13 +44,15 @@ pub fn train(cfg: &TrainConfig) -> Result<(AcousticModel, Lexicon)> {
             "no usable training or dev utterances",
         ));
     }
-    let dim = corpus.dim;
     let cmn = corpus.with_prior(&cfg.frontend.cmn.clone().unwrap_or_default());
     let mut frontend = cfg.frontend.clone();
     frontend.cmn = Some(cmn.clone());
     let frontend_params = frontend.validate()?;
     let topo = Topology::monophone(&corpus.phones, 3);
     flat_start_labels(&mut corpus, &cmn, &topo);
+    // What the network reads: the mel bins, and the appended summary with one.
+    let dim = frontend_params.dim();
+    let cfg = &with_summary(cfg, &frontend_params);
 
     let (input_shift, input_scale) = input_normalization(&corpus.train, dim, cfg.splice);
     info!(
@@ -333,6 +335,7 @@ fn context_topology(
 /// paths of `cfg` are not used: they shaped the alignment). Priors come from the alignment.
 pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticModel {
     let started = Instant::now();
+    let cfg = &with_summary(cfg, &data.frontend);
     let dim = data.frontend.dim();
     let (input_shift, input_scale) = input_normalization(&data.train, dim, cfg.splice);
     let mut run = Run::new(
@@ -386,6 +389,14 @@ pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticM
     )
 }
 
+/// `cfg` with the splice's summary set to what `frontend` appends to each
+/// frame beyond its mel bins (CMN's mean, or nothing).
+fn with_summary(cfg: &TrainConfig, frontend: &FrontendParams) -> TrainConfig {
+    let mut cfg = cfg.clone();
+    cfg.splice.summary = frontend.dim() - frontend.bins();
+    cfg
+}
+
 /// The speed-perturbation part of a recipe ("" without it).
 fn speed_note(speeds: &[f32]) -> String {
     if speeds.is_empty() {
@@ -416,14 +427,35 @@ fn pad_note(cfg: &TrainConfig) -> String {
 /// The regularizers of a recipe, in words.
 fn regularization(cfg: &TrainConfig) -> String {
     let mut parts = Vec::new();
+    if cfg.splice.summary > 0 {
+        parts.push(format!(
+            "online speaker summary: the running CMN mean ({} values) appended to the centre frame's input",
+            cfg.splice.summary
+        ));
+    }
     if cfg.freq_mask > 0 {
         parts.push(format!(
             "frequency masking of up to {} mel bins per frame",
             cfg.freq_mask
         ));
     }
+    if cfg.time_mask > 0 {
+        parts.push(format!(
+            "time masking of up to {} frames of each splice window",
+            cfg.time_mask
+        ));
+    }
     if cfg.dropout > 0.0 {
         parts.push(format!("dropout {} on hidden units", cfg.dropout));
+    }
+    if cfg.weight_decay > 0.0 {
+        parts.push(format!("L2 weight decay {}", cfg.weight_decay));
+    }
+    if cfg.average_last > 1 {
+        parts.push(format!(
+            "the network averaged over the last {} kept epochs",
+            cfg.average_last
+        ));
     }
     if parts.is_empty() {
         "no regularization".to_string()
@@ -435,7 +467,7 @@ fn regularization(cfg: &TrainConfig) -> String {
 /// The network and SGD part of a recipe, for provenance.
 fn network_recipe(cfg: &TrainConfig) -> String {
     format!(
-        "{}x{} {} DNN, splice -{}..+{}, global mean/variance input normalization; init {}; \
+        "{}x{} {} DNN, splice -{}..+{}{}, global mean/variance input normalization; init {}; \
          minibatch {} SGD, lr {} (mean-CE gradient), momentum 0.5->0.9 over the first epoch, {}; \
          newbob on dev CE (halve below {}% relative gain, stop below {}%), at most {} epochs per early round and {} in the last; frames shuffled globally each epoch",
         cfg.hidden_layers,
@@ -443,6 +475,13 @@ fn network_recipe(cfg: &TrainConfig) -> String {
         cfg.activation.name(),
         cfg.splice.left,
         cfg.splice.right,
+        match cfg.splice.stride {
+            1 => String::new(),
+            n => format!(
+                " sub-sampled (every frame within ±{n}, then every {n}th: {} frames)",
+                cfg.splice.width()
+            ),
+        },
         match cfg.activation {
             Activation::Tanh => "Glorot-uniform",
             _ => "He-normal (hidden), Glorot-uniform (output)",

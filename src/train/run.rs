@@ -13,7 +13,7 @@ use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::tools::{progress_bar, thread_pool};
 use crate::train::align::{Alignment, UttGraph};
 use crate::train::config::TrainConfig;
-use crate::train::data::{apply_cmn, frames_of, freq_mask, Utt};
+use crate::train::data::{apply_cmn, frames_of, freq_mask, time_mask, Utt};
 use crate::train::sgd::{score, BatchStats, Sgd};
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -115,9 +115,14 @@ impl<'a> Run<'a> {
                 );
                 labels.push(utt.labels[t as usize]);
             }
+            // Masks touch the spliced frames, not the summary after them.
+            let frame_dim = net.feat_dim - net.splice.summary;
+            let mut spliced = x.slice_mut(ndarray::s![.., ..frame_dim * net.splice.width()]);
             if self.cfg.freq_mask > 0 {
-                let frame_dim = dim / (self.cfg.splice.left + self.cfg.splice.right + 1);
-                freq_mask(&mut x, frame_dim, self.cfg.freq_mask, &mut self.rng);
+                freq_mask(&mut spliced, frame_dim, self.cfg.freq_mask, &mut self.rng);
+            }
+            if self.cfg.time_mask > 0 {
+                time_mask(&mut spliced, frame_dim, self.cfg.time_mask, &mut self.rng);
             }
             // Momentum rises linearly from 0.5 to 0.9 over the first epoch.
             let ramp = (self.steps as f32 / steps_per_epoch as f32).min(1.0);
@@ -132,7 +137,7 @@ impl<'a> Run<'a> {
 
     /// A fresh optimizer with this run's dropout (masks drawn from the run's seed).
     fn new_sgd(&mut self, net: &Network) -> Sgd {
-        let sgd = Sgd::new(net);
+        let sgd = Sgd::new(net).with_weight_decay(self.cfg.weight_decay);
         if self.cfg.dropout > 0.0 {
             // Only then: runs without dropout keep their shuffles and repeat exactly.
             sgd.with_dropout(self.cfg.dropout, self.rng.next_u64())
@@ -155,6 +160,8 @@ impl<'a> Run<'a> {
         let mut best = f32::INFINITY;
         let mut best_net = net.clone();
         let mut ramping = false;
+        // The networks after the last kept epochs, for checkpoint averaging.
+        let mut kept: Vec<Network> = Vec::new();
         for epoch in 0..max_epochs {
             let label = format!("round {round} epoch {epoch}");
             let (train_stats, secs) = self.epoch(&mut net, &mut sgd, lr, &label);
@@ -188,6 +195,10 @@ impl<'a> Run<'a> {
             if dev.ce() < best {
                 best = dev.ce();
                 best_net = net.clone();
+                kept.push(net.clone());
+                if kept.len() > self.cfg.average_last {
+                    kept.remove(0);
+                }
             } else {
                 // Reject the epoch: back to the best weights, fresh momentum.
                 net = best_net.clone();
@@ -200,6 +211,16 @@ impl<'a> Run<'a> {
                 ramping = true;
                 lr /= 2.0;
             }
+        }
+        if kept.len() > 1 {
+            let mean = average(&kept);
+            info!(
+                "round {round}: mean of the last {} kept epochs: dev CE {:.3} (best epoch {:.3})",
+                kept.len(),
+                self.evaluate(&mean, &self.dev).ce(),
+                best
+            );
+            return mean;
         }
         best_net
     }
@@ -347,4 +368,19 @@ fn spliced(net: &Network, feats: &[f32], frames: usize) -> Array2<f32> {
         net.splice_into(feats, frames, t, row.into_slice().expect("row"));
     }
     x
+}
+
+/// The element-wise mean of networks of one shape (checkpoint averaging).
+fn average(nets: &[Network]) -> Network {
+    let mut mean = nets[0].clone();
+    let inv = 1.0 / nets.len() as f32;
+    for (l, layer) in mean.layers.iter_mut().enumerate() {
+        for n in &nets[1..] {
+            layer.w += &n.layers[l].w;
+            layer.b += &n.layers[l].b;
+        }
+        layer.w *= inv;
+        layer.b *= inv;
+    }
+    mean
 }

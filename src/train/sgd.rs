@@ -27,7 +27,7 @@ pub fn init_network(
     rng: &mut Rng,
 ) -> Network {
     let mut layers = Vec::new();
-    let mut fan_in = feat_dim * splice.width();
+    let mut fan_in = splice.input_dim(feat_dim);
     for l in 0..=hidden_layers {
         let out = if l == hidden_layers {
             outputs
@@ -119,6 +119,8 @@ pub struct Sgd {
     rng: Rng,
     /// Per hidden layer, the last batch's factors: 0 or `1 / (1 - dropout)`.
     masks: Vec<Array2<f32>>,
+    /// L2 weight decay (0 = off).
+    weight_decay: f32,
 }
 
 impl Sgd {
@@ -146,7 +148,15 @@ impl Sgd {
             dropout: 0.0,
             rng: Rng::new(0),
             masks: Vec::new(),
+            weight_decay: 0.0,
         }
+    }
+
+    /// Adds L2 weight decay: each step's weight gradient gains `decay · w`
+    /// (biases are not decayed).
+    pub fn with_weight_decay(mut self, decay: f32) -> Self {
+        self.weight_decay = decay;
+        self
     }
 
     /// Drops each hidden unit's output with probability `p` in every batch
@@ -254,12 +264,13 @@ impl Sgd {
         momentum: f32,
     ) -> BatchStats {
         let (stats, grad_b) = self.gradients(net, x, labels);
+        let decay = self.weight_decay;
         for (l, layer) in net.layers.iter_mut().enumerate() {
             ndarray::Zip::from(&mut self.vel_w[l])
                 .and(&self.grad_w[l])
                 .and(&mut layer.w)
                 .for_each(|v, &g, w| {
-                    *v = momentum * *v - learning_rate * g;
+                    *v = momentum * *v - learning_rate * (g + decay * *w);
                     *w += *v;
                 });
             ndarray::Zip::from(&mut self.vel_b[l])
