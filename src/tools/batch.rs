@@ -8,7 +8,7 @@ use crate::corpus::split::{write_split, ShardFlags, SplitBy};
 use crate::error::{Error, Result};
 use crate::recognizer::{EventFormat, Model, ModelArgs};
 use crate::search::lm::NgramLm;
-use crate::tools::eval::{decode_utterances, rescore_ids, EvalReport, OnFailure};
+use crate::tools::eval::{decode_utterances, rescore_ids, EvalReport, OnFailure, SpeakerTable};
 use crate::tools::shard;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -85,6 +85,11 @@ pub struct EvalArgs {
     /// Also print WER per speaker.
     #[cfg_attr(feature = "cli", arg(long))]
     pub per_speaker: bool,
+    /// Also print WER per group of speakers from this tab-separated table
+    /// (header line, speaker id first; e.g. a corpus's speakers.tsv): by
+    /// each column's value, and by age as children (< 18) and adults.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "TSV"))]
+    pub speaker_info: Option<PathBuf>,
     /// Decode only the first N utterances (before sharding), N ≥ 1.
     #[cfg_attr(
         feature = "cli",
@@ -117,6 +122,11 @@ impl EvalArgs {
         {
             check_writable(p)?;
         }
+        let groups = self
+            .speaker_info
+            .as_deref()
+            .map(SpeakerTable::read)
+            .transpose()?;
         let model = self.decode.load()?;
         let rescore = match &self.rescore_lm {
             Some(p) => {
@@ -158,6 +168,9 @@ impl EvalArgs {
             emit(out, &format!("shard {shard} of {}:\n", self.data.display()))?;
         }
         emit(out, &report.summary(self.per_speaker))?;
+        if let Some(g) = &groups {
+            emit(out, &report.group_summary(g))?;
+        }
         if let Some((t, p)) = rescored {
             emit(
                 out,

@@ -8,7 +8,7 @@
 
 use crate::corpus::datadir::Utterance;
 use crate::corpus::wer::{align, correct_words, ErrorCounts};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::recognizer::{decode_span, Model};
 use crate::search::decoder::WordResult;
 use crate::search::lattice::Lattice;
@@ -356,6 +356,48 @@ impl EvalReport {
         m
     }
 
+    /// Word errors per group of speakers (see [`SpeakerTable`]), in the
+    /// table's column order; speakers the table lacks are counted under
+    /// `unlisted`.
+    pub fn per_group(&self, table: &SpeakerTable) -> Vec<(String, ErrorCounts)> {
+        let per_speaker = self.per_speaker();
+        let mut groups: BTreeMap<(usize, String), ErrorCounts> = BTreeMap::new();
+        for (spk, c) in per_speaker {
+            match table.rows.get(spk) {
+                Some(values) => {
+                    for (col, v) in values.iter().enumerate() {
+                        let key = (col, table.group(col, v));
+                        groups.entry(key).or_default().add(c);
+                    }
+                }
+                None => groups
+                    .entry((usize::MAX, "unlisted".into()))
+                    .or_default()
+                    .add(c),
+            }
+        }
+        groups.into_iter().map(|((_, g), c)| (g, c)).collect()
+    }
+
+    /// One `group ...: %WER` line per group of [`EvalReport::per_group`].
+    pub fn group_summary(&self, table: &SpeakerTable) -> String {
+        let mut o = String::new();
+        for (g, c) in self.per_group(table) {
+            let _ = writeln!(
+                o,
+                "group {g}: %WER {:.2} [ {} / {}, {} ins, {} del, {} sub ] over {} utterances",
+                c.wer(),
+                c.errors(),
+                c.ref_words,
+                c.ins,
+                c.del,
+                c.sub,
+                c.sentences
+            );
+        }
+        o
+    }
+
     /// Hypotheses as a Kaldi `text` file: `<utt-id> <words>` per line.
     pub fn hypothesis_text(&self) -> String {
         let mut s = String::new();
@@ -463,4 +505,108 @@ pub fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Speakers' attributes from a tab-separated table with a header line
+/// whose first column is the speaker id (a corpus's `speakers.tsv`):
+/// every other column groups the speakers by its value, except `age`,
+/// which splits them into children (under 18) and adults.
+#[derive(Clone, Debug, Default)]
+pub struct SpeakerTable {
+    columns: Vec<String>,
+    rows: HashMap<String, Vec<String>>,
+}
+
+/// Age from which a speaker counts as an adult.
+const ADULT_AGE: f64 = 18.0;
+
+impl SpeakerTable {
+    /// Reads and checks a table (`path` names it in errors).
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text).map_err(|msg| Error::io(path, std::io::Error::other(msg)))
+    }
+
+    /// Parses the table's text; the error says which line is wrong.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        let (_, header) = lines
+            .next()
+            .ok_or("empty speaker table: a header line is needed")?;
+        let columns: Vec<String> = header
+            .split('\t')
+            .skip(1)
+            .map(|c| c.trim().to_string())
+            .collect();
+        if columns.is_empty() {
+            return Err("the header has no column besides the speaker id (tab-separated)".into());
+        }
+        let mut rows = HashMap::new();
+        for (i, line) in lines {
+            let mut fields = line.split('\t').map(str::trim);
+            let spk = fields.next().unwrap_or_default().to_string();
+            let values: Vec<String> = fields.map(str::to_string).collect();
+            if values.len() != columns.len() {
+                return Err(format!(
+                    "line {}: {} values after the speaker id, the header has {}",
+                    i + 1,
+                    values.len(),
+                    columns.len()
+                ));
+            }
+            if let Some(a) = columns.iter().position(|c| c == "age") {
+                if values[a].parse::<f64>().is_err() {
+                    return Err(format!(
+                        "line {}: age {:?} is not a number",
+                        i + 1,
+                        values[a]
+                    ));
+                }
+            }
+            rows.insert(spk, values);
+        }
+        Ok(SpeakerTable { columns, rows })
+    }
+
+    /// The group a speaker's `value` of column `col` puts them in.
+    fn group(&self, col: usize, value: &str) -> String {
+        let name = &self.columns[col];
+        if name == "age" {
+            // INVARIANT: parse checked that every age is a number.
+            let age: f64 = value.parse().unwrap_or(0.0);
+            if age < ADULT_AGE {
+                format!("age<{ADULT_AGE} (children)")
+            } else {
+                format!("age>={ADULT_AGE} (adults)")
+            }
+        } else {
+            format!("{name}={value}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speaker_tables_group_by_column_and_by_age_and_say_what_is_wrong() {
+        let t = SpeakerTable::parse("speaker_id\tgender\tage\n0001\tm\t6\n0002\tf\t31\n").unwrap();
+        assert_eq!(t.group(0, "m"), "gender=m");
+        assert_eq!(t.group(1, "6"), "age<18 (children)");
+        assert_eq!(t.group(1, "31"), "age>=18 (adults)");
+        assert_eq!(t.rows["0002"], ["f", "31"]);
+        for (bad, says) in [
+            ("", "header"),
+            ("speaker_id\n0001\n", "no column"),
+            ("speaker_id\tage\n0001\t6\t7\n", "line 2: 2 values"),
+            ("speaker_id\tage\n0001\tsix\n", "line 2: age \"six\""),
+        ] {
+            let e = SpeakerTable::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
 }
