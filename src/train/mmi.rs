@@ -645,7 +645,8 @@ mod tests {
         let h = 1e-2f32;
         for t in 0..6 {
             for j in 0..4 {
-                let analytic = kappa as f64 * ((ali[t] as usize == j) as u8 as f64 - gamma[[t, j]] as f64);
+                let analytic =
+                    kappa as f64 * ((ali[t] as usize == j) as u8 as f64 - gamma[[t, j]] as f64);
                 let (mut plus, mut minus) = (s.clone(), s.clone());
                 plus[[t, j]] += h;
                 minus[[t, j]] -= h;
@@ -678,7 +679,8 @@ mod tests {
         for t in 0..5 {
             for j in 0..4 {
                 // The claimed gradient: κ (onehot − γ), no softmax term.
-                let analytic = kappa as f64 * ((ali[t] as usize == j) as u8 as f64 - gamma[[t, j]] as f64);
+                let analytic =
+                    kappa as f64 * ((ali[t] as usize == j) as u8 as f64 - gamma[[t, j]] as f64);
                 let (mut plus, mut minus) = (z.clone(), z.clone());
                 plus[[t, j]] += h;
                 minus[[t, j]] -= h;
@@ -707,13 +709,14 @@ mod tests {
             let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
         };
-        let mut la: Vec<f64> = (0..6).map(|j| g.initial[j].ln() + s[[0, j]] as f64).collect();
+        let mut la: Vec<f64> = (0..6)
+            .map(|j| g.initial[j].ln() + s[[0, j]] as f64)
+            .collect();
         for t in 1..3000 {
             la = (0..6)
                 .map(|j| {
-                    let terms: Vec<f64> = (0..6)
-                        .map(|i| la[i] + g.arc(i, j as PdfId).ln())
-                        .collect();
+                    let terms: Vec<f64> =
+                        (0..6).map(|i| la[i] + g.arc(i, j as PdfId).ln()).collect();
                     lse(&terms) + s[[t, j]] as f64
                 })
                 .collect();
@@ -721,7 +724,10 @@ mod tests {
         let end: Vec<f64> = (0..6).map(|j| la[j] + g.final_prob[j].ln()).collect();
         let want = lse(&end);
         assert!(log_z.is_finite());
-        assert!((log_z - want).abs() < 1e-6 * want.abs().max(1.0), "{log_z} vs {want}");
+        assert!(
+            (log_z - want).abs() < 1e-6 * want.abs().max(1.0),
+            "{log_z} vs {want}"
+        );
         for row in gamma.outer_iter() {
             assert!((row.sum() - 1.0).abs() < 1e-4);
         }
@@ -731,8 +737,12 @@ mod tests {
     fn mmi_rejects_bad_input_without_panicking() {
         let g = tiny_graph();
         let s = Array2::<f32>::zeros((3, 4));
-        assert!(g.forward_backward(Array2::<f32>::zeros((0, 4)).view(), 1.0).is_none());
-        assert!(g.forward_backward(Array2::<f32>::zeros((3, 5)).view(), 1.0).is_none());
+        assert!(g
+            .forward_backward(Array2::<f32>::zeros((0, 4)).view(), 1.0)
+            .is_none());
+        assert!(g
+            .forward_backward(Array2::<f32>::zeros((3, 5)).view(), 1.0)
+            .is_none());
         let mut nan = s.clone();
         nan[[1, 2]] = f32::NAN;
         assert!(g.forward_backward(nan.view(), 1.0).is_none());
