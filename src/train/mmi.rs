@@ -752,4 +752,54 @@ mod tests {
         assert!(g.objective(s.view(), &[0, 3, 0], 1.0).is_none());
         assert!(g.objective(s.view(), &[0, 0, 1], 1.0).is_some());
     }
+
+    #[test]
+    fn mmi_steps_through_sgd_raise_the_objective() {
+        use crate::am::nnet::{Activation, Splice};
+        use crate::train::sgd::{init_network, Sgd};
+        let g = tiny_graph();
+        let mut rng = Rng::new(2);
+        let mut net = init_network(
+            Activation::Relu,
+            Splice { left: 0, right: 0 },
+            3,
+            1,
+            8,
+            4,
+            Array1::zeros(3),
+            Array1::ones(3),
+            &mut rng,
+        );
+        let x = random_scores(&mut rng, 6, 3, 1.0);
+        let ali: [PdfId; 6] = [0, 0, 1, 2, 3, 3];
+        let priors = [0.25f32.ln(); 4];
+        let kappa = 0.5;
+        let objective = |net: &Network| {
+            let mut acts = Vec::new();
+            net.forward(x.view(), &mut acts);
+            let ll = loglik(acts[1].view(), &priors);
+            g.objective(ll.view(), &ali, kappa).expect("scorable").0
+        };
+        let before = objective(&net);
+        let mut sgd = Sgd::new(&net);
+        for _ in 0..30 {
+            sgd.step_with(
+                &mut net,
+                x.view(),
+                |logp, delta| {
+                    let ll = loglik(logp.view(), &priors);
+                    let (_, gamma) = g.objective(ll.view(), &ali, kappa).expect("scorable");
+                    // Loss −F / frames: d/dz = κ (γ − onehot) / frames.
+                    *delta = gamma * (kappa / 6.0);
+                    for (mut row, &y) in delta.outer_iter_mut().zip(&ali) {
+                        row[y as usize] -= kappa / 6.0;
+                    }
+                },
+                0.5,
+                0.0,
+            );
+        }
+        let after = objective(&net);
+        assert!(after > before + 0.1, "{before} -> {after}");
+    }
 }
