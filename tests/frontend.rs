@@ -68,6 +68,7 @@ fn full_config() -> FrontendConfig {
             prior_frames: 20,
             prior_mean: Some(vec![12.0; 40]),
             skip_below: Some(8.0),
+            append_mean: false,
         }),
         ..FrontendConfig::default()
     }
@@ -149,6 +150,7 @@ fn cmn_without_prior_zeroes_first_frame_and_centres_window() {
         prior_frames: 0,
         prior_mean: None,
         skip_below: None,
+        append_mean: false,
     });
     let frames = Frontend::compute_all(&cfg.validate().unwrap(), clip());
     assert!(frames[0].iter().all(|v| *v == 0.0));
@@ -177,6 +179,7 @@ fn cmn_prior_makes_first_frames_sensible() {
         prior_frames: 100,
         prior_mean: Some(mean.clone()),
         skip_below: None,
+        append_mean: false,
     });
     let frames = Frontend::compute_all(&cfg.validate().unwrap(), clip());
     for d in 0..40 {
@@ -223,6 +226,7 @@ fn cmn_skips_digital_silence_so_speech_after_it_is_normalized_as_without_it() {
             prior_frames: 100,
             prior_mean: Some(mean.clone()),
             skip_below,
+            append_mean: false,
         });
         cfg.validate().unwrap()
     };

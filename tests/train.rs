@@ -550,6 +550,29 @@ fn wide_strided_context_speaker_summary_and_regularizers_train_and_stream_as_in_
 }
 
 #[test]
+fn sequence_training_after_cross_entropy_is_recorded_and_round_trips() {
+    let reference = &tiny().0;
+    let cfg = TrainConfig {
+        max_utts: Some(120),
+        max_epochs: 2,
+        mmi_epochs: 2,
+        ..config(13)
+    };
+    let data = align_with_model(&cfg, reference, "tiny", None).unwrap();
+    let m = train_on_alignment(&cfg, &data);
+    let p = &m.provenance;
+    assert!(p.recipe.contains("LF-MMI"), "{}", p.recipe);
+    let seq: Vec<f32> = p.epochs.iter().filter_map(|e| e.dev_mmi).collect();
+    assert_eq!(seq.len(), 2, "{:?}", p.epochs);
+    // A log posterior per frame: finite and at most 0.
+    assert!(seq.iter().all(|f| f.is_finite() && *f <= 0.0), "{seq:?}");
+    let dir = tempfile::tempdir().unwrap();
+    m.save(&dir.path().join("am.ron")).unwrap();
+    let back = AcousticModel::load(dir.path()).unwrap();
+    assert!(back.to_file() == m.to_file());
+}
+
+#[test]
 fn context_dependent_states_are_trained_saved_and_decoded() {
     // Word-internal triphone states tied by counts, on the tiny model's alignment.
     let (reference, _) = tiny();

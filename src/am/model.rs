@@ -288,6 +288,10 @@ pub struct EpochMetrics {
     pub seconds: f32,
     /// Training frames per second.
     pub frames_per_s: f32,
+    /// Dev sequence-training (MMI) objective per frame after the epoch;
+    /// `None` for cross-entropy epochs (and then left out of model files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_mmi: Option<f32>,
 }
 
 /// Where a model came from and how well it did.

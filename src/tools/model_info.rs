@@ -102,7 +102,7 @@ pub fn describe(path: &Path) -> Result<String> {
     for e in &p.epochs {
         let _ = writeln!(
             o,
-            "| {} | {} | {:.4} | {:.3} | {:.3} | {:.2}% | {:.0} | {:.0} |",
+            "| {} | {} | {:.4} | {:.3} | {:.3} | {:.2}% | {:.0} | {:.0} |{}",
             e.round,
             e.epoch,
             e.learning_rate,
@@ -110,7 +110,10 @@ pub fn describe(path: &Path) -> Result<String> {
             e.dev_ce,
             100.0 * e.dev_frame_acc,
             e.seconds,
-            e.frames_per_s
+            e.frames_per_s,
+            // Sequence-training epochs add their dev objective.
+            e.dev_mmi
+                .map_or(String::new(), |m| format!(" dev MMI {m:.4}/frame |"))
         );
     }
     match &m.quantized {

@@ -56,12 +56,13 @@ pub fn am(
     std::fs::write(&lex_path, lexicon.to_text(&model.phones))
         .map_err(|e| Error::io(&lex_path, e))?;
     let p = &model.provenance;
-    // The kept network is the final round's best epoch by dev CE.
+    // The kept network is the final round's best epoch by dev CE (before
+    // any sequence training, which keeps its best by its own objective).
     let final_round = p.epochs.last().map_or(0, |e| e.round);
     let best_ce = p
         .epochs
         .iter()
-        .filter(|e| e.round == final_round)
+        .filter(|e| e.round == final_round && e.dev_mmi.is_none())
         .map(|e| e.dev_ce)
         .fold(f32::INFINITY, f32::min);
     info!(

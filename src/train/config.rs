@@ -80,6 +80,19 @@ pub struct TrainConfig {
     /// into this folder instead of computing them
     /// ([`crate::train::prepare`]); `None` computes them.
     pub prepared: Option<PathBuf>,
+    /// Epochs of sequence training (lattice-free MMI against a pdf-bigram
+    /// denominator, [`crate::train::mmi`]) after the cross-entropy training
+    /// on a fixed alignment; 0 = off.
+    pub mmi_epochs: usize,
+    /// Initial learning rate of sequence training (gradient of the mean
+    /// per-frame objective of a minibatch of whole utterances).
+    pub mmi_learning_rate: f32,
+    /// Acoustic scale κ of sequence training: the scores in the
+    /// denominator are κ (log posterior − log prior), the graph unscaled.
+    pub mmi_acoustic_scale: f32,
+    /// Weight of the cross-entropy term added to the sequence objective
+    /// (regularization, as Kaldi's xent regularization); 0 = pure MMI.
+    pub mmi_ce_weight: f32,
     /// Worker threads for features and alignment.
     pub threads: usize,
     /// Show progress bars.
@@ -129,6 +142,12 @@ impl Default for TrainConfig {
             dropout: 0.0,
             vtlp_copies: 0,
             prepared: None,
+            mmi_epochs: 0,
+            // Tuned on a 300-utterance smoke run (docs/training.md).
+            mmi_learning_rate: 0.005,
+            // The decoder's acoustic scale (DecoderConfig::acoustic_scale).
+            mmi_acoustic_scale: 0.1,
+            mmi_ce_weight: 0.1,
             threads: 2,
             progress: true,
             command: String::new(),

@@ -214,6 +214,26 @@ pub struct AmFlags {
     /// flags.
     #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub prepared: Option<PathBuf>,
+    /// With --align-model: after the cross-entropy epochs, this many epochs
+    /// of sequence training (lattice-free MMI against a pdf bigram
+    /// estimated from the train alignment), keeping the best by dev
+    /// objective (0 = off).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, allow_hyphen_values = true, value_parser = ranges::EPOCHS0, default_value_t = 0, requires = "align_model")
+    )]
+    pub mmi_epochs: usize,
+    /// Initial learning rate of sequence training (halved after an epoch
+    /// that does not improve the dev objective).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::LEARNING_RATE, default_value_t = 0.005))]
+    pub mmi_lr: f32,
+    /// Acoustic scale κ of sequence training (default: the decoder's 0.1).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::ACOUSTIC_SCALE, default_value_t = 0.1, value_name = "KAPPA"))]
+    pub mmi_acoustic_scale: f32,
+    /// Weight of the cross-entropy term added to the sequence objective
+    /// (regularization; 0 = pure MMI).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CE_WEIGHT, default_value_t = 0.1, value_name = "W"))]
+    pub mmi_ce_weight: f32,
     #[cfg_attr(feature = "cli", command(flatten))]
     pub calibration: CalibrationFlags,
 }
@@ -256,6 +276,10 @@ impl AmFlags {
             context_min_frames: a.context_min_frames,
             dropout: a.dropout,
             prepared: a.prepared.clone(),
+            mmi_epochs: a.mmi_epochs,
+            mmi_learning_rate: a.mmi_lr,
+            mmi_acoustic_scale: a.mmi_acoustic_scale,
+            mmi_ce_weight: a.mmi_ce_weight,
             ..data
         }
     }
@@ -355,6 +379,10 @@ pub mod ranges {
     pub const SPEED: Real = Real::closed(0.5, 2.0);
     /// Dropout probability (0 = off).
     pub const DROPOUT: Real = Real::closed(0.0, 0.9);
+    /// Acoustic scale of sequence training.
+    pub const ACOUSTIC_SCALE: Real = Real::above(0.0, 10.0);
+    /// Weight of the cross-entropy term in sequence training.
+    pub const CE_WEIGHT: Real = Real::closed(0.0, 10.0);
 }
 
 /// The command line, without the program's install path, for provenance

@@ -22,6 +22,7 @@ pub mod experiment;
 pub mod flags;
 pub mod g2p;
 pub mod lm;
+pub mod mmi;
 pub mod prepare;
 pub mod recipe;
 mod run;

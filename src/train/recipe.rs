@@ -26,6 +26,7 @@ use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::train::align::flat_start;
 use crate::train::config::TrainConfig;
 use crate::train::data::{apply_cmn, frames_of, input_normalization, Corpus, Utt, VTLP_RANGE};
+use crate::train::mmi::sequence_train;
 use crate::train::run::{Run, RAMP_GAIN, STOP_GAIN};
 use crate::train::sgd::init_network;
 use std::sync::Arc;
@@ -332,7 +333,9 @@ fn context_topology(
 
 /// Trains one fresh network on a fixed alignment (one newbob run of at most
 /// `cfg.max_epochs` epochs; `cfg.rounds`, speed perturbation and the data
-/// paths of `cfg` are not used: they shaped the alignment). Priors come from the alignment.
+/// paths of `cfg` are not used: they shaped the alignment), then
+/// `cfg.mmi_epochs` epochs of sequence training ([`crate::train::mmi`]).
+/// Priors come from the alignment.
 pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticModel {
     let started = Instant::now();
     let cfg = &with_summary(cfg, &data.frontend);
@@ -358,10 +361,17 @@ pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticM
         &mut Rng::new(cfg.seed ^ 0x5eed),
     );
     let net = run.train_round(net, 0, cfg.max_epochs.max(1));
+    let (net, sequence) = if cfg.mmi_epochs > 0 {
+        let first_epoch = run.metrics.len();
+        let (net, summary) = sequence_train(&mut run, net, 0, first_epoch);
+        (net, summary.recipe(cfg))
+    } else {
+        (net, String::new())
+    };
     let acc = run.evaluate(&net, &run.dev).acc();
     let cmn = data.frontend.config().cmn.clone().unwrap_or_default();
     let recipe = format!(
-        "{}{}fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); {}one fresh network trained on it; online CMN window {}, prior {} frames, skip below {:?}; {}",
+        "{}{}fixed alignment of train and dev by {} (Viterbi with its log posterior - log prior, its topology and transitions); {}one fresh network trained on it; online CMN window {}, prior {} frames, skip below {:?}; {}{sequence}",
         speed_note(&data.speeds),
         pad_note(cfg),
         data.reference,

@@ -35,9 +35,9 @@ pub(crate) struct Run<'a> {
     pub(crate) topo: Topology,
     pub(crate) train: Vec<Utt>,
     pub(crate) dev: Vec<Utt>,
-    rng: Rng,
+    pub(crate) rng: Rng,
     steps: usize,
-    metrics: Vec<EpochMetrics>,
+    pub(crate) metrics: Vec<EpochMetrics>,
 }
 
 impl<'a> Run<'a> {
@@ -136,7 +136,7 @@ impl<'a> Run<'a> {
     }
 
     /// A fresh optimizer with this run's dropout (masks drawn from the run's seed).
-    fn new_sgd(&mut self, net: &Network) -> Sgd {
+    pub(crate) fn new_sgd(&mut self, net: &Network) -> Sgd {
         let sgd = Sgd::new(net).with_weight_decay(self.cfg.weight_decay);
         if self.cfg.dropout > 0.0 {
             // Only then: runs without dropout keep their shuffles and repeat exactly.
@@ -186,6 +186,7 @@ impl<'a> Run<'a> {
                 dev_frame_acc: dev.acc(),
                 seconds: secs,
                 frames_per_s: fps,
+                dev_mmi: None,
             });
             let gain = if best.is_finite() {
                 (best - dev.ce()) / best
@@ -361,7 +362,7 @@ impl Aligner<'_> {
 }
 
 /// All normalized, spliced input rows of `frames` frames of features.
-fn spliced(net: &Network, feats: &[f32], frames: usize) -> Array2<f32> {
+pub(crate) fn spliced(net: &Network, feats: &[f32], frames: usize) -> Array2<f32> {
     let mut x = Array2::zeros((frames, net.input_dim()));
     for (t, row) in x.outer_iter_mut().enumerate() {
         // INVARIANT: rows of a freshly allocated Array2 are contiguous.

@@ -183,6 +183,30 @@ impl Sgd {
         x: ArrayView2<f32>,
         labels: &[u32],
     ) -> (BatchStats, Vec<Array1<f32>>) {
+        self.gradients_with(net, x, |logp, delta| {
+            let stats = score(logp, labels);
+            // d(mean CE)/dz = (softmax - onehot) / batch
+            let inv = 1.0 / logp.nrows() as f32;
+            *delta = logp.mapv(|lp| lp.exp() * inv);
+            for (mut row, &y) in delta.axis_iter_mut(Axis(0)).zip(labels) {
+                row[y as usize] -= inv;
+            }
+            stats
+        })
+    }
+
+    /// Forward pass (with dropout) and backpropagation of one batch, where
+    /// `output_delta(logp, delta)` sets `delta` to the loss gradient with
+    /// respect to the output layer's pre-softmax values given its
+    /// log-softmax `logp` (batch × outputs); gradients go to the
+    /// optimizer's buffers as in [`Sgd::gradients`]. Lets other objectives
+    /// (sequence training) reuse the backward pass.
+    pub fn gradients_with<R>(
+        &mut self,
+        net: &Network,
+        x: ArrayView2<f32>,
+        output_delta: impl FnOnce(&Array2<f32>, &mut Array2<f32>) -> R,
+    ) -> (R, Vec<Array1<f32>>) {
         let batch = x.nrows();
         if self.dropout > 0.0 {
             let (p, keep) = (self.dropout, 1.0 / (1.0 - self.dropout));
@@ -202,13 +226,7 @@ impl Sgd {
             net.forward(x, &mut self.acts);
         }
         let last = net.layers.len() - 1;
-        let stats = score(&self.acts[last], labels);
-        // d(mean CE)/dz = (softmax - onehot) / batch
-        let inv = 1.0 / batch as f32;
-        self.delta = self.acts[last].mapv(|lp| lp.exp() * inv);
-        for (mut row, &y) in self.delta.axis_iter_mut(Axis(0)).zip(labels) {
-            row[y as usize] -= inv;
-        }
+        let stats = output_delta(&self.acts[last], &mut self.delta);
         let mut grad_b = vec![Array1::zeros(0); net.layers.len()];
         for l in (0..=last).rev() {
             let input = if l == 0 {
@@ -264,6 +282,33 @@ impl Sgd {
         momentum: f32,
     ) -> BatchStats {
         let (stats, grad_b) = self.gradients(net, x, labels);
+        self.update(net, &grad_b, learning_rate, momentum);
+        stats
+    }
+
+    /// One SGD step with momentum on a batch whose output-layer gradient
+    /// comes from `output_delta` (see [`Sgd::gradients_with`]).
+    pub fn step_with<R>(
+        &mut self,
+        net: &mut Network,
+        x: ArrayView2<f32>,
+        output_delta: impl FnOnce(&Array2<f32>, &mut Array2<f32>) -> R,
+        learning_rate: f32,
+        momentum: f32,
+    ) -> R {
+        let (r, grad_b) = self.gradients_with(net, x, output_delta);
+        self.update(net, &grad_b, learning_rate, momentum);
+        r
+    }
+
+    /// `v = m v - lr g; w += v` with the gradients in the buffers.
+    fn update(
+        &mut self,
+        net: &mut Network,
+        grad_b: &[Array1<f32>],
+        learning_rate: f32,
+        momentum: f32,
+    ) {
         let decay = self.weight_decay;
         for (l, layer) in net.layers.iter_mut().enumerate() {
             ndarray::Zip::from(&mut self.vel_w[l])
@@ -281,7 +326,6 @@ impl Sgd {
                     *b += *v;
                 });
         }
-        stats
     }
 
     /// Weight gradients of the last [`Sgd::gradients`] call.
