@@ -26,3 +26,4 @@ pub mod prepare;
 pub mod recipe;
 mod run;
 pub mod sgd;
+pub mod tree;
