@@ -223,7 +223,8 @@ pub fn grow(
             ph != sil && (ph as usize) < phones.len() && st < states_per_phone && s.sum.len() == dim
         })
         .collect();
-    keys.sort_unstable_by_key(|e| *e.0);
+    // By central phone (each phone's keys one run), then key.
+    keys.sort_unstable_by_key(|e| (unpack_key(*e.0).1, *e.0));
     let items: Vec<Item> = keys
         .iter()
         .map(|(&k, s)| {
@@ -491,16 +492,20 @@ mod tests {
     fn min_count_and_target_leaves_are_respected() {
         // Every right context its own mean: each split gains.
         let phones = PhoneSet::arpabet();
-        let ah = phones.id("AH").unwrap();
         let mut stats = HashMap::new();
-        for (i, r) in (1..20).enumerate() {
-            for st in 0..3 {
-                stats.insert(
-                    context_key(BOUNDARY, ah, r, st),
-                    frames(i as f32 + st as f32 * 10.0, 60 + 10 * i),
-                );
+        // Two central phones, contexts on both sides (keys sort by left
+        // context first, so each phone's keys are not one run of keys).
+        for ph in ["AH", "T"].map(|n| phones.id(n).unwrap()) {
+            for (i, r) in (1..20).enumerate() {
+                for st in 0..3 {
+                    stats.insert(
+                        context_key(r, ph, r, st),
+                        frames(i as f32 + st as f32 * 10.0, 60 + 10 * i),
+                    );
+                }
             }
         }
+        let total: f64 = stats.values().map(|s| s.n).sum();
         for min_count in [100.0, 400.0] {
             let cfg = GrowConfig {
                 leaves: 1000,
@@ -508,13 +513,15 @@ mod tests {
             };
             let tree = grow(&stats, &phones, 3, cfg);
             let counts = leaf_counts(&tree, &stats);
-            assert!(counts.len() > 1);
+            assert!(counts.len() > 2);
+            assert_eq!(counts.values().sum::<f64>(), total);
+            assert_eq!(counts.len() + 37 + 3, tree.num_leaves(), "every phone's frames kept");
             assert!(
                 counts.values().all(|&n| n >= min_count),
                 "{min_count}: {counts:?}"
             );
         }
-        for leaves in [42, 45, 50] {
+        for leaves in [42, 45, 60] {
             let cfg = GrowConfig {
                 leaves,
                 min_count: 50.0,
