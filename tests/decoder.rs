@@ -368,15 +368,27 @@ fn edge_tree_topology(phones: &PhoneSet, cross_word: bool) -> Topology {
             continue;
         }
         let i = nodes.len() as u32;
-        nodes.push(TreeNode::Ask(Question::Left(class_bit(BOUNDARY)), i + 1, i + 6));
+        nodes.push(TreeNode::Ask(
+            Question::Left(class_bit(BOUNDARY)),
+            i + 1,
+            i + 6,
+        ));
         chain(&mut nodes);
-        nodes.push(TreeNode::Ask(Question::Right(class_bit(BOUNDARY)), i + 7, i + 12));
+        nodes.push(TreeNode::Ask(
+            Question::Right(class_bit(BOUNDARY)),
+            i + 7,
+            i + 12,
+        ));
         chain(&mut nodes);
         chain(&mut nodes);
     }
     let tree = ContextTree { roots, nodes };
     topo.pdfs = (0..phones.len() as u16)
-        .map(|ph| (0..3).map(|s| tree.pdf(BOUNDARY, ph, BOUNDARY, s)).collect())
+        .map(|ph| {
+            (0..3)
+                .map(|s| tree.pdf(BOUNDARY, ph, BOUNDARY, s))
+                .collect()
+        })
         .collect();
     topo.self_loop_logprob = vec![0.75f32.ln(); pdf as usize];
     topo.tree = Some(tree);
@@ -415,7 +427,10 @@ fn alignment_and_decoding_share_the_tree_lookup() {
         let l = if i == 0 { BOUNDARY } else { flat[i - 1] };
         let r = flat.get(i + 1).copied().unwrap_or(BOUNDARY);
         for st in 0..3 {
-            frames.extend(std::iter::repeat_n(row(topo.pdf_in_context(l, p, r, st)), 4));
+            frames.extend(std::iter::repeat_n(
+                row(topo.pdf_in_context(l, p, r, st)),
+                4,
+            ));
         }
     }
     sil(&mut frames);
@@ -450,8 +465,11 @@ fn alignment_and_decoding_share_the_tree_lookup() {
     );
 
     // The decoder's network scores every frame with the same pdf.
-    let lm = NgramLm::estimate(&[words.clone(), vec!["SEE".to_string(), "DORA".to_string()]], 2)
-        .unwrap();
+    let lm = NgramLm::estimate(
+        &[words.clone(), vec!["SEE".to_string(), "DORA".to_string()]],
+        2,
+    )
+    .unwrap();
     let graph = Arc::new(build(&s.lexicon, &s.phones, &topo, lm));
     let mut d = Decoder::new(graph);
     for f in &frames {

@@ -414,8 +414,10 @@ mod tests {
     fn shipped_models_without_a_tree_load_and_keep_their_pdfs() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         for name in ["default", "relu"] {
-            let m = crate::am::model::AcousticModel::load(&root.join("models").join(name).join("am.ron"))
-                .unwrap();
+            let m = crate::am::model::AcousticModel::load(
+                &root.join("models").join(name).join("am.ron"),
+            )
+            .unwrap();
             let topo = &m.topology;
             assert!(topo.tree.is_none(), "{name}");
             assert!(!ron::to_string(topo).unwrap().contains("tree"), "{name}");
@@ -457,7 +459,11 @@ mod tests {
             roots.push(nodes.len() as u32);
             let base = nodes.len() as u32;
             if ph == 5 {
-                nodes.push(TreeNode::Ask(Question::Right(class_bit(2)), base + 1, base + 2));
+                nodes.push(TreeNode::Ask(
+                    Question::Right(class_bit(2)),
+                    base + 1,
+                    base + 2,
+                ));
                 nodes.push(TreeNode::Leaf(n));
                 nodes.push(TreeNode::Ask(Question::State(0), base + 3, base + 4));
                 nodes.push(TreeNode::Leaf(topo.pdf(ph, 0)));

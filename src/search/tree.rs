@@ -85,7 +85,12 @@ impl ContextTree {
     /// Checks a tree read from a model file: a root per phone, children
     /// after their parent and in range, pdfs below `num_pdfs`, state
     /// questions below `states_per_phone`.
-    pub fn validate(&self, num_pdfs: usize, num_phones: usize, states_per_phone: usize) -> Result<()> {
+    pub fn validate(
+        &self,
+        num_pdfs: usize,
+        num_phones: usize,
+        states_per_phone: usize,
+    ) -> Result<()> {
         let bad = |msg: String| Err(Error::config("topology.tree", msg));
         let n = self.nodes.len();
         if self.roots.len() != num_phones {
@@ -103,7 +108,10 @@ impl ContextTree {
                     return bad(format!("node {i}: pdf {pdf} out of range"));
                 }
                 TreeNode::Ask(q, yes, no) => {
-                    if [yes, no].iter().any(|&c| c as usize <= i || c as usize >= n) {
+                    if [yes, no]
+                        .iter()
+                        .any(|&c| c as usize <= i || c as usize >= n)
+                    {
                         return bad(format!(
                             "node {i}: children {yes}, {no} must follow it and be below {n}"
                         ));

@@ -154,7 +154,10 @@ impl UttGraph {
                 // Silence is context-independent.
                 (vec![BOUNDARY], vec![BOUNDARY])
             } else {
-                (std::mem::take(&mut lefts[i]), std::mem::take(&mut rights[i]))
+                (
+                    std::mem::take(&mut lefts[i]),
+                    std::mem::take(&mut rights[i]),
+                )
             };
             for v in [&mut ls, &mut rs] {
                 v.sort_unstable();

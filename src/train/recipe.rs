@@ -302,10 +302,7 @@ pub fn align_with_model(
         let started = Instant::now();
         topo = tree_topology(&topo, &phones, &mut train, &mut dev, dim, &cfg);
         let secs = started.elapsed().as_secs_f64();
-        info!(
-            "decision tree: {} leaves in {secs:.1} s",
-            topo.num_pdfs()
-        );
+        info!("decision tree: {} leaves in {secs:.1} s", topo.num_pdfs());
         contexts = format!(
             "{} context-dependent states tied by a phonetic decision tree grown on the alignment (one diagonal Gaussian per node on CMN'd log-mel frames, greedy best likelihood-gain splits on state, left- and right-context ARPAbet class questions, >= {} train frames per leaf, target {} leaves): {} pdfs (silence's states context-independent), built in {secs:.1} s, transitions re-estimated; ",
             if cross_word { "cross-word" } else { "word-internal" },

@@ -52,7 +52,12 @@ impl Stats {
         Stats {
             n: self.n - o.n,
             sum: self.sum.iter().zip(&o.sum).map(|(a, b)| a - b).collect(),
-            sumsq: self.sumsq.iter().zip(&o.sumsq).map(|(a, b)| a - b).collect(),
+            sumsq: self
+                .sumsq
+                .iter()
+                .zip(&o.sumsq)
+                .map(|(a, b)| a - b)
+                .collect(),
         }
     }
 
@@ -133,7 +138,9 @@ const CLASSES: &[&[&str]] = &[
     &["TH", "DH"],
     &["T", "D", "S", "Z", "N", "L"],
     &["SH", "ZH", "CH", "JH", "R"],
-    &["T", "D", "S", "Z", "N", "L", "TH", "DH", "SH", "ZH", "CH", "JH", "R"],
+    &[
+        "T", "D", "S", "Z", "N", "L", "TH", "DH", "SH", "ZH", "CH", "JH", "R",
+    ],
     &["K", "G", "NG"],
     &["HH"],
     &["K", "G", "NG", "W"],
@@ -360,7 +367,8 @@ pub fn grow(
         if k + 1 == states_per_phone {
             out.nodes.push(TreeNode::Leaf(next_pdf));
         } else {
-            out.nodes.push(TreeNode::Ask(Question::State(k as u8), i + 1, i + 2));
+            out.nodes
+                .push(TreeNode::Ask(Question::State(k as u8), i + 1, i + 2));
             out.nodes.push(TreeNode::Leaf(next_pdf));
         }
         next_pdf += 1;
@@ -515,7 +523,11 @@ mod tests {
             let counts = leaf_counts(&tree, &stats);
             assert!(counts.len() > 2);
             assert_eq!(counts.values().sum::<f64>(), total);
-            assert_eq!(counts.len() + 37 + 3, tree.num_leaves(), "every phone's frames kept");
+            assert_eq!(
+                counts.len() + 37 + 3,
+                tree.num_leaves(),
+                "every phone's frames kept"
+            );
             assert!(
                 counts.values().all(|&n| n >= min_count),
                 "{min_count}: {counts:?}"
