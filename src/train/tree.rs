@@ -67,12 +67,17 @@ impl Stats {
         if self.n <= 0.0 {
             return 0.0;
         }
-        let mut s = 0.0;
-        for d in 0..self.sum.len() {
-            let mean = self.sum[d] / self.n;
-            let var = (self.sumsq[d] / self.n - mean * mean).max(floor[d]);
-            s += (2.0 * std::f64::consts::PI * var).ln() + 1.0;
-        }
+        let s: f64 = self
+            .sum
+            .iter()
+            .zip(&self.sumsq)
+            .zip(floor)
+            .map(|((&sum, &sumsq), &floor)| {
+                let mean = sum / self.n;
+                let var = (sumsq / self.n - mean * mean).max(floor);
+                (2.0 * std::f64::consts::PI * var).ln() + 1.0
+            })
+            .sum();
         -0.5 * self.n * s
     }
 }
