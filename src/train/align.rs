@@ -428,3 +428,51 @@ fn speech_span(energy: &[f32], min_len: usize) -> (usize, usize) {
     }
     (lo, hi)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_get_one_copy_per_context_their_neighbours_give() {
+        let phones = PhoneSet::arpabet();
+        let mut lex = Lexicon::default();
+        lex.parse("SEE S IY\nTHE DH AH\n", "test", &phones).unwrap();
+        let words = ["SEE".to_string(), "THE".to_string()];
+        let mut topo = Topology::monophone(&phones, 3);
+        let g = UttGraph::build(&words, &lex, &phones, &topo).unwrap();
+        // Word-internal: three optional silences and four phones, one copy each.
+        assert_eq!(g.len(), (3 + 4) * 3);
+        assert_eq!(g.min_frames(), 4 * 3);
+        topo.cross_word = true;
+        let g = UttGraph::build(&words, &lex, &phones, &topo).unwrap();
+        // IY before DH or silence, DH after IY or silence: two copies each.
+        assert_eq!(g.len(), (3 + 1 + 2 + 2 + 1) * 3);
+        let id = |n| phones.id(n).unwrap();
+        let keys: Vec<u32> = g.nodes.iter().map(|n| n.key).collect();
+        for (l, ph, r) in [
+            (BOUNDARY_NAME, "S", "IY"),
+            ("S", "IY", "DH"),
+            ("S", "IY", BOUNDARY_NAME),
+            ("IY", "DH", "AH"),
+            (BOUNDARY_NAME, "DH", "AH"),
+            ("DH", "AH", BOUNDARY_NAME),
+        ]
+        .map(|(l, ph, r)| (name_or_edge(&phones, l), id(ph), name_or_edge(&phones, r)))
+        {
+            assert!(keys.contains(&context_key(l, ph, r, 0)), "{l} {ph} {r}");
+        }
+        // Consistent pairs only: IY-before-DH leads to DH-after-IY, never
+        // to silence or DH-after-the-edge.
+        let first = |key| keys.iter().position(|&k| k == key).unwrap();
+        let iy_dh = first(context_key(id("S"), id("IY"), id("DH"), 2));
+        let dh_iy = first(context_key(id("IY"), id("DH"), id("AH"), 0)) as u32;
+        assert_eq!(g.nodes[iy_dh].next, [dh_iy]);
+    }
+
+    const BOUNDARY_NAME: &str = "|";
+
+    fn name_or_edge(phones: &PhoneSet, name: &str) -> PhoneId {
+        phones.id(name).unwrap_or(BOUNDARY)
+    }
+}
