@@ -179,7 +179,8 @@ pub struct AmFlags {
     pub context_min_frames: u64,
     /// With --align-model: tie context-dependent states by a phonetic
     /// decision tree grown to this many leaves (DNN outputs, silence's
-    /// included) on the alignment's frame statistics (0 = no tree).
+    /// included; at least one per phone) on the alignment's frame
+    /// statistics (0 = no tree).
     #[cfg_attr(
         feature = "cli",
         arg(
