@@ -341,6 +341,152 @@ fn cross_word_contexts_are_scored_across_word_boundaries() {
     assert!(hyp.words.iter().any(|w| w.conf < 0.5), "{:?}", hyp.words);
 }
 
+/// A hand-made cross-word tree model: every phone's states get one pdf
+/// after a word edge (left context the boundary), another before one
+/// (right context the boundary), a third elsewhere; silence one per state.
+fn edge_tree_topology(phones: &PhoneSet, cross_word: bool) -> Topology {
+    use sparsa::search::hmm::BOUNDARY;
+    use sparsa::search::tree::{class_bit, ContextTree, Question, TreeNode};
+    let mut topo = Topology::monophone(phones, 3);
+    let mut nodes = Vec::new();
+    let mut roots = Vec::new();
+    let mut pdf = 0;
+    // Appends `Ask(State(0), leaf, Ask(State(1), leaf, leaf))`, fresh pdfs.
+    let mut chain = |nodes: &mut Vec<TreeNode>| {
+        let i = nodes.len() as u32;
+        nodes.push(TreeNode::Ask(Question::State(0), i + 1, i + 2));
+        nodes.push(TreeNode::Leaf(pdf));
+        nodes.push(TreeNode::Ask(Question::State(1), i + 3, i + 4));
+        nodes.push(TreeNode::Leaf(pdf + 1));
+        nodes.push(TreeNode::Leaf(pdf + 2));
+        pdf += 3;
+    };
+    for ph in 0..phones.len() as u16 {
+        roots.push(nodes.len() as u32);
+        if ph == phones.sil() {
+            chain(&mut nodes);
+            continue;
+        }
+        let i = nodes.len() as u32;
+        nodes.push(TreeNode::Ask(
+            Question::Left(class_bit(BOUNDARY)),
+            i + 1,
+            i + 6,
+        ));
+        chain(&mut nodes);
+        nodes.push(TreeNode::Ask(
+            Question::Right(class_bit(BOUNDARY)),
+            i + 7,
+            i + 12,
+        ));
+        chain(&mut nodes);
+        chain(&mut nodes);
+    }
+    let tree = ContextTree { roots, nodes };
+    topo.pdfs = (0..phones.len() as u16)
+        .map(|ph| {
+            (0..3)
+                .map(|s| tree.pdf(BOUNDARY, ph, BOUNDARY, s))
+                .collect()
+        })
+        .collect();
+    topo.self_loop_logprob = vec![0.75f32.ln(); pdf as usize];
+    topo.tree = Some(tree);
+    topo.cross_word = cross_word;
+    topo.validate(phones).unwrap();
+    topo
+}
+
+#[test]
+fn alignment_and_decoding_share_the_tree_lookup() {
+    use sparsa::search::hmm::{unpack_key, BOUNDARY};
+    use sparsa::train::align::UttGraph;
+    let s = setup();
+    let sentence = ["DORA", "CAN", "SEE"];
+    let words: Vec<String> = sentence.iter().map(|w| w.to_string()).collect();
+    let topo = edge_tree_topology(&s.phones, true);
+    // Oracle frames: each phone's states in their cross-word contexts.
+    let flat: Vec<u16> = sentence
+        .iter()
+        .flat_map(|w| s.lexicon.get(w).unwrap()[0].clone())
+        .collect();
+    let n = topo.num_pdfs();
+    let row = |pdf: u32| {
+        let mut r = vec![-40.0f32; n];
+        r[pdf as usize] = 0.0;
+        r
+    };
+    let mut frames = Vec::new();
+    let sil = |frames: &mut Vec<Vec<f32>>| {
+        for st in 0..3 {
+            frames.extend(std::iter::repeat_n(row(topo.pdf(s.phones.sil(), st)), 8));
+        }
+    };
+    sil(&mut frames);
+    for (i, &p) in flat.iter().enumerate() {
+        let l = if i == 0 { BOUNDARY } else { flat[i - 1] };
+        let r = flat.get(i + 1).copied().unwrap_or(BOUNDARY);
+        for st in 0..3 {
+            frames.extend(std::iter::repeat_n(
+                row(topo.pdf_in_context(l, p, r, st)),
+                4,
+            ));
+        }
+    }
+    sil(&mut frames);
+    let oracle: Vec<u32> = frames
+        .iter()
+        .map(|f| f.iter().position(|&v| v == 0.0).unwrap() as u32)
+        .collect();
+
+    // Forced alignment: the oracle pdfs, and the keys it records map
+    // through the tree to the pdfs it aligned.
+    let align = |topo: &Topology| {
+        UttGraph::build(&words, &s.lexicon, &s.phones, topo)
+            .unwrap()
+            .viterbi(frames.len(), topo, |t, pdf| frames[t][pdf as usize])
+            .unwrap()
+    };
+    let ali = align(&topo);
+    assert_eq!(ali.pdfs, oracle);
+    for (&k, &p) in ali.keys.iter().zip(&ali.pdfs) {
+        assert_eq!(topo.pdf_of_key(k), p);
+    }
+    // CAN's first phone is keyed in DORA's last phone, not the boundary.
+    let dora = s.lexicon.get("DORA").unwrap()[0].clone();
+    let can_k = flat[dora.len()];
+    let t = 24 + dora.len() * 12;
+    let (left, phone, _, _) = unpack_key(ali.keys[t]);
+    assert_eq!((left, phone), (dora[dora.len() - 1], can_k));
+    assert_ne!(
+        topo.pdf_in_context(left, can_k, flat[dora.len() + 1], 0),
+        topo.pdf_in_context(BOUNDARY, can_k, flat[dora.len() + 1], 0),
+        "a word-edge phone's pdf depends on the neighbouring word"
+    );
+
+    // The decoder's network scores every frame with the same pdf.
+    let lm = NgramLm::estimate(
+        &[words.clone(), vec!["SEE".to_string(), "DORA".to_string()]],
+        2,
+    )
+    .unwrap();
+    let graph = Arc::new(build(&s.lexicon, &s.phones, &topo, lm));
+    let mut d = Decoder::new(graph);
+    for f in &frames {
+        d.advance(f);
+    }
+    let hyp = d.finalize();
+    assert_eq!(hyp.text(), sentence.join(" "));
+    assert!(hyp.words.iter().all(|w| w.conf > 0.99), "{:?}", hyp.words);
+
+    // Word-internal, the same tree gives the edges the boundary's pdfs.
+    let internal = edge_tree_topology(&s.phones, false);
+    let ali = align(&internal);
+    assert_ne!(ali.pdfs, oracle);
+    let (left, _, _, _) = unpack_key(ali.keys[t]);
+    assert_eq!(left, BOUNDARY);
+}
+
 #[test]
 fn lattice_holds_the_best_path_and_the_reference_and_nbest_is_ordered() {
     let s = setup();

@@ -638,6 +638,58 @@ fn context_dependent_states_are_trained_saved_and_decoded() {
     assert!(n_right >= 8, "{n_right} of 40 right: {right:?}");
 }
 
+#[test]
+fn a_decision_tree_ties_cross_word_states_and_conflicting_flags_are_refused() {
+    let (reference, _) = tiny();
+    let mut cfg = config(16);
+    cfg.max_utts = Some(120);
+    cfg.tree_leaves = 60;
+    cfg.tree_min_count = 20.0;
+    let refused = |cfg: TrainConfig| match align_with_model(&cfg, reference, "tiny", None) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    let e = refused(TrainConfig {
+        context_min_frames: 20,
+        ..cfg.clone()
+    });
+    assert!(e.contains("--context-min-frames"), "{e}");
+    let e = refused(TrainConfig {
+        prepared: Some("/nonexistent".into()),
+        ..cfg.clone()
+    });
+    assert!(e.contains("--cross-word false"), "{e}");
+    let data = align_with_model(&cfg, reference, "tiny", None).unwrap();
+    let m = train_on_alignment(&cfg, &data);
+    let topo = &m.topology;
+    assert!(topo.cross_word && topo.context.is_empty());
+    let tree = topo.tree.as_ref().unwrap();
+    assert_eq!(tree.num_leaves(), topo.num_pdfs());
+    // Silence's 3 states and one leaf per phone to start with.
+    assert!(
+        topo.num_pdfs() > 42 && topo.num_pdfs() <= 60,
+        "{}",
+        topo.num_pdfs()
+    );
+    assert_eq!(m.log_priors.len(), topo.num_pdfs());
+    let p = &m.provenance;
+    assert!(
+        p.recipe
+            .contains("cross-word context-dependent states tied by a phonetic decision tree")
+            && p.recipe
+                .contains(">= 20 train frames per leaf, target 60 leaves"),
+        "{}",
+        p.recipe
+    );
+    let acc = *p.dev_frame_acc_per_round.last().unwrap();
+    eprintln!("{} tree leaves, dev frame accuracy {acc}", topo.num_pdfs());
+    assert!(acc > 0.15, "dev frame accuracy {acc}");
+    let dir = tempfile::tempdir().unwrap();
+    m.save(&dir.path().join("am.ron")).unwrap();
+    let back = AcousticModel::load(dir.path()).unwrap();
+    assert!(back.to_file() == m.to_file());
+}
+
 /// Prepares the data of `cfg` as `n` shards cut by utterance (FSDD dev has
 /// one speaker), aligned by `reference` when given, in a new folder.
 fn prepare_shards(

@@ -1,19 +1,22 @@
 //! HMM topology: left-to-right phone models, the mapping from (phone in its
-//! word-internal context, state) to DNN outputs (pdfs), and transition
-//! log-probabilities.
+//! context, state) to DNN outputs (pdfs), and transition log-probabilities.
 //!
 //! Context dependency is word-internal by default (a word's first phone
 //! has the word boundary as left context, its last the boundary as right
 //! context); a topology marked `cross_word` takes the neighbouring words'
 //! phones instead, and the search network fans word edges out by context.
-//! Contexts are tied by counts, not by a phonetic decision tree: a
-//! triphone state with enough aligned frames gets its own pdf, the rest
-//! back off to a left biphone, then a right biphone, then the monophone
-//! state (whose pdf always exists). Simple, deterministic, and all a DNN
-//! needs: targets with enough frames each.
+//! Contexts are tied one of two ways. By counts (`context`): a triphone
+//! state with enough aligned frames gets its own pdf, the rest back off to
+//! a left biphone, then a right biphone, then the monophone state (whose
+//! pdf always exists). Or by a phonetic decision tree (`tree`, see
+//! [`crate::search::tree`]): questions on the state and on the contexts'
+//! phone classes lead every context-dependent state to a leaf pdf.
+//! Either way [`Topology::pdf_in_context`] is the one lookup the aligner
+//! and the decoder's network share.
 
 use crate::error::{Error, Result};
 use crate::search::lexicon::{PhoneId, PhoneSet};
+use crate::search::tree::ContextTree;
 use serde::{Deserialize, Serialize};
 
 /// Index of a DNN output.
@@ -39,6 +42,11 @@ pub struct Topology {
     /// says so; left out of model files when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cross_word: bool,
+    /// Contexts tied by a phonetic decision tree, asked before `context`
+    /// and `pdfs`; absent in count-tied and monophone models (and then
+    /// left out of model files, so older files load unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<ContextTree>,
 }
 
 /// Context of a phone at a word edge (or of a context left open in a tied key).
@@ -81,6 +89,7 @@ impl Topology {
             self_loop_logprob: vec![INITIAL_SELF_LOOP.ln(); next as usize],
             context: Vec::new(),
             cross_word: false,
+            tree: None,
         }
     }
 
@@ -103,6 +112,7 @@ impl Topology {
             .map_or(0, |&p| p as usize + 1);
         let mut topo = Topology {
             context: Vec::new(),
+            tree: None,
             self_loop_logprob: self.self_loop_logprob[..mono].to_vec(),
             ..self.clone()
         };
@@ -159,7 +169,9 @@ impl Topology {
     }
 
     /// The pdf of `state` of `phone` between `left` and `right` (phones of
-    /// the same word, or [`BOUNDARY`]), backing off as [`Topology::with_contexts`] tied them.
+    /// the same word, or of the neighbouring words in a `cross_word`
+    /// topology, or [`BOUNDARY`]): the tree's leaf when there is a tree,
+    /// else backing off as [`Topology::with_contexts`] tied them.
     pub fn pdf_in_context(
         &self,
         left: PhoneId,
@@ -167,6 +179,9 @@ impl Topology {
         right: PhoneId,
         state: usize,
     ) -> PdfId {
+        if let Some(tree) = &self.tree {
+            return tree.pdf(left, phone, right, state);
+        }
         if !self.context.is_empty() {
             for key in [
                 context_key(left, phone, right, state),
@@ -298,6 +313,9 @@ impl Topology {
                 "keys must be sorted and unique",
             ));
         }
+        if let Some(tree) = &self.tree {
+            tree.validate(self.num_pdfs(), phones.len(), self.states_per_phone)?;
+        }
         if self
             .self_loop_logprob
             .iter()
@@ -389,6 +407,88 @@ mod tests {
         assert_eq!(back, mono);
         let mut bad = mono.clone();
         bad.context = vec![(context_key(1, 2, 3, 0), 9999)];
+        assert!(bad.validate(&phones).is_err());
+    }
+
+    #[test]
+    fn shipped_models_without_a_tree_load_and_keep_their_pdfs() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in ["default", "relu"] {
+            let m = crate::am::model::AcousticModel::load(
+                &root.join("models").join(name).join("am.ron"),
+            )
+            .unwrap();
+            let topo = &m.topology;
+            assert!(topo.tree.is_none(), "{name}");
+            assert!(!ron::to_string(topo).unwrap().contains("tree"), "{name}");
+            // Without a tree the lookup is the count-tied one, as before.
+            let tied = |l, ph, r, s| {
+                [
+                    context_key(l, ph, r, s),
+                    context_key(l, ph, ANY, s),
+                    context_key(ANY, ph, r, s),
+                ]
+                .iter()
+                .find_map(|k| topo.context.iter().find(|e| e.0 == *k).map(|e| e.1))
+                .unwrap_or(topo.pdf(ph, s))
+            };
+            let n = topo.pdfs.len() as PhoneId;
+            for ph in 0..n {
+                for l in (0..n).chain([BOUNDARY]) {
+                    for r in (0..n).chain([BOUNDARY]) {
+                        for s in 0..topo.states_per_phone {
+                            assert_eq!(topo.pdf_in_context(l, ph, r, s), tied(l, ph, r, s));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_tree_is_asked_first_and_survives_a_round_trip() {
+        use crate::search::tree::{class_bit, ContextTree, Question, TreeNode};
+        let phones = PhoneSet::arpabet();
+        let mut topo = Topology::monophone(&phones, 3);
+        let n = topo.num_pdfs() as PdfId;
+        topo.self_loop_logprob.push(-0.3);
+        // Phone 5: right context phone 2 → the new pdf, else its monophone state.
+        let mut nodes = Vec::new();
+        let mut roots = Vec::new();
+        for ph in 0..phones.len() as PhoneId {
+            roots.push(nodes.len() as u32);
+            let base = nodes.len() as u32;
+            if ph == 5 {
+                nodes.push(TreeNode::Ask(
+                    Question::Right(class_bit(2)),
+                    base + 1,
+                    base + 2,
+                ));
+                nodes.push(TreeNode::Leaf(n));
+                nodes.push(TreeNode::Ask(Question::State(0), base + 3, base + 4));
+                nodes.push(TreeNode::Leaf(topo.pdf(ph, 0)));
+                nodes.push(TreeNode::Ask(Question::State(1), base + 5, base + 6));
+                nodes.push(TreeNode::Leaf(topo.pdf(ph, 1)));
+                nodes.push(TreeNode::Leaf(topo.pdf(ph, 2)));
+            } else {
+                nodes.push(TreeNode::Ask(Question::State(0), base + 1, base + 2));
+                nodes.push(TreeNode::Leaf(topo.pdf(ph, 0)));
+                nodes.push(TreeNode::Ask(Question::State(1), base + 3, base + 4));
+                nodes.push(TreeNode::Leaf(topo.pdf(ph, 1)));
+                nodes.push(TreeNode::Leaf(topo.pdf(ph, 2)));
+            }
+        }
+        topo.tree = Some(ContextTree { roots, nodes });
+        topo.validate(&phones).unwrap();
+        assert_eq!(topo.pdf_in_context(7, 5, 2, 1), n);
+        assert_eq!(topo.pdf_in_context(7, 5, 3, 1), topo.pdf(5, 1));
+        assert_eq!(topo.pdf_of_key(context_key(BOUNDARY, 5, 2, 0)), n);
+        let back: Topology = ron::from_str(&ron::to_string(&topo).unwrap()).unwrap();
+        assert_eq!(back, topo);
+        let mut bad = topo.clone();
+        if let Some(t) = &mut bad.tree {
+            t.nodes[1] = TreeNode::Leaf(n + 1);
+        }
         assert!(bad.validate(&phones).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Search: the HMM topology, pronunciation lexicon, n-gram language model
+//! Search: the HMM topology and its context decision tree, pronunciation lexicon, n-gram language model
 //! and phrase-list grammars, the shared prefix network, and the online
 //! token-passing decoder that turns score rows into words and lattices.
 //!
@@ -14,3 +14,4 @@ pub mod hmm;
 pub mod lattice;
 pub mod lexicon;
 pub mod lm;
+pub mod tree;

@@ -50,9 +50,18 @@ pub fn describe(path: &Path) -> Result<String> {
             }
         ))
     );
-    let context = match m.topology.num_context_pdfs() {
-        0 => "monophone".to_string(),
-        n => format!("{n} of them word-internal context-dependent"),
+    let context = match (&m.topology.tree, m.topology.num_context_pdfs()) {
+        (Some(t), _) => format!(
+            "{} decision-tree leaves, {}",
+            t.num_leaves(),
+            if m.topology.cross_word {
+                "cross-word"
+            } else {
+                "word-internal"
+            }
+        ),
+        (None, 0) => "monophone".to_string(),
+        (None, n) => format!("{n} of them word-internal context-dependent"),
     };
     let _ = writeln!(
         o,

@@ -64,6 +64,17 @@ pub struct TrainConfig {
     /// aligned train frames (see [`crate::search::hmm::Topology::with_contexts`]);
     /// 0 keeps the reference's pdfs.
     pub context_min_frames: u64,
+    /// With a fixed alignment: context-dependent states tied by a
+    /// phonetic decision tree grown to this many leaves (pdfs, silence's
+    /// included; see [`crate::train::tree`]); 0 = no tree. Excludes
+    /// `context_min_frames`.
+    pub tree_leaves: usize,
+    /// Fewest aligned train frames a tree leaf may have.
+    pub tree_min_count: f32,
+    /// With `tree_leaves`: the tree's contexts cross word boundaries (the
+    /// alignment records them so, and the model's network fans word edges
+    /// out by context); false ties word-internal contexts.
+    pub cross_word: bool,
     /// Seconds of digital silence added before and after every train
     /// utterance (not dev), dithered as the recognizer dithers (1.0 int16
     /// units), so the network knows what a muted or idle input looks like;
@@ -138,6 +149,9 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             average_last: 1,
             context_min_frames: 0,
+            tree_leaves: 0,
+            tree_min_count: 100.0,
+            cross_word: true,
             silence_pad_s: 0.0,
             dropout: 0.0,
             vtlp_copies: 0,

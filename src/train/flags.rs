@@ -202,6 +202,36 @@ pub struct AmFlags {
         )
     )]
     pub context_min_frames: u64,
+    /// With --align-model: tie context-dependent states by a phonetic
+    /// decision tree grown to this many leaves (DNN outputs, silence's
+    /// included; at least one per phone) on the alignment's frame
+    /// statistics (0 = no tree).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            default_value_t = 0,
+            value_name = "N",
+            requires = "align_model",
+            conflicts_with = "context_min_frames",
+            value_parser = ranges::TREE_LEAVES
+        )
+    )]
+    pub tree_leaves: usize,
+    /// Fewest aligned train frames a tree leaf may have.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = 100.0, value_name = "FRAMES", allow_hyphen_values = true, value_parser = ranges::TREE_MIN_COUNT)
+    )]
+    pub tree_min_count: f32,
+    /// With --tree-leaves: contexts across word boundaries (a word's edge
+    /// phones see the neighbouring words' phones, in the alignment and the
+    /// decoder's network); `--cross-word false` ties word-internal contexts.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value_t = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)
+    )]
+    pub cross_word: bool,
     /// Dropout while training: each hidden unit's output is zeroed with
     /// this probability in every minibatch (regularizes small corpora;
     /// 0 = off, as in the paper).
@@ -274,6 +304,9 @@ impl AmFlags {
             weight_decay: a.weight_decay,
             average_last: a.average_last,
             context_min_frames: a.context_min_frames,
+            tree_leaves: a.tree_leaves,
+            tree_min_count: a.tree_min_count,
+            cross_word: a.cross_word,
             dropout: a.dropout,
             prepared: a.prepared.clone(),
             mmi_epochs: a.mmi_epochs,
@@ -377,6 +410,10 @@ pub mod ranges {
     pub const MAX_NGRAMS: Count = Count::new(1, u64::MAX >> 8);
     /// Speed-perturbation factor.
     pub const SPEED: Real = Real::closed(0.5, 2.0);
+    /// Decision-tree leaves (0 = no tree).
+    pub const TREE_LEAVES: Count = Count::new(0, 1 << 20);
+    /// Fewest frames per tree leaf.
+    pub const TREE_MIN_COUNT: Real = Real::closed(1.0, 1e9);
     /// Dropout probability (0 = off).
     pub const DROPOUT: Real = Real::closed(0.0, 0.9);
     /// Acoustic scale of sequence training.

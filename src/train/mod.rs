@@ -27,3 +27,4 @@ pub mod prepare;
 pub mod recipe;
 mod run;
 pub mod sgd;
+pub mod tree;

@@ -3,7 +3,8 @@
 //! GMM-free alignment (Senior et al. 2014) and a newbob schedule, or one
 //! network trained on an existing model's alignment (`--align-model`),
 //! optionally with word-internal context-dependent states tied by counts
-//! (`--context-min-frames`).
+//! (`--context-min-frames`) or cross-word (or word-internal) ones tied by
+//! a phonetic decision tree (`--tree-leaves`, [`crate::train::tree`]).
 //!
 //! Steps: features with the recognizer's own front end → CMN prior and
 //! global input normalization from train → flat-start labels (silence by
@@ -29,6 +30,7 @@ use crate::train::data::{apply_cmn, frames_of, input_normalization, Corpus, Utt,
 use crate::train::mmi::sequence_train;
 use crate::train::run::{Run, RAMP_GAIN, STOP_GAIN};
 use crate::train::sgd::init_network;
+use crate::train::tree;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::info;
@@ -188,6 +190,8 @@ pub struct FixedAlignment {
     skipped: Vec<String>,
     missing: Vec<String>,
     reference: String,
+    /// How contexts were tied, for the recipe ("" when they were not).
+    contexts: String,
     /// Speed-perturbation factors of the train copies (besides 1.0).
     speeds: Vec<f32>,
     /// The training vocabulary (words of the aligned train utterances).
@@ -217,6 +221,37 @@ pub fn align_with_model(
 ) -> Result<FixedAlignment> {
     let mut cfg = cfg.clone();
     cfg.frontend = reference.frontend.config().clone();
+    let tree = cfg.tree_leaves > 0;
+    if tree && cfg.context_min_frames > 0 {
+        return Err(Error::config(
+            "tree_leaves",
+            "--tree-leaves and --context-min-frames tie contexts two different ways: give one",
+        ));
+    }
+    let cross_word = tree && cfg.cross_word;
+    if cross_word && cfg.prepared.is_some() {
+        return Err(Error::config(
+            "prepared",
+            "prepared shards hold word-internal context keys, a cross-word tree needs cross-word ones: train without --prepared, or pass --cross-word false",
+        ));
+    }
+    if tree && !cross_word && reference.topology.cross_word {
+        return Err(Error::config(
+            "cross_word",
+            "the alignment model is cross-word: its keys cannot be tied word-internally (drop --cross-word false)",
+        ));
+    }
+    // Aligning with a cross-word graph records cross-word keys; the
+    // reference's own pdfs (monophones, typically) do not change with it.
+    let cross_reference;
+    let reference = if cross_word && !reference.topology.cross_word {
+        let mut r = reference.clone();
+        r.topology.cross_word = true;
+        cross_reference = r;
+        &cross_reference
+    } else {
+        reference
+    };
     let corpus = Corpus::load(&cfg, reference.phones.clone(), Some(reference))?;
     let dim = corpus.dim;
     // The prior comes from every train utterance with features, aligned or not.
@@ -232,7 +267,7 @@ pub fn align_with_model(
         missing,
         ..
     } = corpus;
-    let keys = cfg.context_min_frames > 0;
+    let keys = cfg.context_min_frames > 0 || tree;
     for (u, labels) in train
         .iter_mut()
         .zip(train_labels)
@@ -244,7 +279,7 @@ pub fn align_with_model(
         }
     }
     let mut topo = reference.topology.clone();
-    if keys {
+    if cfg.context_min_frames > 0 {
         topo = context_topology(&topo, &phones, &mut train, &mut dev, cfg.context_min_frames);
     }
     let mut frontend = cfg.frontend.clone();
@@ -257,6 +292,27 @@ pub fn align_with_model(
     };
     for u in train.iter_mut().chain(dev.iter_mut()) {
         apply_cmn(&mut u.feats, dim, &cmn);
+    }
+    let mut contexts = match topo.num_context_pdfs() {
+        0 => String::new(),
+        n => format!(
+            "word-internal context-dependent states tied by train frame counts (triphone, else left, else right biphone state with >= {} frames, else monophone): {n} pdfs beyond the {} monophone ones, transitions re-estimated; ",
+            cfg.context_min_frames,
+            topo.num_pdfs() - n
+        ),
+    };
+    if tree {
+        let started = Instant::now();
+        topo = tree_topology(&topo, &phones, &mut train, &mut dev, dim, &cfg);
+        let secs = started.elapsed().as_secs_f64();
+        info!("decision tree: {} leaves in {secs:.1} s", topo.num_pdfs());
+        contexts = format!(
+            "{} context-dependent states tied by a phonetic decision tree grown on the alignment (one diagonal Gaussian per node on CMN'd log-mel frames, greedy best likelihood-gain splits on state, left- and right-context ARPAbet class questions, >= {} train frames per leaf, target {} leaves): {} pdfs (silence's states context-independent), built in {secs:.1} s, transitions re-estimated; ",
+            if cross_word { "cross-word" } else { "word-internal" },
+            cfg.tree_min_count,
+            cfg.tree_leaves,
+            topo.num_pdfs()
+        );
     }
     let mut keep = |set: Vec<Utt>, what: &str| -> Vec<Utt> {
         set.into_iter()
@@ -288,6 +344,7 @@ pub fn align_with_model(
         skipped,
         missing,
         reference: reference_name.to_string(),
+        contexts,
         speeds: cfg
             .speed_perturb
             .iter()
@@ -317,6 +374,45 @@ fn context_topology(
         }
     }
     let mut topo = reference.with_contexts(&counts, min_frames);
+    for u in train.iter_mut().chain(dev.iter_mut()) {
+        for l in &mut u.labels {
+            *l = topo.pdf_of_key(*l);
+        }
+    }
+    topo.estimate_transitions(
+        train
+            .iter()
+            .filter(|u| u.labels.len() == u.frames)
+            .map(|u| &u.labels[..]),
+    );
+    topo
+}
+
+/// Grows a decision tree on the context keys that label `train` (with
+/// the CMN'd features beside them), relabels `train` and `dev` with its
+/// leaves and estimates the new topology's transitions on train.
+fn tree_topology(
+    reference: &Topology,
+    phones: &PhoneSet,
+    train: &mut [Utt],
+    dev: &mut [Utt],
+    dim: usize,
+    cfg: &TrainConfig,
+) -> Topology {
+    let mut stats = std::collections::HashMap::new();
+    for u in train.iter().filter(|u| u.labels.len() == u.frames) {
+        tree::accumulate(&mut stats, &u.labels, &u.feats, dim, phones.sil());
+    }
+    let grown = tree::grow(
+        &stats,
+        phones,
+        reference.states_per_phone,
+        tree::GrowConfig {
+            leaves: cfg.tree_leaves,
+            min_count: cfg.tree_min_count as f64,
+        },
+    );
+    let mut topo = tree::tree_topology(reference, grown, cfg.cross_word);
     for u in train.iter_mut().chain(dev.iter_mut()) {
         for l in &mut u.labels {
             *l = topo.pdf_of_key(*l);
@@ -375,14 +471,7 @@ pub fn train_on_alignment(cfg: &TrainConfig, data: &FixedAlignment) -> AcousticM
         speed_note(&data.speeds),
         pad_note(cfg),
         data.reference,
-        match data.topo.num_context_pdfs() {
-            0 => String::new(),
-            n => format!(
-                "word-internal context-dependent states tied by train frame counts (triphone, else left, else right biphone state with >= {} frames, else monophone): {n} pdfs beyond the {} monophone ones, transitions re-estimated; ",
-                cfg.context_min_frames,
-                data.topo.num_pdfs() - n
-            ),
-        },
+        data.contexts,
         cmn.window_frames,
         cmn.prior_frames,
         cmn.skip_below,
