@@ -139,7 +139,7 @@ const RESULT_FILE: &str = "result.ron";
 fn recipe(cfg: &ExperimentConfig) -> String {
     let b = &cfg.base;
     format!(
-        "train {:?}, dev {:?}, test {:?}, lexicons {:?}, alignment by {:?}, {} units, splice -{}..+{}, at most {} epochs, lr {}, batch {}, max utterances {:?}, decode {:?}, sparsity on {} frames",
+        "train {:?}, dev {:?}, test {:?}, lexicons {:?}, alignment by {:?}, {} units, splice -{}..+{}, at most {} epochs, lr {}, batch {}, max utterances {:?}, decode {:?}, sparsity on {} frames{}",
         b.train,
         b.dev,
         cfg.test,
@@ -153,7 +153,16 @@ fn recipe(cfg: &ExperimentConfig) -> String {
         b.batch,
         b.max_utts,
         cfg.max_decode_utts,
-        cfg.analyze_frames
+        cfg.analyze_frames,
+        // Only settings that are on, so grids from before they existed resume.
+        [
+            (b.tree_leaves > 0).then(|| format!(", decision tree of {} leaves (min count {}, cross-word {})", b.tree_leaves, b.tree_min_count, b.cross_word)),
+            (b.freq_mask > 0).then(|| format!(", frequency masking {}", b.freq_mask)),
+            (b.mmi_epochs > 0).then(|| format!(", {} LF-MMI epochs", b.mmi_epochs)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>()
     )
 }
 

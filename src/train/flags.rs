@@ -555,6 +555,17 @@ pub struct ExperimentArgs {
     /// Frames of context on each side.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CONTEXT, default_value_t = 5))]
     pub context: usize,
+    /// Tie cross-word context-dependent states by a phonetic decision tree
+    /// with this many leaves, grown once on the shared alignment (as
+    /// `am --tree-leaves`; 0 = the alignment model's pdfs).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, default_value_t = 0, value_name = "N", value_parser = ranges::FRAMES0))]
+    pub tree_leaves: usize,
+    /// Frequency masking while training, as `am --freq-mask`.
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::FREQ_MASK, default_value_t = 0, value_name = "BINS"))]
+    pub freq_mask: usize,
+    /// Epochs of sequence training after cross-entropy, as `am --mmi-epochs`.
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::EPOCHS0, default_value_t = 0))]
+    pub mmi_epochs: usize,
     /// Dev frames for the sparsity statistics.
     #[cfg_attr(
         feature = "cli",
@@ -827,6 +838,9 @@ impl ExperimentArgs {
                 max_epochs: self.max_epochs,
                 learning_rate: self.learning_rate,
                 batch: self.batch,
+                tree_leaves: self.tree_leaves,
+                freq_mask: self.freq_mask,
+                mmi_epochs: self.mmi_epochs,
                 max_utts: self.max_utts,
                 threads: self.threads,
                 progress: !self.quiet,
