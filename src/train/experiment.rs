@@ -157,6 +157,7 @@ fn recipe(cfg: &ExperimentConfig) -> String {
         // Only settings that are on, so grids from before they existed resume.
         [
             (b.tree_leaves > 0).then(|| format!(", decision tree of {} leaves (min count {}, cross-word {})", b.tree_leaves, b.tree_min_count, b.cross_word)),
+            (b.context_min_frames > 0).then(|| format!(", context-dependent states with >= {} frames", b.context_min_frames)),
             (b.freq_mask > 0).then(|| format!(", frequency masking {}", b.freq_mask)),
             (b.mmi_epochs > 0).then(|| format!(", {} LF-MMI epochs", b.mmi_epochs)),
         ]
@@ -211,6 +212,9 @@ pub fn run(cfg: &ExperimentConfig) -> Result<Vec<CellResult>> {
         }
     }
     let recipe = recipe(cfg);
+    // Every activation's first seed before any second one, so a grid cut
+    // short still compares the activations.
+    cells.sort_by_key(|c| cfg.seeds.iter().position(|&s| s == c.seed));
     let mut todo = Vec::new();
     for c in &cells {
         let path = cells_dir.join(c.name(width)).join(RESULT_FILE);

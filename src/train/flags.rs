@@ -560,6 +560,10 @@ pub struct ExperimentArgs {
     /// `am --tree-leaves`; 0 = the alignment model's pdfs).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, default_value_t = 0, value_name = "N", value_parser = ranges::FRAMES0))]
     pub tree_leaves: usize,
+    /// Word-internal context-dependent states tied by frame counts, as
+    /// `am --context-min-frames` (0 = off; excludes --tree-leaves).
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, default_value_t = 0, value_name = "FRAMES", value_parser = ranges::FRAMES0, conflicts_with = "tree_leaves"))]
+    pub context_min_frames: usize,
     /// Frequency masking while training, as `am --freq-mask`.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::FREQ_MASK, default_value_t = 0, value_name = "BINS"))]
     pub freq_mask: usize,
@@ -839,6 +843,7 @@ impl ExperimentArgs {
                 learning_rate: self.learning_rate,
                 batch: self.batch,
                 tree_leaves: self.tree_leaves,
+                context_min_frames: self.context_min_frames as u64,
                 freq_mask: self.freq_mask,
                 mmi_epochs: self.mmi_epochs,
                 max_utts: self.max_utts,
