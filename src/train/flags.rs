@@ -555,11 +555,14 @@ pub struct ExperimentArgs {
     /// Frames of context on each side.
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, value_parser = ranges::CONTEXT, default_value_t = 5))]
     pub context: usize,
-    /// Tie cross-word context-dependent states by a phonetic decision tree
+    /// Tie context-dependent states by a phonetic decision tree
     /// with this many leaves, grown once on the shared alignment (as
     /// `am --tree-leaves`; 0 = the alignment model's pdfs).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, default_value_t = 0, value_name = "N", value_parser = ranges::FRAMES0))]
     pub tree_leaves: usize,
+    /// With --tree-leaves: contexts across word boundaries, as `am --cross-word`.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"))]
+    pub cross_word: bool,
     /// Word-internal context-dependent states tied by frame counts, as
     /// `am --context-min-frames` (0 = off; excludes --tree-leaves).
     #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true, default_value_t = 0, value_name = "FRAMES", value_parser = ranges::FRAMES0, conflicts_with = "tree_leaves"))]
@@ -843,6 +846,7 @@ impl ExperimentArgs {
                 learning_rate: self.learning_rate,
                 batch: self.batch,
                 tree_leaves: self.tree_leaves,
+                cross_word: self.cross_word,
                 context_min_frames: self.context_min_frames as u64,
                 freq_mask: self.freq_mask,
                 mmi_epochs: self.mmi_epochs,
