@@ -280,18 +280,9 @@ fn cross_word_case(sentence: &[&str], cross_word: bool) -> (Vec<Vec<f32>>, Arc<S
     topo.context.sort_unstable();
     topo.context.dedup_by_key(|e| e.0);
     topo.cross_word = cross_word;
-    let n = topo.num_pdfs();
-    let row = |pdf: u32| {
-        let mut r = vec![-40.0; n];
-        r[pdf as usize] = 0.0;
-        r
-    };
+    let row = |pdf: u32| oracle_row(&topo, pdf);
     let mut frames = Vec::new();
-    let sil = |frames: &mut Vec<Vec<f32>>| {
-        for st in 0..3 {
-            frames.extend(std::iter::repeat_n(row(topo.pdf(s.phones.sil(), st)), 8));
-        }
-    };
+    let sil = |frames: &mut Vec<Vec<f32>>| oracle_silence(&topo, s.phones.sil(), frames);
     sil(&mut frames);
     for &(l, p, r) in &ctx {
         for st in 0..3 {
@@ -410,18 +401,9 @@ fn alignment_and_decoding_share_the_tree_lookup() {
         .iter()
         .flat_map(|w| s.lexicon.get(w).unwrap()[0].clone())
         .collect();
-    let n = topo.num_pdfs();
-    let row = |pdf: u32| {
-        let mut r = vec![-40.0f32; n];
-        r[pdf as usize] = 0.0;
-        r
-    };
+    let row = |pdf: u32| oracle_row(&topo, pdf);
     let mut frames = Vec::new();
-    let sil = |frames: &mut Vec<Vec<f32>>| {
-        for st in 0..3 {
-            frames.extend(std::iter::repeat_n(row(topo.pdf(s.phones.sil(), st)), 8));
-        }
-    };
+    let sil = |frames: &mut Vec<Vec<f32>>| oracle_silence(&topo, s.phones.sil(), frames);
     sil(&mut frames);
     for (i, &p) in flat.iter().enumerate() {
         let l = if i == 0 { BOUNDARY } else { flat[i - 1] };
@@ -585,4 +567,18 @@ fn an_hour_of_endpointed_speech_runs_in_bounded_memory() {
     assert!(max_arcs < 2_000, "{max_arcs} lattice arcs held");
     assert!(max_hists < 100, "{max_hists} histories held");
     assert!(max_inst < 10_000, "{max_inst} HMM instances");
+}
+
+/// An oracle score row: `pdf` certain, every other pdf far below.
+fn oracle_row(topo: &sparsa::search::hmm::Topology, pdf: u32) -> Vec<f32> {
+    let mut r = vec![-40.0; topo.num_pdfs()];
+    r[pdf as usize] = 0.0;
+    r
+}
+
+/// Appends 8 oracle frames of each silence state.
+fn oracle_silence(topo: &sparsa::search::hmm::Topology, sil: u16, frames: &mut Vec<Vec<f32>>) {
+    for st in 0..3 {
+        frames.extend(std::iter::repeat_n(oracle_row(topo, topo.pdf(sil, st)), 8));
+    }
 }

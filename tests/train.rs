@@ -188,17 +188,21 @@ fn broken_model_files_fail_clearly() {
 /// A recognizer over the tiny model with an LM from FSDD train text.
 fn tiny_recognizer_model() -> std::sync::Arc<sparsa::recognizer::Model> {
     let (m, lex) = tiny();
+    fsdd_recognizer(m.clone(), lex)
+}
+
+/// A recognizer over `am` with a bigram of FSDD train text.
+fn fsdd_recognizer(am: AcousticModel, lex: &Lexicon) -> std::sync::Arc<sparsa::recognizer::Model> {
     let text = std::fs::read_to_string(common::corpora().join("fsdd/train/text")).unwrap();
     let sents: Vec<Vec<String>> = text
         .lines()
         .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
         .collect();
-    let lm = sparsa::search::lm::NgramLm::estimate(&sents, 2).unwrap();
     std::sync::Arc::new(
         sparsa::recognizer::Model::new(
-            m.clone(),
+            am,
             lex,
-            lm,
+            sparsa::search::lm::NgramLm::estimate(&sents, 2).unwrap(),
             sparsa::search::graph::DecoderConfig::tuned(),
             sparsa::am::scorer::ScorerConfig::default(),
         )
@@ -526,21 +530,7 @@ fn wide_strided_context_speaker_summary_and_regularizers_train_and_stream_as_in_
         "the summary follows the stream"
     );
     // And the recognizer over it gives the same words streamed and whole.
-    let text = std::fs::read_to_string(common::corpora().join("fsdd/train/text")).unwrap();
-    let sents: Vec<Vec<String>> = text
-        .lines()
-        .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
-        .collect();
-    let model = std::sync::Arc::new(
-        sparsa::recognizer::Model::new(
-            back,
-            lexicon,
-            sparsa::search::lm::NgramLm::estimate(&sents, 2).unwrap(),
-            sparsa::search::graph::DecoderConfig::tuned(),
-            sparsa::am::scorer::ScorerConfig::default(),
-        )
-        .unwrap(),
-    );
+    let model = fsdd_recognizer(back, lexicon);
     let mut two = audio.clone();
     two.extend(std::iter::repeat_n(0.0, 12_000));
     two.extend_from_slice(&audio);
@@ -603,21 +593,7 @@ fn context_dependent_states_are_trained_saved_and_decoded() {
     let back = AcousticModel::load(dir.path()).unwrap();
     assert!(back.to_file() == m.to_file());
     // The decoder's word chains use the context-dependent pdfs.
-    let text = std::fs::read_to_string(common::corpora().join("fsdd/train/text")).unwrap();
-    let sents: Vec<Vec<String>> = text
-        .lines()
-        .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
-        .collect();
-    let model = std::sync::Arc::new(
-        sparsa::recognizer::Model::new(
-            back,
-            &tiny().1,
-            sparsa::search::lm::NgramLm::estimate(&sents, 2).unwrap(),
-            sparsa::search::graph::DecoderConfig::tuned(),
-            sparsa::am::scorer::ScorerConfig::default(),
-        )
-        .unwrap(),
-    );
+    let model = fsdd_recognizer(back, &tiny().1);
     // Forty clips of an unseen speaker (four of each digit); a tiny model
     // on 120 utterances. Chance is 4 of 40; twice that is the bar (measured:
     // 12 of 40 with the prefix-network search, which finds higher-scoring

@@ -373,19 +373,7 @@ fn context_topology(
             }
         }
     }
-    let mut topo = reference.with_contexts(&counts, min_frames);
-    for u in train.iter_mut().chain(dev.iter_mut()) {
-        for l in &mut u.labels {
-            *l = topo.pdf_of_key(*l);
-        }
-    }
-    topo.estimate_transitions(
-        train
-            .iter()
-            .filter(|u| u.labels.len() == u.frames)
-            .map(|u| &u.labels[..]),
-    );
-    topo
+    relabel(reference.with_contexts(&counts, min_frames), train, dev)
 }
 
 /// Grows a decision tree on the context keys that label `train` (with
@@ -412,7 +400,16 @@ fn tree_topology(
             min_count: cfg.tree_min_count as f64,
         },
     );
-    let mut topo = tree::tree_topology(reference, grown, cfg.cross_word);
+    relabel(
+        tree::tree_topology(reference, grown, cfg.cross_word),
+        train,
+        dev,
+    )
+}
+
+/// Relabels the context keys of `train` and `dev` with `topo`'s pdfs and
+/// estimates its transitions on the aligned train utterances.
+fn relabel(mut topo: Topology, train: &mut [Utt], dev: &mut [Utt]) -> Topology {
     for u in train.iter_mut().chain(dev.iter_mut()) {
         for l in &mut u.labels {
             *l = topo.pdf_of_key(*l);
