@@ -582,3 +582,41 @@ fn oracle_silence(topo: &sparsa::search::hmm::Topology, sil: u16, frames: &mut V
         frames.extend(std::iter::repeat_n(oracle_row(topo, topo.pdf(sil, st)), 8));
     }
 }
+
+/// The context a count-tied pdf does not depend on (`search::hmm`'s `ANY`).
+const ANY: u16 = 0x3e;
+
+/// Old model files (no tree) load, and their lookup is the count-tied one.
+#[test]
+fn shipped_models_without_a_tree_load_and_keep_their_pdfs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["default", "relu"] {
+        let m =
+            sparsa::am::model::AcousticModel::load(&root.join("models").join(name).join("am.ron"))
+                .unwrap();
+        let topo = &m.topology;
+        assert!(topo.tree.is_none(), "{name}");
+        assert!(!ron::to_string(topo).unwrap().contains("tree"), "{name}");
+        // Without a tree the lookup is the count-tied one, as before.
+        let tied = |l, ph, r, s| {
+            [
+                sparsa::search::hmm::context_key(l, ph, r, s),
+                sparsa::search::hmm::context_key(l, ph, ANY, s),
+                sparsa::search::hmm::context_key(ANY, ph, r, s),
+            ]
+            .iter()
+            .find_map(|k| topo.context.iter().find(|e| e.0 == *k).map(|e| e.1))
+            .unwrap_or(topo.pdf(ph, s))
+        };
+        let n = topo.pdfs.len() as u16;
+        for ph in 0..n {
+            for l in (0..n).chain([sparsa::search::hmm::BOUNDARY]) {
+                for r in (0..n).chain([sparsa::search::hmm::BOUNDARY]) {
+                    for s in 0..topo.states_per_phone {
+                        assert_eq!(topo.pdf_in_context(l, ph, r, s), tied(l, ph, r, s));
+                    }
+                }
+            }
+        }
+    }
+}

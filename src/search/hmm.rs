@@ -411,41 +411,6 @@ mod tests {
     }
 
     #[test]
-    fn shipped_models_without_a_tree_load_and_keep_their_pdfs() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for name in ["default", "relu"] {
-            let m = crate::am::model::AcousticModel::load(
-                &root.join("models").join(name).join("am.ron"),
-            )
-            .unwrap();
-            let topo = &m.topology;
-            assert!(topo.tree.is_none(), "{name}");
-            assert!(!ron::to_string(topo).unwrap().contains("tree"), "{name}");
-            // Without a tree the lookup is the count-tied one, as before.
-            let tied = |l, ph, r, s| {
-                [
-                    context_key(l, ph, r, s),
-                    context_key(l, ph, ANY, s),
-                    context_key(ANY, ph, r, s),
-                ]
-                .iter()
-                .find_map(|k| topo.context.iter().find(|e| e.0 == *k).map(|e| e.1))
-                .unwrap_or(topo.pdf(ph, s))
-            };
-            let n = topo.pdfs.len() as PhoneId;
-            for ph in 0..n {
-                for l in (0..n).chain([BOUNDARY]) {
-                    for r in (0..n).chain([BOUNDARY]) {
-                        for s in 0..topo.states_per_phone {
-                            assert_eq!(topo.pdf_in_context(l, ph, r, s), tied(l, ph, r, s));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
     fn a_tree_is_asked_first_and_survives_a_round_trip() {
         use crate::search::tree::{class_bit, ContextTree, Question, TreeNode};
         let phones = PhoneSet::arpabet();
