@@ -432,6 +432,75 @@ fn eval_scores_a_data_dir_and_bad_models_exit_2() {
 }
 
 #[test]
+fn an_ensemble_of_a_model_with_itself_recognizes_as_the_model_and_mixed_recipes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ens = tmp.path().join("ens");
+    let train = common::corpora().join("speechocean762/train");
+    let trainer = || Command::new(env!("CARGO_BIN_EXE_sparsa-train"));
+    run_ok(
+        trainer()
+            .args([
+                "ensemble",
+                "--model",
+                "models/default",
+                "--model",
+                "models/default",
+            ])
+            .arg("--train")
+            .arg(&train)
+            .args(["--calibration-frames", "2000", "--out"])
+            .arg(&ens)
+            .current_dir(common::root()),
+    );
+    // Twice the width, the same pdfs; lexicon and LM come along.
+    let info = String::from_utf8(run_ok(sparsa().arg("model-info").arg(&ens)).stdout).unwrap();
+    assert!(info.contains("log-linear ensemble of 2 networks"), "{info}");
+    assert!(ens.join("lexicon.txt").is_file() && ens.join("lm.arpa").is_file());
+    // Mean logits of two equal networks are that network's: the same words.
+    let words = |model: &std::path::Path| {
+        let out = run_ok(
+            sparsa()
+                .args([
+                    "transcribe",
+                    "--format",
+                    "text",
+                    "--scorer",
+                    "f32",
+                    "--model",
+                ])
+                .arg(model)
+                .arg(clip())
+                .current_dir(common::root()),
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(words(&ens), words(&common::root().join("models/default")));
+    // Members of other recipes (here: other pdfs) are bad input, named.
+    let out = trainer()
+        .args([
+            "ensemble",
+            "--model",
+            "models/default",
+            "--model",
+            "models/fsdd",
+        ])
+        .arg("--train")
+        .arg(&train)
+        .arg("--out")
+        .arg(tmp.path().join("mixed"))
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("models/fsdd") && err.contains("differs"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("mixed").exists());
+}
+
+#[test]
 fn quantize_then_bench_and_every_scorer_path_transcribes() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("m");

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use sparsa::train::commands;
 use sparsa::train::experiment;
 use sparsa::train::flags::{
-    command_line, AmFlags, ExperimentArgs, G2pArgs, LmArgs, MixArgs, PplArgs, PrepareArgs,
-    PruneArgs, QuantizeArgs,
+    command_line, AmFlags, EnsembleArgs, ExperimentArgs, G2pArgs, LmArgs, MixArgs, PplArgs,
+    PrepareArgs, PruneArgs, QuantizeArgs,
 };
 use sparsa::train::lm;
 
@@ -134,6 +134,16 @@ enum Command {
     ///   sparsa-train quantize --model models/default --train ../shared/corpora/speechocean762/train
     #[command(verbatim_doc_comment)]
     Quantize(QuantizeArgs),
+    /// Fold seeds of one recipe into one model that scores their
+    /// log-linear ensemble (mean logits; hidden layers block-diagonal).
+    ///
+    /// The members must share front end, phones, topology, activation,
+    /// context and depth (the same `am` command with other --seed values).
+    /// The result costs what its wider network costs: `sparsa bench`.
+    ///   sparsa-train ensemble --model s1 --model s2 \
+    ///     --train ../shared/corpora/speechocean762/train --out ens
+    #[command(verbatim_doc_comment)]
+    Ensemble(EnsembleArgs),
     /// Reproduce Maas et al. (2013) on your data: train and decode the grid
     /// {tanh, relu, leaky} x {1..4 hidden layers} with one width and recipe.
     ///
@@ -188,6 +198,14 @@ fn main() {
             commands::quantize(&a.model, &a.train, a.out.as_deref(), a.calibration.into())
                 .map(|_| ())
         }
+        Command::Ensemble(a) => commands::ensemble(
+            &a.model,
+            &a.train,
+            &a.out,
+            a.calibration.into(),
+            &command_line(),
+        )
+        .map(|_| ()),
         Command::Experiment(a) => experiment(a),
     };
     if let Err(err) = result {

@@ -11,6 +11,7 @@ use crate::search::g2p::{reason as g2p_reason, G2p};
 use crate::search::lexicon::{Lexicon, PhoneSet};
 use crate::train::calibrate::{quantize_model, CalibrationConfig};
 use crate::train::config::TrainConfig;
+use crate::train::ensemble;
 use crate::train::flags::G2pArgs;
 use crate::train::g2p::{self, TrainSettings};
 use crate::train::prepare::{self, PrepareRecord};
@@ -271,4 +272,34 @@ pub fn quantize(
     am.save(&path)?;
     info!("wrote {}", path.display());
     Ok(path)
+}
+
+/// `sparsa-train ensemble`: folds the models in `members` into one
+/// ([`crate::train::ensemble`]), calibrates its int8 export on `train` and
+/// writes the folder `out` with the first member's lexicon and LM.
+pub fn ensemble(
+    members: &[PathBuf],
+    train: &Path,
+    out: &Path,
+    calibration: CalibrationConfig,
+    command: &str,
+) -> Result<AcousticModel> {
+    let loaded = members
+        .iter()
+        .map(|p| Ok((AcousticModel::load(p)?, p.display().to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    let mut am = ensemble::merge(&loaded, command)?;
+    quantize_model(&mut am, &DataDir::open(train)?, calibration)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    am.save(&out.join(AM_FILE))?;
+    if let Some(first) = members.first().filter(|p| p.is_dir()) {
+        ensemble::copy_companions(first, out)?;
+    }
+    info!(
+        "wrote {}: {} members, {} parameters",
+        out.display(),
+        members.len(),
+        am.network.num_params()
+    );
+    Ok(am)
 }

@@ -609,6 +609,27 @@ pub struct QuantizeArgs {
     pub calibration: CalibrationFlags,
 }
 
+/// `sparsa-train ensemble`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct EnsembleArgs {
+    /// Member model folder (repeat: at least two, seeds of one recipe).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, required = true, num_args = 1, value_name = "DIR")
+    )]
+    pub model: Vec<PathBuf>,
+    /// Data dir with the training audio used to calibrate the int8 export.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub train: PathBuf,
+    /// Output model folder (gets the first member's lexicon and LM too).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub out: PathBuf,
+    /// Calibration settings (shared with `am`).
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub calibration: CalibrationFlags,
+}
+
 /// `sparsa-train lm`.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]

@@ -18,6 +18,7 @@ pub mod calibrate;
 pub mod commands;
 pub mod config;
 pub mod data;
+pub mod ensemble;
 pub mod experiment;
 pub mod flags;
 pub mod g2p;
