@@ -15,6 +15,7 @@
 use crate::am::model::AcousticModel;
 use crate::am::nnet::{Layer, Network};
 use crate::error::{Error, Result};
+use crate::search::hmm::Topology;
 use ndarray::{s, Array1, Array2};
 use std::path::Path;
 
@@ -22,7 +23,7 @@ use std::path::Path;
 /// topology, activation, splicing and depth) into one model. Input
 /// normalization is member 0's; the others' is folded into their first
 /// layer. Log priors are the members' mean (the ensemble's score is the
-/// mean of theirs). Provenance is member 0's with the recipe saying what
+/// mean of theirs), self-loop probabilities too. Provenance is member 0's with the recipe saying what
 /// was merged; the int8 export is dropped (recalibrate it).
 pub fn merge(members: &[(AcousticModel, String)], command: &str) -> Result<AcousticModel> {
     let ((first, first_name), rest) = members
@@ -46,6 +47,15 @@ pub fn merge(members: &[(AcousticModel, String)], command: &str) -> Result<Acous
             *p += q / k;
         }
     }
+    let mut topology = first.topology.clone();
+    for (j, p) in topology.self_loop_logprob.iter_mut().enumerate() {
+        let mean: f32 = members
+            .iter()
+            .map(|(m, _)| m.topology.self_loop_logprob[j].exp())
+            .sum::<f32>()
+            / k;
+        *p = mean.ln();
+    }
     let mut provenance = first.provenance.clone();
     let names: Vec<&str> = members.iter().map(|(_, n)| n.as_str()).collect();
     provenance.recipe = format!(
@@ -63,12 +73,23 @@ pub fn merge(members: &[(AcousticModel, String)], command: &str) -> Result<Acous
     Ok(AcousticModel {
         frontend: first.frontend.clone(),
         phones: first.phones.clone(),
-        topology: first.topology.clone(),
+        topology,
         network,
         log_priors,
         provenance,
         quantized: None,
     })
+}
+
+/// Whether two topologies map the same states to the same pdfs (their
+/// transition estimates may differ: each flat-start seed realigns).
+fn same_states(a: &Topology, b: &Topology) -> bool {
+    a.states_per_phone == b.states_per_phone
+        && a.pdfs == b.pdfs
+        && a.context == b.context
+        && a.cross_word == b.cross_word
+        && a.tree == b.tree
+        && a.self_loop_logprob.len() == b.self_loop_logprob.len()
 }
 
 /// Refuses members that do not score the same pdfs from the same input.
@@ -78,7 +99,7 @@ fn check_compatible(a: &AcousticModel, b: &AcousticModel, name: &str) -> Result<
         Some("front end (features or CMN prior)")
     } else if a.phones.names() != b.phones.names() {
         Some("phone set")
-    } else if a.topology != b.topology {
+    } else if !same_states(&a.topology, &b.topology) {
         Some("HMM topology (pdfs, ties or tree)")
     } else if na.activation != nb.activation {
         Some("activation")
