@@ -590,7 +590,7 @@ const ANY: u16 = 0x3e;
 #[test]
 fn shipped_models_without_a_tree_load_and_keep_their_pdfs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for name in ["default", "relu"] {
+    for name in ["default", "fsdd"] {
         let m =
             sparsa::am::model::AcousticModel::load(&root.join("models").join(name).join("am.ron"))
                 .unwrap();
@@ -618,5 +618,26 @@ fn shipped_models_without_a_tree_load_and_keep_their_pdfs() {
                 }
             }
         }
+    }
+}
+
+/// The shipped trio differ only in the activation: one alignment, one tree
+/// (issue #18's recipe), so the paper comparison compares networks alone.
+#[test]
+fn the_shipped_trio_shares_one_tree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let load = |name: &str| {
+        sparsa::am::model::AcousticModel::load(&root.join("models").join(name).join("am.ron"))
+            .unwrap()
+    };
+    let relu = load("relu");
+    assert!(relu.topology.tree.is_some() && !relu.topology.cross_word);
+    assert_eq!(relu.network.num_outputs(), 1000);
+    for name in ["leaky", "tanh"] {
+        let m = load(name);
+        assert_eq!(m.topology.tree, relu.topology.tree, "{name}");
+        assert_eq!(m.topology.pdfs, relu.topology.pdfs, "{name}");
+        assert_eq!(m.network.layers.len(), relu.network.layers.len(), "{name}");
+        assert_ne!(m.network.activation, relu.network.activation, "{name}");
     }
 }
