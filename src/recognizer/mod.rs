@@ -48,6 +48,11 @@ pub fn lm_file(dir: &Path) -> PathBuf {
     }
 }
 
+/// The fewest active states a cross-word model's search needs: measured on
+/// speechocean762 dev, 1000 (the default) cost a 1,000-leaf tree 3.6 WER
+/// points against 20000 (docs/acoustic-models.md).
+const CROSS_WORD_MAX_ACTIVE: usize = 20_000;
+
 /// Everything needed to recognize, shared by all streams.
 pub struct Model {
     /// The acoustic model.
@@ -181,6 +186,14 @@ impl Model {
         config: DecoderConfig,
         scorer: ScorerConfig,
     ) -> Result<Self> {
+        if am.topology.cross_word && config.max_active < CROSS_WORD_MAX_ACTIVE {
+            tracing::warn!(
+                "cross-word model with max_active {}: every word edge fans out by context, so its \
+                 search starves below about {CROSS_WORD_MAX_ACTIVE} (use --max-active {CROSS_WORD_MAX_ACTIVE}; \
+                 docs/acoustic-models.md)",
+                config.max_active
+            );
+        }
         let mut lexicon = lexicon.clone();
         lexicon.extend(words);
         let extra: Vec<String> = words.words().map(str::to_string).collect();
