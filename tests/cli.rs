@@ -51,6 +51,33 @@ fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs a command that must fail as bad input (exit 2); returns its stderr.
+fn run_bad_input(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
+/// The bundled clip's words by `model` with the `scorer` arithmetic.
+fn transcribe_text(model: &std::path::Path, scorer: &str) -> String {
+    let out = run_ok(
+        sparsa()
+            .args([
+                "transcribe",
+                "--format",
+                "text",
+                "--scorer",
+                scorer,
+                "--model",
+            ])
+            .arg(model)
+            .arg(clip())
+            .current_dir(common::root()),
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn features_of_file(path: &str) -> String {
     let out = run_ok(sparsa().args(["features", path]));
     String::from_utf8(out.stdout).unwrap()
@@ -457,26 +484,14 @@ fn an_ensemble_of_a_model_with_itself_recognizes_as_the_model_and_mixed_recipes_
     assert!(info.contains("log-linear ensemble of 2 networks"), "{info}");
     assert!(ens.join("lexicon.txt").is_file() && ens.join("lm.arpa").is_file());
     // Mean logits of two equal networks are that network's: the same words.
-    let words = |model: &std::path::Path| {
-        let out = run_ok(
-            sparsa()
-                .args([
-                    "transcribe",
-                    "--format",
-                    "text",
-                    "--scorer",
-                    "f32",
-                    "--model",
-                ])
-                .arg(model)
-                .arg(clip())
-                .current_dir(common::root()),
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    assert_eq!(words(&ens), words(&common::root().join("models/default")));
+    let default = common::root().join("models/default");
+    assert_eq!(
+        transcribe_text(&ens, "f32"),
+        transcribe_text(&default, "f32")
+    );
     // Members of other recipes (here: other pdfs) are bad input, named.
-    let out = trainer()
+    let mut mixed = trainer();
+    mixed
         .args([
             "ensemble",
             "--model",
@@ -488,11 +503,8 @@ fn an_ensemble_of_a_model_with_itself_recognizes_as_the_model_and_mixed_recipes_
         .arg(&train)
         .arg("--out")
         .arg(tmp.path().join("mixed"))
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+        .current_dir(common::root());
+    let err = run_bad_input(&mut mixed);
     assert!(
         err.contains("models/fsdd") && err.contains("differs"),
         "{err}"
@@ -530,20 +542,7 @@ fn quantize_then_bench_and_every_scorer_path_transcribes() {
     // The same words whatever the arithmetic.
     let mut texts = Vec::new();
     for path in ["f32", "int8", "int8-sparse", "auto"] {
-        let out = run_ok(
-            sparsa()
-                .args([
-                    "transcribe",
-                    "--format",
-                    "text",
-                    "--scorer",
-                    path,
-                    "--model",
-                ])
-                .arg(&out_dir)
-                .arg(clip()),
-        );
-        texts.push(String::from_utf8(out.stdout).unwrap());
+        texts.push(transcribe_text(&out_dir, path));
     }
     assert!(at_most_one_error(&texts[0]), "{texts:?}");
     assert!(texts.iter().all(|t| t == &texts[0]), "{texts:?}");
@@ -578,15 +577,13 @@ fn quantize_then_bench_and_every_scorer_path_transcribes() {
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), texts[1]);
     std::fs::write(&cfg, "(scorer: (path: int8, batchsize: 1))").unwrap();
-    let out = sparsa()
-        .args(["transcribe", "--config"])
-        .arg(&cfg)
-        .arg(clip())
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = run_bad_input(
+        sparsa()
+            .args(["transcribe", "--config"])
+            .arg(&cfg)
+            .arg(clip())
+            .current_dir(common::root()),
+    );
     assert!(
         err.contains("batchsize") && err.contains("sparsa.ron"),
         "{err}"
