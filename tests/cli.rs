@@ -59,19 +59,13 @@ fn run_bad_input(cmd: &mut Command) -> String {
     err
 }
 
-/// The bundled clip's words by `model` with the `scorer` arithmetic.
-fn transcribe_text(model: &std::path::Path, scorer: &str) -> String {
+/// `sparsa transcribe --format text --model MODEL ARGS clip()`.
+fn transcribe_text(model: &std::path::Path, args: &[&std::ffi::OsStr]) -> String {
     let out = run_ok(
         sparsa()
-            .args([
-                "transcribe",
-                "--format",
-                "text",
-                "--scorer",
-                scorer,
-                "--model",
-            ])
+            .args(["transcribe", "--format", "text", "--model"])
             .arg(model)
+            .args(args)
             .arg(clip())
             .current_dir(common::root()),
     );
@@ -486,8 +480,8 @@ fn an_ensemble_of_a_model_with_itself_recognizes_as_the_model_and_mixed_recipes_
     // Mean logits of two equal networks are that network's: the same words.
     let default = common::root().join("models/default");
     assert_eq!(
-        transcribe_text(&ens, "f32"),
-        transcribe_text(&default, "f32")
+        transcribe_text(&ens, &["--scorer".as_ref(), "f32".as_ref()]),
+        transcribe_text(&default, &["--scorer".as_ref(), "f32".as_ref()])
     );
     // Members of other recipes (here: other pdfs) are bad input, named.
     let mut mixed = trainer();
@@ -542,7 +536,10 @@ fn quantize_then_bench_and_every_scorer_path_transcribes() {
     // The same words whatever the arithmetic.
     let mut texts = Vec::new();
     for path in ["f32", "int8", "int8-sparse", "auto"] {
-        texts.push(transcribe_text(&out_dir, path));
+        texts.push(transcribe_text(
+            &out_dir,
+            &["--scorer".as_ref(), path.as_ref()],
+        ));
     }
     assert!(at_most_one_error(&texts[0]), "{texts:?}");
     assert!(texts.iter().all(|t| t == &texts[0]), "{texts:?}");
@@ -645,22 +642,10 @@ fn the_shipped_digit_model_reads_8_khz_fsdd_audio() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "ZERO");
 }
 
-/// `sparsa transcribe --format text --model models/general ARGS clip()`.
+/// `sparsa transcribe --format text --model models/general ARGS clip()`, trimmed.
 fn transcribe_general(args: &[&std::ffi::OsStr]) -> String {
-    let out = run_ok(
-        sparsa()
-            .args([
-                "transcribe",
-                "--format",
-                "text",
-                "--model",
-                "models/general",
-            ])
-            .args(args)
-            .arg(clip())
-            .current_dir(common::root()),
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let general = common::root().join("models/general");
+    transcribe_text(&general, args).trim().to_string()
 }
 
 #[test]
