@@ -637,6 +637,23 @@ fn a_decision_tree_ties_cross_word_states_and_conflicting_flags_are_refused() {
     assert!(e.contains("--cross-word false"), "{e}");
     let data = align_with_model(&cfg, reference, "tiny", None).unwrap();
     let m = train_on_alignment(&cfg, &data);
+    // Count tying on a tree model's alignment would train pdfs the tree
+    // never lets the decoder score: refused, naming the model.
+    let count_tied = TrainConfig {
+        tree_leaves: 0,
+        context_min_frames: 20,
+        ..cfg.clone()
+    };
+    match align_with_model(&count_tied, &m, "tree-model", None) {
+        Ok(_) => panic!("count tying on a tree model was accepted"),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(
+                e.contains("tree-model") && e.contains("--tree-leaves"),
+                "{e}"
+            );
+        }
+    }
     let topo = &m.topology;
     assert!(topo.cross_word && topo.context.is_empty());
     let tree = topo.tree.as_ref().unwrap();

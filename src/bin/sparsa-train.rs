@@ -61,10 +61,11 @@ enum Command {
     /// shard is rerun alone.
     ///
     /// The sharded flow (e.g. as a Slurm array, K = $SLURM_ARRAY_TASK_ID):
+    ///   mkdir -p mono && git show f372f4a:models/relu/am.ron > mono/am.ron  # monophone aligner
     ///   DATA="--train ../shared/corpora/speechocean762/train \
     ///     --dev ../shared/corpora/speechocean762/dev \
     ///     --lexicon ../shared/lexicon/cmudict.dict \
-    ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt --align-model models/relu"
+    ///     --lexicon ../shared/corpora/speechocean762/lexicon.txt --align-model mono"
     ///   for K in 0 1 2 3; do sparsa-train prepare $DATA --shard $K/4 --out prep; done
     ///   sparsa-train am $DATA --prepared prep --units 256 --max-epochs 10 --cmn-prior-frames 20 \
     ///     --freq-mask 8 --context-min-frames 300 --out models/new

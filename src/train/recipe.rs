@@ -228,6 +228,16 @@ pub fn align_with_model(
             "--tree-leaves and --context-min-frames tie contexts two different ways: give one",
         ));
     }
+    // The tree answers every lookup before the count-tied contexts do, so
+    // contexts tied on top of it would be trained and never scored.
+    if cfg.context_min_frames > 0 && reference.topology.tree.is_some() {
+        return Err(Error::config(
+            "context_min_frames",
+            format!(
+                "{reference_name} ties its states by a decision tree, which count tying (--context-min-frames) cannot refine: align with a monophone or count-tied model, or tie by --tree-leaves"
+            ),
+        ));
+    }
     let cross_word = tree && cfg.cross_word;
     if cross_word && cfg.prepared.is_some() {
         return Err(Error::config(
