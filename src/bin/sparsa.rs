@@ -19,7 +19,6 @@ use sparsa::tools::bench::BenchArgs;
 use sparsa::tools::feature_dump::FeaturesArgs;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// sparsa: streaming speech recognition with a deep rectifier DNN-HMM.
 #[derive(Parser)]
@@ -240,7 +239,7 @@ fn main() {
         _ => "warn",
     });
     if command.writes_stdout() {
-        if let Err(e) = require_stdout() {
+        if let Err(e) = common::require_stdout() {
             std::process::exit(common::report("sparsa", &e.into()));
         }
     }
@@ -287,7 +286,7 @@ fn listen(args: ListenArgs) -> Exit {
     }
     let cfg = args.flags.resolve()?;
     if cfg.stdout {
-        require_stdout()?;
+        common::require_stdout()?;
     }
     Ok(sparsa::live::daemon::run(&cfg, args.format)?.code())
 }
@@ -370,33 +369,4 @@ fn model_info(path: &std::path::Path) -> Exit {
 fn features(args: FeaturesArgs) -> Exit {
     args.run()?;
     Ok(0)
-}
-
-/// Whether stdout was closed when the process started (`>&-`). Checked in
-/// an ELF constructor, which runs before Rust's runtime reopens a closed
-/// standard descriptor on /dev/null: afterwards that /dev/null cannot be
-/// told from one the caller chose (Python's `DEVNULL`, `daemon(3)`).
-static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
-
-#[used]
-#[link_section = ".init_array"]
-static CHECK_STDOUT_AT_START: extern "C" fn() = check_stdout_at_start;
-
-extern "C" fn check_stdout_at_start() {
-    // SAFETY: F_GETFD only reads the descriptor's flags.
-    if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
-        STDOUT_CLOSED_AT_START.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Refuses to start when stdout was closed, where the results would
-/// vanish with exit 0.
-fn require_stdout() -> Result<(), sparsa::Error> {
-    match STDOUT_CLOSED_AT_START.load(Ordering::Relaxed) {
-        false => Ok(()),
-        true => Err(sparsa::Error::config(
-            "stdout",
-            "is closed, so the output would be lost: redirect it to a file, or to /dev/null to discard it",
-        )),
-    }
 }

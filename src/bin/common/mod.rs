@@ -1,5 +1,8 @@
-//! What both binaries share: logging setup and turning an error into one
-//! stderr line and an exit code (0 ok or reader gone, 1 runtime, 2 bad input).
+//! What both binaries share: logging setup, turning an error into one
+//! stderr line and an exit code (0 ok or reader gone, 1 runtime, 2 bad
+//! input), and the check that stdout was open when the process started.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Installs the stderr log subscriber (`RUST_LOG`, default `warn`).
 #[allow(dead_code)] // sparsa-train uses init_logging_at
@@ -57,4 +60,34 @@ pub fn report(program: &str, err: &anyhow::Error) -> i32 {
 pub fn note(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Whether stdout was closed when the process started (`>&-`). Checked in
+/// an ELF constructor, which runs before Rust's runtime reopens a closed
+/// standard descriptor on /dev/null: afterwards that /dev/null cannot be
+/// told from one the caller chose (Python's `DEVNULL`, `daemon(3)`).
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+#[used]
+#[link_section = ".init_array"]
+static CHECK_STDOUT_AT_START: extern "C" fn() = check_stdout_at_start;
+
+extern "C" fn check_stdout_at_start() {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+        STDOUT_CLOSED_AT_START.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Refuses to start when stdout was closed, where the results would
+/// vanish with exit 0.
+#[allow(dead_code)] // sparsa-train does not check it yet
+pub fn require_stdout() -> Result<(), sparsa::Error> {
+    match STDOUT_CLOSED_AT_START.load(Ordering::Relaxed) {
+        false => Ok(()),
+        true => Err(sparsa::Error::config(
+            "stdout",
+            "is closed, so the output would be lost: redirect it to a file, or to /dev/null to discard it",
+        )),
+    }
 }
