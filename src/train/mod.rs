@@ -1,6 +1,6 @@
 //! The offline trainer (feature `train`): corpus loading and augmentation,
 //! forced alignment, SGD for the DNN, the training recipe, int8
-//! calibration and the paper's experiment grid, writing the model folders
+//! calibration, seed ensembles and the paper's experiment grid, writing the model folders
 //! the recognizer loads; `commands` is what `sparsa-train` runs.
 //!
 //! May import: every layer below it (runtime, `corpus`, `tools`). Nothing
